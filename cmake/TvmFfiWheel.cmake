@@ -1,0 +1,59 @@
+# TvmFfiWheel.cmake: configure a tvm-ffi kernel library target for a wheel.
+#
+# The tvmffi-wheel backend puts this folder on CMAKE_MODULE_PATH, so a project writes
+#
+#   find_package(tvm_ffi CONFIG REQUIRED)
+#   add_library(my_kernels SHARED src/kernels.cc)
+#   tvm_ffi_configure_target(my_kernels)
+#   tvmffi_wheel_configure_target(my_kernels DESTINATION my_pkg/lib)
+#   install(TARGETS my_kernels LIBRARY DESTINATION my_pkg/lib)
+#
+# tvmffi_wheel_configure_target(<target> [DESTINATION <dir>])
+#   DESTINATION: the install destination used for <target>, relative to
+#                CMAKE_INSTALL_PREFIX (default "."). It must match install(TARGETS).
+#
+# It does at link time what would otherwise be patched into the binary afterwards:
+#   - hidden visibility for C, C++ and CUDA, so only the symbols tvm-ffi's export macros
+#     mark (the __tvm_ffi_* entry points) leave the library;
+#   - -Wl,--exclude-libs,ALL, so code linked in from static libraries (libstdc++ parts
+#     in manylinux toolchains, for example) is not exported and cannot be bound by others;
+#   - an install run path from DESTINATION to the installed apache-tvm-ffi wheel's
+#     tvm_ffi/lib, relative to $ORIGIN, so the library loads with ctypes, from C++, or
+#     before `import tvm_ffi`.
+
+function(tvmffi_wheel_configure_target target)
+  cmake_parse_arguments(PARSE_ARGV 1 _tvmffi_wheel "" "DESTINATION" "")
+  if(_tvmffi_wheel_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR
+      "tvmffi_wheel_configure_target(${target}): unknown arguments "
+      "'${_tvmffi_wheel_UNPARSED_ARGUMENTS}'. Usage: "
+      "tvmffi_wheel_configure_target(<target> [DESTINATION <dir>])")
+  endif()
+  if(NOT TARGET "${target}")
+    message(FATAL_ERROR "tvmffi_wheel_configure_target: '${target}' is not a target")
+  endif()
+  if(NOT DEFINED _tvmffi_wheel_DESTINATION)
+    set(_tvmffi_wheel_DESTINATION ".")
+  endif()
+
+  set_target_properties("${target}" PROPERTIES
+    C_VISIBILITY_PRESET hidden
+    CXX_VISIBILITY_PRESET hidden
+    CUDA_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON)
+  target_link_options("${target}" PRIVATE "LINKER:--exclude-libs,ALL")
+
+  # The wheel's root is site-packages: scikit-build-core's platlib folder when it
+  # drives the build, the install prefix otherwise.
+  if(DEFINED SKBUILD_PLATLIB_DIR)
+    set(_tvmffi_wheel_root "${SKBUILD_PLATLIB_DIR}")
+  else()
+    set(_tvmffi_wheel_root "${CMAKE_INSTALL_PREFIX}")
+  endif()
+  get_filename_component(_tvmffi_wheel_from
+    "${_tvmffi_wheel_DESTINATION}" ABSOLUTE BASE_DIR "${CMAKE_INSTALL_PREFIX}")
+  file(RELATIVE_PATH _tvmffi_wheel_relative
+    "${_tvmffi_wheel_from}" "${_tvmffi_wheel_root}/tvm_ffi/lib")
+  set_property(TARGET "${target}" APPEND PROPERTY
+    INSTALL_RPATH "\$ORIGIN/${_tvmffi_wheel_relative}")
+endfunction()

@@ -1,0 +1,36 @@
+"""CPU kernels on DLPack tensors (NumPy, PyTorch, JAX, CuPy...), through tvm-ffi.
+
+Every kernel takes 1-D, contiguous float32 arrays and writes into ``out``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tvm_ffi
+
+LIBRARY_PATH = Path(__file__).parent / "lib" / "libexample_kernels.so"
+_LIB = tvm_ffi.load_module(str(LIBRARY_PATH))
+
+
+def add_one(x, out) -> None:  # noqa: ANN001
+    """out = x + 1"""
+    _LIB.add_one(x, out)
+
+
+def axpy(a: float, x, y, out) -> None:  # noqa: ANN001
+    """out = a * x + y"""
+    _LIB.axpy(float(a), x, y, out)
+
+
+def total(x) -> float:  # noqa: ANN001
+    """The sum of x, accumulated in double precision."""
+    return _LIB.total(x)
+
+
+@tvm_ffi.register_object("example_kernels.RunningMean")
+class RunningMean(tvm_ffi.Object):
+    """The running mean of every value passed to ``update``."""
+
+
+__all__ = ["LIBRARY_PATH", "RunningMean", "add_one", "axpy", "total"]

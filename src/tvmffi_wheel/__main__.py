@@ -1,0 +1,3 @@
+from tvmffi_wheel.cli import main
+
+raise SystemExit(main())

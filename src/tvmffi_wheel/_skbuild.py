@@ -1,0 +1,65 @@
+"""The one module that calls scikit-build-core, and the one thing it adjusts.
+
+We compile through scikit-build-core's own PEP 517 hooks, so `[tool.scikit-build]`
+keeps its meaning. One setting cannot work unchanged behind our backend: tvm-ffi's
+documented recipe says `minimum-version = "build-system.requires"`, which makes
+scikit-build-core look for its own name in `[build-system] requires`; once that names
+`tvmffi-wheel` instead, it stops. There is no option to change where it looks, so while
+our hooks run, that lookup also consults the scikit-build-core requirement tvmffi-wheel
+itself declares. pyproject.toml pins scikit-build-core to the 1.1 series.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from importlib import metadata as importlib_metadata
+from typing import Any, TypeVar
+
+import scikit_build_core.build as skbuild_hooks
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from scikit_build_core.settings import skbuild_read_settings
+
+SKBUILD = "scikit-build-core"
+T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=1)
+def _our_skbuild_requirement() -> tuple[str, ...]:
+    try:
+        declared = importlib_metadata.requires("tvmffi-wheel") or []
+    except importlib_metadata.PackageNotFoundError:
+        return ()
+    return tuple(r for r in declared if canonicalize_name(Requirement(r).name) == SKBUILD)
+
+
+@contextlib.contextmanager
+def _minimum_version_from_our_requirement() -> Iterator[None]:
+    original = skbuild_read_settings.get_min_requires
+
+    def get_min_requires(package: str, reqlist: Any) -> Any:  # noqa: ANN401
+        found = original(package, reqlist)
+        if found is None and canonicalize_name(package) == SKBUILD:
+            found = original(package, _our_skbuild_requirement())
+        return found
+
+    skbuild_read_settings.get_min_requires = get_min_requires
+    try:
+        yield
+    finally:
+        skbuild_read_settings.get_min_requires = original
+
+
+def call(hook: Callable[..., T], *args: Any) -> T:  # noqa: ANN401
+    with _minimum_version_from_our_requirement():
+        return hook(*args)
+
+
+def has_prepare_metadata() -> bool:
+    """scikit-build-core leaves these hooks out when an override retries on failure."""
+    return hasattr(skbuild_hooks, "prepare_metadata_for_build_wheel")
+
+
+hooks = skbuild_hooks

@@ -1,0 +1,137 @@
+"""Inspect: the facts about one ELF binary that the decisions need, read with pyelftools.
+
+Only the dynamic section, the dynamic symbol table and the GNU version sections are
+read; nothing else of a (possibly very large) kernel library is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+from elftools.elf.sections import SymbolTableSection
+
+from tvmffi_wheel.errors import TvmFfiWheelError
+
+ELF_MAGIC = b"\x7fELF"
+
+# Undefined symbols with these prefixes come from the CPython C API.
+PYTHON_C_API_PREFIXES = ("Py", "_Py")
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionNeed:
+    """One symbol version the binary needs from a library, e.g. libc.so.6 GLIBC_2.14."""
+
+    library: str
+    version: str
+    symbols: tuple[str, ...]  # the undefined symbols bound to this version, for messages
+
+    def describe(self) -> str:
+        if self.symbols:
+            return ", ".join(f"{s}@{self.version}" for s in self.symbols[:3])
+        return self.version
+
+
+@dataclasses.dataclass(frozen=True)
+class ElfFacts:
+    machine: str  # e_machine, e.g. "EM_X86_64"
+    elf_class: int  # 32 or 64
+    soname: str | None
+    needed: tuple[str, ...]
+    rpath: tuple[str, ...]  # DT_RPATH entries
+    runpath: tuple[str, ...]  # DT_RUNPATH entries
+    version_needs: tuple[VersionNeed, ...]
+    python_c_api: tuple[str, ...]  # undefined CPython C API symbols, sorted
+    undefined: frozenset[str]
+
+    @property
+    def run_paths(self) -> tuple[str, ...]:
+        """The entries the loader searches: RUNPATH when present (it hides RPATH), else RPATH."""
+        return self.runpath or self.rpath
+
+
+def is_elf_header(head: bytes) -> bool:
+    return head[:4] == ELF_MAGIC
+
+
+def read_elf_facts(path: Path, shown_as: str) -> ElfFacts:
+    """Read the facts of the ELF file at ``path``; ``shown_as`` names it in messages."""
+    try:
+        with path.open("rb") as stream:
+            return _read(ELFFile(stream))
+    except (ELFError, ValueError, KeyError, IndexError) as err:
+        raise TvmFfiWheelError(
+            f"{shown_as} looks like an ELF file but cannot be read ({err})",
+            "rebuild it, or remove the damaged file from the wheel",
+        ) from None
+
+
+def _split_paths(value: str) -> tuple[str, ...]:
+    return tuple(entry for entry in value.split(":") if entry)
+
+
+def _read(elf: ELFFile) -> ElfFacts:
+    soname = None
+    needed: list[str] = []
+    rpath: tuple[str, ...] = ()
+    runpath: tuple[str, ...] = ()
+    dynamic = next((s for s in elf.iter_sections() if isinstance(s, DynamicSection)), None)
+    if dynamic is not None:
+        for tag in dynamic.iter_tags():
+            kind = tag.entry.d_tag
+            if kind == "DT_NEEDED":
+                needed.append(tag.needed)
+            elif kind == "DT_SONAME":
+                soname = tag.soname
+            elif kind == "DT_RPATH":
+                rpath = _split_paths(tag.rpath)
+            elif kind == "DT_RUNPATH":
+                runpath = _split_paths(tag.runpath)
+
+    # Version index -> (library, version name), from .gnu.version_r.
+    version_by_index: dict[int, tuple[str, str]] = {}
+    verneed = next((s for s in elf.iter_sections() if isinstance(s, GNUVerNeedSection)), None)
+    if verneed is not None:
+        for entry, aux_entries in verneed.iter_versions():
+            for aux in aux_entries:
+                version_by_index[aux["vna_other"]] = (entry.name, aux.name)
+
+    symbols_by_index: dict[int, list[str]] = {index: [] for index in version_by_index}
+    undefined: set[str] = set()
+    dynsym = elf.get_section_by_name(".dynsym")
+    versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
+    if isinstance(dynsym, SymbolTableSection):
+        versions = versym.iter_symbols() if versym is not None else None
+        for symbol in dynsym.iter_symbols():
+            version_entry = next(versions) if versions is not None else None
+            if symbol["st_shndx"] != "SHN_UNDEF" or not symbol.name:
+                continue
+            undefined.add(symbol.name)
+            if version_entry is None:
+                continue
+            index = version_entry["ndx"]
+            if isinstance(index, int):
+                index &= 0x7FFF  # the top bit marks hidden versions
+                if index in symbols_by_index:
+                    symbols_by_index[index].append(symbol.name)
+
+    version_needs = tuple(
+        VersionNeed(library, version, tuple(sorted(symbols_by_index[index])))
+        for index, (library, version) in sorted(version_by_index.items())
+    )
+    return ElfFacts(
+        machine=elf["e_machine"],
+        elf_class=elf.elfclass,
+        soname=soname,
+        needed=tuple(needed),
+        rpath=rpath,
+        runpath=runpath,
+        version_needs=version_needs,
+        python_c_api=tuple(sorted(s for s in undefined if s.startswith(PYTHON_C_API_PREFIXES))),
+        undefined=frozenset(undefined),
+    )

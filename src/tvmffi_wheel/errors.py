@@ -1,0 +1,44 @@
+"""The one error type for problems a user can fix, and how every entry point reports it."""
+
+from __future__ import annotations
+
+import sys
+
+ISSUES_URL = "https://github.com/tvmffi-wheel/tvmffi-wheel/issues"
+
+
+class TvmFfiWheelError(Exception):
+    """A problem in the user's input or environment.
+
+    ``problem`` names what is wrong (the file, key, library or symbol); ``fix`` says
+    what to do about it. Entry points print both and exit non-zero, without a traceback.
+    """
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.problem}\n  fix: {self.fix}"
+        return self.problem
+
+
+def report_user_error(err: TvmFfiWheelError) -> None:
+    print(f"tvmffi-wheel: error: {err}", file=sys.stderr, flush=True)
+
+
+def report_internal_error(err: BaseException) -> None:
+    print(
+        f"tvmffi-wheel: internal error ({type(err).__name__}: {err}). This is a bug in "
+        f"tvmffi-wheel, not in your project; please report it at {ISSUES_URL} with the "
+        "traceback below and the command you ran.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def info(message: str) -> None:
+    """One line of build-log output, marked so users can tell our steps from CMake's."""
+    print(f"tvmffi-wheel: {message}", file=sys.stderr, flush=True)

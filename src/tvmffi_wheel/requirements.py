@@ -1,0 +1,130 @@
+"""Decide the apache-tvm-ffi requirement, and write it into METADATA.
+
+tvm-ffi versions are 0.X.Y and a change of X breaks the C ABI, so a kernel wheel needs
+`>=<version it was built against>,<0.(X+1)`. Never `==`: two kernel packages that pin
+different patch releases could then never be installed together.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata as importlib_metadata
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import Specifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from tvmffi_wheel.errors import TvmFfiWheelError, info
+
+TVM_FFI_DISTRIBUTION = "apache-tvm-ffi"
+_LOWER = (">=", ">")
+_UPPER = ("<", "<=")
+
+
+def build_environment_tvm_ffi_version() -> Version:
+    """The apache-tvm-ffi version the kernels are compiled against (the build environment's)."""
+    try:
+        text = importlib_metadata.version(TVM_FFI_DISTRIBUTION)
+        import tvm_ffi  # noqa: F401  (an installed but broken package must fail here, not in CMake)
+    except (importlib_metadata.PackageNotFoundError, ImportError) as err:
+        raise TvmFfiWheelError(
+            f"apache-tvm-ffi cannot be imported in the build environment ({err})",
+            "build with an isolated frontend (pip wheel, python -m build, uv build), which "
+            "installs it for you, or `pip install apache-tvm-ffi` when building with "
+            "--no-build-isolation",
+        ) from None
+    return Version(text)
+
+
+def compatible_range(version: Version) -> SpecifierSet:
+    """`>=version,<next ABI`: the minor for 0.X releases, the major from 1.0 on."""
+    major, minor = (version.release + (0, 0))[:2]
+    upper = f"0.{minor + 1}" if major == 0 else f"{major + 1}"
+    return SpecifierSet(f">={version},<{upper}")
+
+
+def _bound(spec: Specifier) -> Version:
+    return Version(spec.version)
+
+
+def _tighter(a: Specifier, b: Specifier, *, lower: bool) -> Specifier:
+    """The stricter of two bounds on the same side."""
+    va, vb = _bound(a), _bound(b)
+    if va != vb:
+        return (a if va > vb else b) if lower else (a if va < vb else b)
+    strict = ">" if lower else "<"
+    return a if a.operator == strict else b
+
+
+def merge(user: Requirement | None, built_against: Version) -> tuple[Requirement, list[str]]:
+    """The requirement to publish, and one message for each bound that was tightened."""
+    pin = compatible_range(built_against)
+    if user is None:
+        return Requirement(f"{TVM_FFI_DISTRIBUTION}{pin}"), []
+    messages = []
+    others = [s for s in user.specifier if s.operator not in _LOWER + _UPPER]
+    merged = list(others)
+    for side, lower in ((_LOWER, True), (_UPPER, False)):
+        ours = next(s for s in pin if s.operator in side)
+        theirs = [s for s in user.specifier if s.operator in side]
+        best = ours
+        for spec in theirs:
+            best = _tighter(best, spec, lower=lower)
+        if best is ours and theirs != [ours]:
+            given = ",".join(str(s) for s in theirs) or "no bound"
+            kind = "lower" if lower else "upper"
+            messages.append(
+                f"{TVM_FFI_DISTRIBUTION}: {kind} bound tightened from {given} to {ours} "
+                f"(built against {built_against})"
+            )
+        merged.append(best)
+    specifier = SpecifierSet(",".join(str(s) for s in merged))
+    if not specifier.contains(built_against, prereleases=True):
+        raise TvmFfiWheelError(
+            f"the project requires {TVM_FFI_DISTRIBUTION}{user.specifier}, but the build "
+            f"environment has {built_against}, so the wheel would require a tvm-ffi it was "
+            "not built against",
+            f"pin the build environment to a matching {TVM_FFI_DISTRIBUTION} in "
+            "[build-system] requires, or widen the project's dependency",
+        )
+    result = Requirement(str(user))
+    result.specifier = specifier
+    return result, messages
+
+
+def _is_tvm_ffi(line: str) -> Requirement | None:
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement:
+        return None
+    if canonicalize_name(requirement.name) == TVM_FFI_DISTRIBUTION:
+        return requirement
+    return None
+
+
+def pin_metadata(text: str, built_against: Version, *, quiet: bool = False) -> str:
+    """METADATA with its apache-tvm-ffi Requires-Dist pinned (merged, or added after the rest).
+
+    Called by prepare_metadata_* and on the final wheel alike, so both come out the same.
+    """
+    head, separator, body = text.partition("\n\n")
+    lines = head.split("\n")
+    found = False
+    for index, line in enumerate(lines):
+        if not line.startswith("Requires-Dist:"):
+            continue
+        requirement = _is_tvm_ffi(line.split(":", 1)[1].strip())
+        if requirement is None:
+            continue
+        found = True
+        merged, messages = merge(requirement, built_against)
+        lines[index] = f"Requires-Dist: {merged}"
+        if not quiet:
+            for message in messages:
+                info(message)
+    if not found:
+        merged, _ = merge(None, built_against)
+        requires = [i for i, line in enumerate(lines) if line.startswith("Requires-Dist:")]
+        position = requires[-1] + 1 if requires else len(lines)
+        lines.insert(position, f"Requires-Dist: {merged}")
+    return "\n".join(lines) + separator + body

@@ -1,0 +1,176 @@
+"""Every tvmffi-wheel option, in one dataclass: the single source for parsing and for the docs.
+
+An option is read from three places; the first that sets it wins:
+
+1. the environment, ``TVMFFI_WHEEL_<KEY>`` (``-`` becomes ``_``, upper case);
+2. PEP 517 config-settings, ``-C tvmffi-wheel.<key>=<value>``;
+3. ``[tool.tvmffi-wheel]`` in ``pyproject.toml``.
+
+This is the same order scikit-build-core uses for its own options, which keep their
+meaning and are passed through untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from tvmffi_wheel.errors import TvmFfiWheelError
+
+CONFIG_PREFIX = "tvmffi-wheel."
+ENV_PREFIX = "TVMFFI_WHEEL_"
+TOML_TABLE = "tool.tvmffi-wheel"
+
+REPAIR_MODES = ("auto", "skip")
+
+
+def _option(default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:  # noqa: ANN401
+    return dataclasses.field(default=default, metadata={"doc": doc, "choices": choices})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    repair: str = _option(
+        "auto",
+        "`auto` repairs the wheel: vendors libraries outside the manylinux policy, sets run "
+        "paths, gives it the best manylinux tag its binaries allow and verifies it. `skip` "
+        "writes the wheel as compiled, tagged `linux_<arch>` (not uploadable to PyPI).",
+        choices=REPAIR_MODES,
+    )
+    exclude: tuple[str, ...] = _option(
+        (),
+        "Extra shell patterns (`fnmatch`) of libraries never to vendor, matched against the "
+        "SONAME and the file name, e.g. `libfoo.so*`. libtvm_ffi and the CUDA driver are "
+        "always excluded.",
+    )
+    plat: str = _option(
+        "",
+        "The platform tag to give the wheel, e.g. `manylinux_2_28_x86_64` (the architecture "
+        "suffix may be left out). The build fails, naming the symbol, if a binary needs a "
+        "newer glibc. Empty: the best tag the binaries allow.",
+    )
+
+
+def option_names() -> list[str]:
+    return [toml_key(f) for f in dataclasses.fields(Settings)]
+
+
+def toml_key(field: dataclasses.Field) -> str:
+    return field.name.replace("_", "-")
+
+
+def env_var(field: dataclasses.Field) -> str:
+    return ENV_PREFIX + field.name.upper()
+
+
+def _is_list(field: dataclasses.Field) -> bool:
+    return isinstance(field.default, tuple)
+
+
+def _unknown_key_error(key: str, where: str) -> TvmFfiWheelError:
+    valid = option_names()
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean `{close[0]}`? " if close else ""
+    return TvmFfiWheelError(
+        f"unknown option `{key}` in {where}",
+        f"{hint}valid options are: {', '.join(valid)}",
+    )
+
+
+def _convert(field: dataclasses.Field, value: Any, where: str, *, from_text: bool) -> Any:  # noqa: ANN401
+    """Check a raw value's type; text from -C or the environment is split on `;` for lists."""
+    key = toml_key(field)
+    if _is_list(field):
+        if from_text and isinstance(value, str):
+            value = [item for item in value.split(";") if item]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TvmFfiWheelError(
+                f"option `{key}` in {where} must be a list of strings, got {value!r}",
+                f'write it as `{key} = ["libfoo.so*"]` in pyproject.toml, or separate '
+                "items with `;` on the command line",
+            )
+        return tuple(value)
+    if not isinstance(value, str):
+        raise TvmFfiWheelError(
+            f"option `{key}` in {where} must be a string, got {value!r}",
+            f'write it as `{key} = "{field.default or "..."}"`',
+        )
+    choices = field.metadata["choices"]
+    if choices and value not in choices:
+        raise TvmFfiWheelError(
+            f"option `{key}` in {where} must be one of {', '.join(choices)}; got {value!r}",
+        )
+    return value
+
+
+def split_config_settings(
+    config_settings: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split -C options into ours (prefix removed) and the rest, for scikit-build-core.
+
+    scikit-build-core stops on keys it does not know, so ours must never reach it.
+    """
+    ours: dict[str, Any] = {}
+    theirs: dict[str, Any] = {}
+    for key, value in (config_settings or {}).items():
+        if key.startswith(CONFIG_PREFIX):
+            ours[key[len(CONFIG_PREFIX) :]] = value
+        else:
+            theirs[key] = value
+    return ours, theirs
+
+
+def load_settings(
+    pyproject: Mapping[str, Any],
+    config_settings: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    table = pyproject.get("tool", {}).get("tvmffi-wheel", {})
+    if not isinstance(table, dict):
+        raise TvmFfiWheelError(
+            f"[{TOML_TABLE}] in pyproject.toml must be a table, got {table!r}",
+            "write the options under a `[tool.tvmffi-wheel]` header",
+        )
+    from_config, _ = split_config_settings(config_settings)
+
+    known = set(option_names())
+    for key in table:
+        if key not in known:
+            raise _unknown_key_error(key, f"[{TOML_TABLE}] of pyproject.toml")
+    for key in from_config:
+        if key not in known:
+            raise _unknown_key_error(key, f"config-settings (-C {CONFIG_PREFIX}{key})")
+
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        key = toml_key(field)
+        var = env_var(field)
+        if var in environ:
+            values[field.name] = _convert(field, environ[var], f"${var}", from_text=True)
+        elif key in from_config:
+            where = f"config-settings ({CONFIG_PREFIX}{key})"
+            values[field.name] = _convert(field, from_config[key], where, from_text=True)
+        elif key in table:
+            values[field.name] = _convert(field, table[key], f"[{TOML_TABLE}]", from_text=False)
+    return Settings(**values)
+
+
+def reference_markdown() -> str:
+    """The configuration reference in the README, generated from the dataclass above."""
+    lines = [
+        "| option | environment | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for field in dataclasses.fields(Settings):
+        default = field.default
+        shown = "[]" if default == () else f'"{default}"'
+        doc = field.metadata["doc"]
+        choices = field.metadata["choices"]
+        if choices:
+            doc = f"One of {', '.join(f'`{c}`' for c in choices)}. {doc}"
+        lines.append(f"| `{toml_key(field)}` | `{env_var(field)}` | `{shown}` | {doc} |")
+    return "\n".join(lines) + "\n"
