@@ -62,6 +62,11 @@ def merge(user: Requirement | None, built_against: Version) -> tuple[Requirement
     if user is None:
         return Requirement(f"{TVM_FFI_DISTRIBUTION}{pin}"), []
     messages = []
+    if not any(s.operator in _LOWER + _UPPER for s in user.specifier):
+        messages.append(
+            f"{TVM_FFI_DISTRIBUTION}: the project gives no version range; requiring {pin} "
+            f"(built against {built_against})"
+        )
     others = [s for s in user.specifier if s.operator not in _LOWER + _UPPER]
     merged = list(others)
     for side, lower in ((_LOWER, True), (_UPPER, False)):
@@ -70,8 +75,8 @@ def merge(user: Requirement | None, built_against: Version) -> tuple[Requirement
         best = ours
         for spec in theirs:
             best = _tighter(best, spec, lower=lower)
-        if best is ours and theirs != [ours]:
-            given = ",".join(str(s) for s in theirs) or "no bound"
+        if best is ours and theirs and theirs != [ours]:
+            given = ",".join(str(s) for s in theirs)
             kind = "lower" if lower else "upper"
             messages.append(
                 f"{TVM_FFI_DISTRIBUTION}: {kind} bound tightened from {given} to {ours} "

@@ -1,0 +1,85 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.settings import Settings, load_settings, reference_markdown, split_config_settings
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def test_defaults():
+    assert load_settings({}, {}, {}) == Settings(repair="auto", exclude=(), plat="")
+
+
+def test_pyproject_table_is_read():
+    pyproject = {"tool": {"tvmffi-wheel": {"repair": "skip", "exclude": ["libfoo.so*"]}}}
+    settings = load_settings(pyproject, {}, {})
+    assert settings.repair == "skip"
+    assert settings.exclude == ("libfoo.so*",)
+
+
+def test_environment_beats_config_settings_beats_pyproject():
+    pyproject = {"tool": {"tvmffi-wheel": {"plat": "manylinux_2_17"}}}
+    config = {"tvmffi-wheel.plat": "manylinux_2_28"}
+    assert load_settings(pyproject, config, {}).plat == "manylinux_2_28"
+    environ = {"TVMFFI_WHEEL_PLAT": "manylinux_2_31"}
+    assert load_settings(pyproject, config, environ).plat == "manylinux_2_31"
+
+
+def test_lists_from_text_are_split_on_semicolons():
+    settings = load_settings({}, {"tvmffi-wheel.exclude": "liba.so*;libb.so"}, {})
+    assert settings.exclude == ("liba.so*", "libb.so")
+    settings = load_settings({}, {}, {"TVMFFI_WHEEL_EXCLUDE": "libc.so*"})
+    assert settings.exclude == ("libc.so*",)
+
+
+def test_misspelled_key_names_the_valid_ones():
+    with pytest.raises(TvmFfiWheelError) as caught:
+        load_settings({"tool": {"tvmffi-wheel": {"repiar": "skip"}}}, {}, {})
+    text = str(caught.value)
+    assert "unknown option `repiar`" in text
+    assert "did you mean `repair`" in text
+    assert "exclude, plat" in text
+
+
+def test_unknown_config_setting_is_refused():
+    with pytest.raises(TvmFfiWheelError, match="unknown option `nope`"):
+        load_settings({}, {"tvmffi-wheel.nope": "1"}, {})
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"repair": True}, "`repair` .* must be a string"),
+        ({"repair": "sometimes"}, "must be one of auto, skip"),
+        ({"exclude": "libfoo.so"}, "`exclude` .* must be a list of strings"),
+        ({"exclude": [1]}, "must be a list of strings"),
+    ],
+)
+def test_wrong_types_are_refused(table, message):
+    with pytest.raises(TvmFfiWheelError, match=message):
+        load_settings({"tool": {"tvmffi-wheel": table}}, {}, {})
+
+
+def test_table_must_be_a_table():
+    with pytest.raises(TvmFfiWheelError, match="must be a table"):
+        load_settings({"tool": {"tvmffi-wheel": "skip"}}, {}, {})
+
+
+def test_our_config_settings_are_not_forwarded():
+    ours, theirs = split_config_settings({"tvmffi-wheel.repair": "skip", "wheel.py-api": "py3"})
+    assert ours == {"repair": "skip"}
+    assert theirs == {"wheel.py-api": "py3"}
+
+
+def test_readme_reference_is_generated_from_the_settings():
+    text = README.read_text()
+    block = re.search(
+        r"<!-- settings-reference:start -->\n(.*?)<!-- settings-reference:end -->", text, re.S
+    )
+    assert block, "README.md lost its settings reference markers"
+    assert block.group(1) == reference_markdown(), (
+        "README.md's configuration reference is stale: paste `tvmffi-wheel settings` into it"
+    )

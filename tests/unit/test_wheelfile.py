@@ -1,0 +1,113 @@
+import csv
+import io
+import zipfile
+
+import pytest
+
+from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.wheelfile import (
+    WheelArchive,
+    WheelName,
+    ensure_writable_directory,
+    rewrite_wheel_file,
+    verify_record,
+    write_wheel,
+)
+
+WHEEL = "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n\n"
+
+
+def make_wheel(directory, name="demo-1.0-cp311-cp311-linux_x86_64.whl", members=None):
+    members = members or {"demo/__init__.py": b"x = 1\n"}
+    path = directory / name
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+        archive.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+        archive.writestr("demo-1.0.dist-info/WHEEL", WHEEL)
+        archive.writestr("demo-1.0.dist-info/RECORD", "")
+    return path
+
+
+def test_wheel_name_round_trip_with_aliases():
+    name = WheelName.parse("demo-1.0-cp311-cp311-linux_x86_64.whl")
+    retagged = name.with_tags(("py3", "none"), ("manylinux_2_17_x86_64", "manylinux2014_x86_64"))
+    assert retagged.file_name == "demo-1.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+
+
+def test_bad_wheel_name_is_a_clear_error():
+    with pytest.raises(TvmFfiWheelError, match="not a valid wheel file name"):
+        WheelName.parse("demo.whl")
+
+
+def test_wheel_file_tags_are_replaced():
+    name = WheelName.parse("demo-1.0-py3-none-manylinux_2_31_x86_64.whl")
+    text = rewrite_wheel_file(WHEEL, name)
+    assert text.endswith("Root-Is-Purelib: false\nTag: py3-none-manylinux_2_31_x86_64\n")
+
+
+def test_not_a_zip_is_refused(tmp_path):
+    path = tmp_path / "demo-1.0-py3-none-any.whl"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(TvmFfiWheelError, match="is not a readable wheel"):
+        WheelArchive(path)
+
+
+def test_unsafe_member_names_are_refused(tmp_path):
+    path = make_wheel(tmp_path, members={"../evil.py": b""})
+    with pytest.raises(TvmFfiWheelError, match="unsafe member name"):
+        WheelArchive(path)
+
+
+def test_written_wheel_has_a_correct_record_and_new_members(tmp_path):
+    source = make_wheel(tmp_path)
+    extra = tmp_path / "libextra.so"
+    extra.write_bytes(b"\x7fELF pretend")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "demo-1.0-py3-none-any.whl"
+    with WheelArchive(source) as archive:
+        write_wheel(
+            archive,
+            target,
+            replaced={},
+            added={"demo.libs/libextra.so": extra},
+            dist_info_files={"demo-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: x\n"},
+        )
+    verify_record(target)
+    assert sorted(p.name for p in out.iterdir()) == [target.name]
+    with zipfile.ZipFile(target) as archive:
+        names = archive.namelist()
+        assert names.index("demo.libs/libextra.so") < names.index("demo-1.0.dist-info/METADATA")
+        assert names[-1] == "demo-1.0.dist-info/RECORD"
+        assert b"Requires-Dist: x" in archive.read("demo-1.0.dist-info/METADATA")
+        rows = list(csv.reader(io.StringIO(archive.read("demo-1.0.dist-info/RECORD").decode())))
+        assert len(rows) == len(names)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    source = make_wheel(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    with WheelArchive(source) as archive, pytest.raises(FileNotFoundError):
+        write_wheel(
+            archive,
+            out / "demo-1.0-py3-none-any.whl",
+            replaced={"demo/__init__.py": tmp_path / "missing"},
+            added={},
+            dist_info_files={},
+        )
+    assert list(out.iterdir()) == []
+
+
+def test_record_mismatch_is_detected(tmp_path):
+    path = make_wheel(tmp_path)
+    with pytest.raises(TvmFfiWheelError, match="RECORD does not match"):
+        verify_record(path)
+
+
+def test_output_folder_that_is_a_file_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(TvmFfiWheelError, match="cannot be created"):
+        ensure_writable_directory(blocker / "dist")
