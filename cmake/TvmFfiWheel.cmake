@@ -17,6 +17,10 @@
 #     mark (the __tvm_ffi_* entry points) leave the library;
 #   - -Wl,--exclude-libs,ALL, so code linked in from static libraries (libstdc++ parts
 #     in manylinux toolchains, for example) is not exported and cannot be bound by others;
+#   - a linker version script that exports the __tvm_ffi_* symbols and nothing else:
+#     libstdc++ declares namespace std with default visibility, so template code such as
+#     std::vector<long>::_M_realloc_insert would otherwise still be exported as a weak
+#     symbol that other libraries in the process can bind to;
 #   - an install run path from DESTINATION to the installed apache-tvm-ffi wheel's
 #     tvm_ffi/lib, relative to $ORIGIN, so the library loads with ctypes, from C++, or
 #     before `import tvm_ffi`.
@@ -41,7 +45,12 @@ function(tvmffi_wheel_configure_target target)
     CXX_VISIBILITY_PRESET hidden
     CUDA_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
-  target_link_options("${target}" PRIVATE "LINKER:--exclude-libs,ALL")
+  set(_tvmffi_wheel_exports "${CMAKE_CURRENT_BINARY_DIR}/tvmffi_wheel_exports.map")
+  file(WRITE "${_tvmffi_wheel_exports}" "{\n  global: __tvm_ffi_*;\n  local: *;\n};\n")
+  target_link_options("${target}" PRIVATE
+    "LINKER:--exclude-libs,ALL"
+    "LINKER:--version-script=${_tvmffi_wheel_exports}")
+  set_property(TARGET "${target}" APPEND PROPERTY LINK_DEPENDS "${_tvmffi_wheel_exports}")
 
   # The wheel's root is site-packages: scikit-build-core's platlib folder when it
   # drives the build, the install prefix otherwise.

@@ -5,11 +5,13 @@ The hooks only wire stages together; each stage lives in its own module.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +23,8 @@ from tvmffi_wheel.errors import TvmFfiWheelError, report_internal_error, report_
 from tvmffi_wheel.repair import RepairOptions, repair_wheel
 from tvmffi_wheel.requirements import (
     TVM_FFI_DISTRIBUTION,
-    build_environment_tvm_ffi_version,
+    TvmFfiInstall,
+    find_build_tvm_ffi,
     pin_metadata,
 )
 from tvmffi_wheel.settings import Settings, load_settings, split_config_settings
@@ -128,11 +131,32 @@ def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:  # no
 
 def _prepare_metadata(skbuild_hook: Callable[..., str], metadata_directory: str, config_settings: Any) -> str:  # noqa: ANN401
     _, forwarded = _settings(config_settings)
-    version = build_environment_tvm_ffi_version()
+    tvm_ffi = find_build_tvm_ffi()
     dist_info = _skbuild.call(skbuild_hook, metadata_directory, forwarded)
     metadata = Path(metadata_directory) / dist_info / "METADATA"
-    metadata.write_text(pin_metadata(metadata.read_text("utf-8"), version), "utf-8")
+    metadata.write_text(pin_metadata(metadata.read_text("utf-8"), tvm_ffi.version), "utf-8")
     return dist_info
+
+
+@contextlib.contextmanager
+def _cmake_finds(tvm_ffi: TvmFfiInstall) -> Iterator[None]:
+    """Let find_package(tvm_ffi) find the build environment's copy.
+
+    scikit-build-core adds only its own site-packages to CMAKE_PREFIX_PATH, and pip
+    installs what get_requires_for_build_* asks for (apache-tvm-ffi) into another one.
+    The environment variable adds a search prefix without touching a CMAKE_PREFIX_PATH
+    the project or the user set; the user's own entries stay first.
+    """
+    previous = os.environ.get("CMAKE_PREFIX_PATH")
+    entries = [*(previous.split(os.pathsep) if previous else []), str(tvm_ffi.prefix)]
+    os.environ["CMAKE_PREFIX_PATH"] = os.pathsep.join(entries)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["CMAKE_PREFIX_PATH"]
+        else:
+            os.environ["CMAKE_PREFIX_PATH"] = previous
 
 
 def _build(
@@ -142,7 +166,7 @@ def _build(
     metadata_directory: str | None,
 ) -> str:
     settings, forwarded = _settings(config_settings)
-    version = build_environment_tvm_ffi_version()
+    tvm_ffi = find_build_tvm_ffi()
     out_dir = Path(wheel_directory).resolve()
     ensure_writable_directory(out_dir)
     prepared = None
@@ -154,12 +178,13 @@ def _build(
         mode=settings.repair,
         excludes=settings.exclude,
         plat=settings.plat,
-        tvm_ffi_version=version,
+        tvm_ffi_version=tvm_ffi.version,
     )
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
         # metadata_directory is not passed on: scikit-build-core would compare it with
         # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
-        built = _skbuild.call(skbuild_hook, staging, forwarded)
+        with _cmake_finds(tvm_ffi):
+            built = _skbuild.call(skbuild_hook, staging, forwarded)
         final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
     return final.name
 

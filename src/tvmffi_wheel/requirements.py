@@ -7,7 +7,9 @@ different patch releases could then never be installed together.
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import metadata as importlib_metadata
+from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import Specifier, SpecifierSet
@@ -21,11 +23,19 @@ _LOWER = (">=", ">")
 _UPPER = ("<", "<=")
 
 
-def build_environment_tvm_ffi_version() -> Version:
-    """The apache-tvm-ffi version the kernels are compiled against (the build environment's)."""
+@dataclasses.dataclass(frozen=True)
+class TvmFfiInstall:
+    """The apache-tvm-ffi the kernels are compiled against: the build environment's."""
+
+    version: Version
+    prefix: Path  # the site-packages folder holding tvm_ffi/, a CMake search prefix
+
+
+def find_build_tvm_ffi() -> TvmFfiInstall:
     try:
         text = importlib_metadata.version(TVM_FFI_DISTRIBUTION)
-        import tvm_ffi  # noqa: F401  (an installed but broken package must fail here, not in CMake)
+        # Imported, not only looked up: a broken install must fail here, not in CMake.
+        import tvm_ffi
     except (importlib_metadata.PackageNotFoundError, ImportError) as err:
         raise TvmFfiWheelError(
             f"apache-tvm-ffi cannot be imported in the build environment ({err})",
@@ -33,7 +43,7 @@ def build_environment_tvm_ffi_version() -> Version:
             "installs it for you, or `pip install apache-tvm-ffi` when building with "
             "--no-build-isolation",
         ) from None
-    return Version(text)
+    return TvmFfiInstall(Version(text), Path(tvm_ffi.__file__).resolve().parent.parent)
 
 
 def compatible_range(version: Version) -> SpecifierSet:

