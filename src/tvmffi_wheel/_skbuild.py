@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from importlib import metadata as importlib_metadata
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any
 
-import scikit_build_core.build as skbuild_hooks
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from scikit_build_core.settings import skbuild_read_settings
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 SKBUILD = "scikit-build-core"
-T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,14 +57,24 @@ def _minimum_version_from_our_requirement() -> Iterator[None]:
         skbuild_read_settings.get_min_requires = original
 
 
-def call(hook: Callable[..., T], *args: Any) -> T:  # noqa: ANN401
+def _hooks() -> ModuleType:
+    # Imported on use: scikit-build-core parses pyproject.toml while importing its hooks,
+    # and a broken file must reach the user as our message, not as a traceback.
+    import scikit_build_core.build
+
+    return scikit_build_core.build
+
+
+def call(hook_name: str, *args: Any) -> Any:  # noqa: ANN401
+    """Run scikit-build-core's PEP 517 hook ``hook_name``."""
+    hook: Callable[..., Any] = getattr(_hooks(), hook_name)
     with _minimum_version_from_our_requirement():
         return hook(*args)
 
 
 def has_prepare_metadata() -> bool:
     """scikit-build-core leaves these hooks out when an override retries on failure."""
-    return hasattr(skbuild_hooks, "prepare_metadata_for_build_wheel")
-
-
-hooks = skbuild_hooks
+    try:
+        return hasattr(_hooks(), "prepare_metadata_for_build_wheel")
+    except tomllib.TOMLDecodeError:
+        return True  # our hooks report the broken pyproject.toml when called

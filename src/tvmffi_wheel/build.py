@@ -96,7 +96,7 @@ def _requires_tvm_ffi(pyproject: dict[str, Any]) -> bool:
     return False
 
 
-def _requires(config_settings: Any, skbuild_hook: Callable[..., list[str]]) -> list[str]:  # noqa: ANN401
+def _requires(config_settings: Any, skbuild_hook: str) -> list[str]:  # noqa: ANN401
     settings, forwarded = _settings(config_settings)
     requires = list(_skbuild.call(skbuild_hook, forwarded))
     if not _requires_tvm_ffi(_read_pyproject()):
@@ -108,28 +108,28 @@ def _requires(config_settings: Any, skbuild_hook: Callable[..., list[str]]) -> l
 
 @_reported
 def get_requires_for_build_wheel(config_settings: Any = None) -> list[str]:  # noqa: ANN401
-    return _requires(config_settings, _skbuild.hooks.get_requires_for_build_wheel)
+    return _requires(config_settings, "get_requires_for_build_wheel")
 
 
 @_reported
 def get_requires_for_build_editable(config_settings: Any = None) -> list[str]:  # noqa: ANN401
-    return _requires(config_settings, _skbuild.hooks.get_requires_for_build_editable)
+    return _requires(config_settings, "get_requires_for_build_editable")
 
 
 @_reported
 def get_requires_for_build_sdist(config_settings: Any = None) -> list[str]:  # noqa: ANN401
     _, forwarded = _settings(config_settings)
-    return list(_skbuild.call(_skbuild.hooks.get_requires_for_build_sdist, forwarded))
+    return list(_skbuild.call("get_requires_for_build_sdist", forwarded))
 
 
 @_reported
 def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:  # noqa: ANN401
     _, forwarded = _settings(config_settings)
     ensure_writable_directory(Path(sdist_directory))
-    return _skbuild.call(_skbuild.hooks.build_sdist, sdist_directory, forwarded)
+    return _skbuild.call("build_sdist", sdist_directory, forwarded)
 
 
-def _prepare_metadata(skbuild_hook: Callable[..., str], metadata_directory: str, config_settings: Any) -> str:  # noqa: ANN401
+def _prepare_metadata(skbuild_hook: str, metadata_directory: str, config_settings: Any) -> str:  # noqa: ANN401
     _, forwarded = _settings(config_settings)
     tvm_ffi = find_build_tvm_ffi()
     dist_info = _skbuild.call(skbuild_hook, metadata_directory, forwarded)
@@ -160,7 +160,7 @@ def _cmake_finds(tvm_ffi: TvmFfiInstall) -> Iterator[None]:
 
 
 def _build(
-    skbuild_hook: Callable[..., str],
+    skbuild_hook: str,
     wheel_directory: str,
     config_settings: Any,  # noqa: ANN401
     metadata_directory: str | None,
@@ -195,7 +195,7 @@ def build_wheel(
     config_settings: Any = None,  # noqa: ANN401
     metadata_directory: str | None = None,
 ) -> str:
-    return _build(_skbuild.hooks.build_wheel, wheel_directory, config_settings, metadata_directory)
+    return _build("build_wheel", wheel_directory, config_settings, metadata_directory)
 
 
 @_reported
@@ -204,7 +204,7 @@ def build_editable(
     config_settings: Any = None,  # noqa: ANN401
     metadata_directory: str | None = None,
 ) -> str:
-    return _build(_skbuild.hooks.build_editable, wheel_directory, config_settings, metadata_directory)
+    return _build("build_editable", wheel_directory, config_settings, metadata_directory)
 
 
 if _skbuild.has_prepare_metadata():
@@ -212,13 +212,13 @@ if _skbuild.has_prepare_metadata():
     @_reported
     def prepare_metadata_for_build_wheel(metadata_directory: str, config_settings: Any = None) -> str:  # noqa: ANN401
         return _prepare_metadata(
-            _skbuild.hooks.prepare_metadata_for_build_wheel, metadata_directory, config_settings
+            "prepare_metadata_for_build_wheel", metadata_directory, config_settings
         )
 
     @_reported
     def prepare_metadata_for_build_editable(metadata_directory: str, config_settings: Any = None) -> str:  # noqa: ANN401
         return _prepare_metadata(
-            _skbuild.hooks.prepare_metadata_for_build_editable, metadata_directory, config_settings
+            "prepare_metadata_for_build_editable", metadata_directory, config_settings
         )
 
     __all__ += ["prepare_metadata_for_build_editable", "prepare_metadata_for_build_wheel"]
