@@ -7,6 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 from conftest import (
     EXAMPLE,
     PROJECTS,
@@ -21,7 +23,15 @@ from conftest import (
 from tvmffi_wheel.elf import read_elf_facts
 from tvmffi_wheel.wheelfile import verify_record
 
-PIN = "apache-tvm-ffi<0.2,>="
+
+
+def assert_pinned(wheel: Path) -> None:
+    """One apache-tvm-ffi requirement: >= the build's version, < the next 0.X series."""
+    (requirement,) = [Requirement(r) for r in requires_dist(wheel) if r.startswith("apache-tvm-ffi")]
+    bounds = {s.operator: Version(s.version) for s in requirement.specifier}
+    assert set(bounds) == {">=", "<"}, requirement
+    lower, upper = bounds[">="], bounds["<"]
+    assert lower.major == 0 and upper == Version(f"0.{lower.minor + 1}"), requirement
 
 LOAD_WITHOUT_TVM_FFI = """
 import ctypes, importlib.util, pathlib, sys
@@ -65,9 +75,7 @@ def example_venv(example_wheel, fresh_venv):
 
 def test_example_wheel_is_tagged_pinned_and_has_no_libtvm_ffi(example_wheel, tmp_path):
     assert example_wheel.name == "example_kernels-0.1.0-py3-none-manylinux_2_31_x86_64.whl"
-    assert [r for r in requires_dist(example_wheel) if r.startswith("apache-tvm-ffi")] == [
-        f"{PIN}0.1.15.post2"
-    ] or any(r.startswith(PIN) for r in requires_dist(example_wheel))
+    assert_pinned(example_wheel)
     assert not [m for m in members(example_wheel) if "libtvm_ffi" in m]
     assert "Tag: py3-none-manylinux_2_31_x86_64" in wheel_text(example_wheel, ".dist-info/WHEEL")
     verify_record(example_wheel)
@@ -116,7 +124,7 @@ def test_recipe_builds_sdist_and_a_repaired_wheel_from_it(recipe_build, tmp_path
     assert len(list(recipe_build.glob("my_ffi_extension-0.1.0.tar.gz"))) == 1
     wheel = only_wheel(recipe_build)
     assert wheel.name == "my_ffi_extension-0.1.0-py3-none-manylinux_2_31_x86_64.whl"
-    assert any(r.startswith(PIN) for r in requires_dist(wheel))
+    assert_pinned(wheel)
     # The recipe sets no run path; the repair step adds it, and the build tree's is gone.
     facts = elf_facts_in(wheel, "my_ffi_extension/libmy_ffi_extension.so", tmp_path)
     assert facts.run_paths == ("$ORIGIN/../tvm_ffi/lib",)
@@ -154,7 +162,7 @@ def test_openmp_kernel_vendors_libgomp_and_runs(tmp_path, build_env, fresh_venv)
     assert "libgomp.so.1" not in facts.needed
     assert facts.run_paths == ("$ORIGIN/../tvm_ffi/lib", "$ORIGIN/../openmp_kernels.libs")
     # the user's looser lower bound (>=0.1) was tightened
-    assert any(r.startswith(PIN) for r in requires_dist(wheel))
+    assert_pinned(wheel)
 
     environment = fresh_venv("openmp-venv")
     environment.pip_install(wheel, "numpy")
@@ -200,7 +208,7 @@ def test_repair_skip_writes_a_linux_wheel_that_is_still_pinned(tmp_path, build_e
     pip_wheel(project, tmp_path / "dist", build_env, "-C", "tvmffi-wheel.repair=skip")
     wheel = only_wheel(tmp_path / "dist")
     assert wheel.name == "example_kernels-0.1.0-py3-none-linux_x86_64.whl"
-    assert any(r.startswith(PIN) for r in requires_dist(wheel))
+    assert_pinned(wheel)
 
 
 def test_editable_install_can_call_the_kernels(tmp_path, build_env, fresh_venv):
@@ -214,3 +222,12 @@ def test_editable_install_can_call_the_kernels(tmp_path, build_env, fresh_venv):
         "assert (out == 2).all(); print('editable ok')\n"
     )
     assert "editable ok" in environment.run("-c", code, cwd=tmp_path).stdout
+
+
+def test_uv_build_gives_the_same_repaired_wheel(tmp_path, build_env, backend_dist):
+    project = copy_project(EXAMPLE, tmp_path / "example")
+    env = dict(build_env, UV_FIND_LINKS=str(backend_dist))
+    run([sys.executable, "-m", "uv", "build", "--wheel", "-o", tmp_path / "dist", project], env=env)
+    wheel = only_wheel(tmp_path / "dist")
+    assert wheel.name == "example_kernels-0.1.0-py3-none-manylinux_2_31_x86_64.whl"
+    assert_pinned(wheel)
