@@ -20,7 +20,8 @@
 #   - a linker version script that exports the __tvm_ffi_* symbols and nothing else:
 #     libstdc++ declares namespace std with default visibility, so template code such as
 #     std::vector<long>::_M_realloc_insert would otherwise still be exported as a weak
-#     symbol that other libraries in the process can bind to;
+#     symbol that other libraries in the process can bind to (so this function is for
+#     tvm-ffi kernel libraries, not for CPython extension modules, which export PyInit_*);
 #   - an install run path from DESTINATION to the installed apache-tvm-ffi wheel's
 #     tvm_ffi/lib, relative to $ORIGIN, so the library loads with ctypes, from C++, or
 #     before `import tvm_ffi`.
