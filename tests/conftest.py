@@ -117,3 +117,48 @@ def wheel_text(wheel: Path, suffix: str) -> str:
 def requires_dist(wheel: Path) -> list[str]:
     metadata = wheel_text(wheel, ".dist-info/METADATA")
     return [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+
+
+# Wheels shared by the build and command tests, each built once per session.
+
+
+@pytest.fixture(scope="session")
+def example_wheel(tmp_path_factory, build_env) -> Path:
+    out = tmp_path_factory.mktemp("example-dist")
+    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("example") / "example_project")
+    pip_wheel(project, out, build_env)
+    return only_wheel(out)
+
+
+@pytest.fixture(scope="session")
+def openmp_wheel(tmp_path_factory, build_env) -> Path:
+    out = tmp_path_factory.mktemp("openmp-dist")
+    project = copy_project(PROJECTS / "openmp", tmp_path_factory.mktemp("openmp") / "openmp")
+    pip_wheel(project, out, build_env)
+    return only_wheel(out)
+
+
+@pytest.fixture(scope="session")
+def cpython_ext_build(tmp_path_factory, build_env) -> tuple[Path, str]:
+    """The CPython extension's wheel and the build log."""
+    out = tmp_path_factory.mktemp("ext-dist")
+    project = copy_project(PROJECTS / "cpython_ext", tmp_path_factory.mktemp("ext") / "ext")
+    result = pip_wheel(project, out, build_env)
+    return only_wheel(out), result.stdout
+
+
+@pytest.fixture(scope="session")
+def plain_recipe_wheel(tmp_path_factory, build_env) -> Path:
+    """tvm-ffi's recipe built the documented way: plain scikit-build-core, no repair."""
+    project = copy_project(PROJECTS / "recipe", tmp_path_factory.mktemp("plain") / "recipe")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'requires = ["tvmffi-wheel"]\nbuild-backend = "tvmffi_wheel.build"',
+            'requires = ["scikit-build-core>=0.10.0", "apache-tvm-ffi"]\n'
+            'build-backend = "scikit_build_core.build"',
+        )
+    )
+    out = tmp_path_factory.mktemp("plain-dist")
+    pip_wheel(project, out, build_env)
+    return only_wheel(out)

@@ -59,14 +59,6 @@ def members(wheel: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def example_wheel(tmp_path_factory, build_env) -> Path:
-    out = tmp_path_factory.mktemp("example-dist")
-    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("example") / "example_project")
-    pip_wheel(project, out, build_env)
-    return only_wheel(out)
-
-
-@pytest.fixture(scope="session")
 def example_venv(example_wheel, fresh_venv):
     environment = fresh_venv("example-venv")
     environment.pip_install(example_wheel, "numpy", "pytest")
@@ -150,10 +142,8 @@ def test_recipe_wheel_works_in_a_fresh_venv(recipe_build, fresh_venv):
 # --------------------------------------------------------------------------- libgomp
 
 
-def test_openmp_kernel_vendors_libgomp_and_runs(tmp_path, build_env, fresh_venv):
-    project = copy_project(PROJECTS / "openmp", tmp_path / "openmp")
-    pip_wheel(project, tmp_path / "dist", build_env)
-    wheel = only_wheel(tmp_path / "dist")
+def test_openmp_kernel_vendors_libgomp_and_runs(openmp_wheel, tmp_path, fresh_venv):
+    wheel = openmp_wheel
     assert wheel.name == "openmp_kernels-1.0.0-py3-none-manylinux_2_34_x86_64.whl"
     vendored = [m for m in members(wheel) if m.startswith("openmp_kernels.libs/")]
     assert len(vendored) == 1 and Path(vendored[0]).name.startswith("libgomp-")
@@ -180,13 +170,11 @@ def test_openmp_kernel_vendors_libgomp_and_runs(tmp_path, build_env, fresh_venv)
 # --------------------------------------------------------------------------- Python ABI
 
 
-def test_cpython_extension_gets_an_honest_cpython_tag(tmp_path, build_env, fresh_venv):
-    project = copy_project(PROJECTS / "cpython_ext", tmp_path / "ext")
-    result = pip_wheel(project, tmp_path / "dist", build_env)
-    wheel = only_wheel(tmp_path / "dist")
+def test_cpython_extension_gets_an_honest_cpython_tag(cpython_ext_build, fresh_venv):
+    wheel, log = cpython_ext_build
     tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
     assert wheel.name.startswith(f"cpython_ext-0.2.0-{tag}-{tag}-manylinux_")
-    assert "uses the Python C API" in result.stdout and "cpython_ext.cpython-" in result.stdout
+    assert "uses the Python C API" in log and "cpython_ext.cpython-" in log
     environment = fresh_venv("ext-venv")
     environment.pip_install(wheel)
     assert environment.run("-c", "import cpython_ext; print(cpython_ext.triple(4))").stdout.strip() == "12"

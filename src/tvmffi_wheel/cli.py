@@ -1,19 +1,28 @@
-"""The `tvmffi-wheel` command (also `python -m tvmffi_wheel`)."""
+"""The `tvmffi-wheel` command (also `python -m tvmffi_wheel`).
+
+`repair` and `check` take arguments shaped like auditwheel's, so they drop into
+cibuildwheel's repair-wheel-command and audit-command.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from importlib import metadata as importlib_metadata
 from importlib import resources
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel import __version__
-from tvmffi_wheel.errors import TvmFfiWheelError, report_internal_error, report_user_error
+from tvmffi_wheel.errors import TvmFfiWheelError, info, report_internal_error, report_user_error
+from tvmffi_wheel.report import JSON_SCHEMA_VERSION, check_wheel, render_text
+from tvmffi_wheel.repair import RepairOptions, repair_wheel
+from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, pinned_version
+from tvmffi_wheel.wheelfile import WheelArchive
 from tvmffi_wheel.settings import reference_markdown
-
-
-def _cmake_dir() -> str:
-    return str(resources.files("tvmffi_wheel") / "cmake")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,18 +33,110 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tvmffi-wheel {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    repair = commands.add_parser(
+        "repair",
+        help="repair, tag, pin and verify wheels built elsewhere",
+        description="Make the backend's decisions for wheels built elsewhere: keep libtvm_ffi "
+        "and the CUDA driver out, vendor other libraries outside the manylinux policy, set run "
+        "paths, tag, pin apache-tvm-ffi and verify. Repairing a repaired wheel gives the same bytes.",
+    )
+    repair.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL")
+    repair.add_argument("-w", "--wheel-dir", type=Path, default=Path("wheelhouse"),
+                        help="existing folder to write repaired wheels to (default: wheelhouse)")
+    repair.add_argument("--plat", default="", metavar="TAG",
+                        help="platform tag to give the wheels, e.g. manylinux_2_28_x86_64 "
+                        "(default: the best the binaries allow)")
+    repair.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                        help="library never to vendor (shell pattern on SONAME or file name); repeatable")
+    repair.add_argument("--tvm-ffi-version", default=None, metavar="VERSION",
+                        help="the apache-tvm-ffi version the wheel was built against (default: "
+                        "the lower bound of the wheel's own pin, else the installed apache-tvm-ffi)")
+
+    check = commands.add_parser(
+        "check",
+        help="audit wheels: libraries, run paths, glibc floors, leaks, Python ABI, tvm-ffi pin",
+        description="Report what each binary needs and how it is satisfied. Exit 0 when every "
+        "wheel is sound, 1 otherwise.",
+    )
+    check.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL")
+    check.add_argument("--json", action="store_true", help="print the stable JSON report")
+    check.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                       help="library the users' systems provide (as for repair); repeatable")
+
     commands.add_parser("settings", help="print the configuration reference (Markdown)")
     commands.add_parser("cmake-dir", help="print the folder holding TvmFfiWheel.cmake")
     return parser
 
 
+def _tvm_ffi_version(flag: str | None, wheel: Path) -> Version:
+    """What the wheel was built against: the flag, else the wheel's own pin, else this environment's."""
+    if flag is not None:
+        try:
+            return Version(flag)
+        except InvalidVersion:
+            raise TvmFfiWheelError(f"--tvm-ffi-version {flag!r} is not a version") from None
+    with WheelArchive(wheel) as archive:
+        pinned = pinned_version(archive.dist_info_text("METADATA"))
+    if pinned is not None:
+        return pinned
+    try:
+        return Version(importlib_metadata.version(TVM_FFI_DISTRIBUTION))
+    except importlib_metadata.PackageNotFoundError:
+        raise TvmFfiWheelError(
+            f"{wheel.name} does not say which apache-tvm-ffi it was built against, and none "
+            "is installed here",
+            "install the apache-tvm-ffi the wheel was built against, or pass --tvm-ffi-version",
+        ) from None
+
+
+def _existing_folder(path: Path) -> Path:
+    if not path.is_dir():
+        raise TvmFfiWheelError(f"the output folder {path} does not exist", f"create it: mkdir -p {path}")
+    probe = path / ".tvmffi-wheel-write-test"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise TvmFfiWheelError(f"the output folder {path} cannot be written ({err.strerror})") from None
+    return path
+
+
+def _repair(args: argparse.Namespace) -> int:
+    out_dir = _existing_folder(args.wheel_dir)
+    for wheel in args.wheels:
+        options = RepairOptions(
+            mode="auto",
+            excludes=tuple(args.exclude),
+            plat=args.plat,
+            tvm_ffi_version=_tvm_ffi_version(args.tvm_ffi_version, wheel),
+        )
+        written = repair_wheel(wheel, out_dir, options)
+        info(f"wrote {written}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    reports = [check_wheel(wheel, tuple(args.exclude)) for wheel in args.wheels]
+    if args.json:
+        document = {"schema": JSON_SCHEMA_VERSION, "wheels": [r.to_json() for r in reports]}
+        print(json.dumps(document, indent=2))
+    else:
+        print("\n\n".join(render_text(r) for r in reports))
+    return 0 if all(r.sound for r in reports) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "repair":
+            return _repair(args)
+        if args.command == "check":
+            return _check(args)
         if args.command == "settings":
             sys.stdout.write(reference_markdown())
         elif args.command == "cmake-dir":
-            print(_cmake_dir())
+            print(resources.files("tvmffi_wheel") / "cmake")
     except TvmFfiWheelError as err:
         report_user_error(err)
         return 1

@@ -48,6 +48,7 @@ class ElfFacts:
     version_needs: tuple[VersionNeed, ...]
     python_c_api: tuple[str, ...]  # undefined CPython C API symbols, sorted
     undefined: frozenset[str]
+    exported: frozenset[str]  # defined, global or weak, default or protected visibility
 
     @property
     def run_paths(self) -> tuple[str, ...]:
@@ -103,13 +104,21 @@ def _read(elf: ELFFile) -> ElfFacts:
 
     symbols_by_index: dict[int, list[str]] = {index: [] for index in version_by_index}
     undefined: set[str] = set()
+    exported: set[str] = set()
     dynsym = elf.get_section_by_name(".dynsym")
     versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
     if isinstance(dynsym, SymbolTableSection):
         versions = versym.iter_symbols() if versym is not None else None
         for symbol in dynsym.iter_symbols():
             version_entry = next(versions) if versions is not None else None
-            if symbol["st_shndx"] != "SHN_UNDEF" or not symbol.name:
+            if not symbol.name:
+                continue
+            if symbol["st_shndx"] != "SHN_UNDEF":
+                if (
+                    symbol["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK")
+                    and symbol["st_other"]["visibility"] in ("STV_DEFAULT", "STV_PROTECTED")
+                ):
+                    exported.add(symbol.name)
                 continue
             undefined.add(symbol.name)
             if version_entry is None:
@@ -134,4 +143,5 @@ def _read(elf: ELFFile) -> ElfFacts:
         version_needs=version_needs,
         python_c_api=tuple(sorted(s for s in undefined if s.startswith(PYTHON_C_API_PREFIXES))),
         undefined=frozenset(undefined),
+        exported=frozenset(exported),
     )

@@ -28,16 +28,16 @@ PYTHON_LIBRARY_PATTERNS = ("libpython*",)
 
 
 class Kind(enum.Enum):
-    """How a NEEDED library is satisfied once the wheel is installed."""
+    """How a NEEDED library is satisfied once the wheel is installed (values are stable ids)."""
 
-    TVM_FFI = "apache-tvm-ffi wheel"
-    CUDA_DRIVER = "CUDA driver (system)"
-    EXCLUDED = "excluded by the `exclude` option"
-    LOADER = "dynamic loader (system)"
-    PYTHON = "libpython (interpreter)"
-    IN_WHEEL = "inside the wheel"
-    SYSTEM = "system (manylinux policy)"
-    VENDORED = "vendored"
+    TVM_FFI = "tvm-ffi"  # the apache-tvm-ffi wheel's tvm_ffi/lib
+    CUDA_DRIVER = "cuda-driver"  # the system's driver
+    EXCLUDED = "excluded"  # the `exclude` option: the user's system provides it
+    LOADER = "loader"  # the dynamic loader
+    PYTHON = "python"  # libpython: the interpreter
+    IN_WHEEL = "wheel"  # another binary in the wheel
+    SYSTEM = "system"  # the manylinux policy
+    VENDORED = "outside-policy"  # none of the above: must be vendored
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -205,6 +205,34 @@ def _policy_named(name: str, policies: Sequence[PlatformPolicy], arch: str) -> P
         f"`plat` is {name!r}, which is not a manylinux platform for {arch}",
         f"use one of: {known}",
     )
+
+
+def best_fitting_policy(
+    binaries: Sequence[WheelBinary], excludes: Sequence[str]
+) -> PlatformPolicy | None:
+    """The best platform the wheel fits as it is, with nothing vendored; None if none."""
+    if not binaries:
+        return None
+    in_wheel = frozenset(_in_wheel_names(binaries))
+    for policy in manylinux_policies(wheel_architecture(binaries)):
+        outside = [
+            soname
+            for binary in binaries
+            for soname in binary.facts.needed
+            if classify(soname, excludes=excludes, in_wheel=in_wheel, whitelist=policy.whitelist)
+            is Kind.VENDORED
+        ]
+        if not outside and not policy_violations(policy, [(b.path, b.facts) for b in binaries]):
+            return policy
+    return None
+
+
+def policy_for_tag(platform: str, arch: str) -> PlatformPolicy | None:
+    """The manylinux policy a platform tag names; None for `linux_*` and other tags."""
+    for policy in manylinux_policies(arch):
+        if platform == policy.name or platform in policy.aliases:
+            return policy
+    return None
 
 
 # --------------------------------------------------------------------------- run paths

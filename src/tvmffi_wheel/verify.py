@@ -30,11 +30,13 @@ def verify_wheel(
     policy: PlatformPolicy | None,
     python_tag: tuple[str, str],
     excludes: Sequence[str],
+    repaired: bool,
 ) -> list[str]:
     """Problems with the wheel, one line each; empty when it is sound.
 
     ``policy`` is the platform the wheel is tagged for (None for a `linux_*` wheel, which
-    promises nothing about the system it runs on).
+    promises nothing about the system it runs on). ``repaired``: the run paths must be
+    relative and reach tvm_ffi/lib (false only for `repair=skip`).
     """
     problems = []
     for member in members:
@@ -53,7 +55,7 @@ def verify_wheel(
 
     for member, facts in binaries:
         location = install_path(member) or ""
-        if policy is not None:
+        if repaired:
             for entry in facts.run_paths:
                 if origin_target(entry, location) is None:
                     problems.append(f"{member}: run path entry {entry!r} is not relative to $ORIGIN")
@@ -64,7 +66,7 @@ def verify_wheel(
                 in_wheel=frozenset(provided),
                 whitelist=policy.whitelist if policy is not None else frozenset(),
             )
-            if kind is Kind.TVM_FFI and policy is not None:
+            if kind is Kind.TVM_FFI and repaired:
                 targets = {origin_target(e, location) for e in facts.run_paths}
                 if TVM_FFI_LIB_DIR not in targets:
                     problems.append(
@@ -80,3 +82,21 @@ def verify_wheel(
     if policy is not None:
         problems += [str(v) for v in policy_violations(policy, binaries)]
     return problems
+
+
+# Mangled-name prefixes of the C++ standard library and of the C++ runtime's helpers: a
+# kernel library that exports these can have them bound by other libraries in the process.
+_STL_PREFIXES = ("_ZNSt", "_ZNKSt", "_ZSt", "_ZTISt", "_ZTSSt", "_ZTVSt", "_ZN9__gnu_cxx",
+                 "_ZNK9__gnu_cxx", "_ZN10__cxxabiv1", "_ZTIN10__cxxabiv1")
+_RUNTIME_NAMES = ("__cxa_", "__gxx_personality", "__gcc_personality", "_Unwind_", "__dynamic_cast")
+
+
+def leaked_exports(facts: ElfFacts, libc_exports: frozenset[str]) -> list[str]:
+    """Exported symbols that belong to the C++ standard library, its runtime, or glibc."""
+    return sorted(
+        name
+        for name in facts.exported
+        if name.startswith(_STL_PREFIXES)
+        or name.startswith(_RUNTIME_NAMES)
+        or name in libc_exports
+    )

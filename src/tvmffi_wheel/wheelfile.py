@@ -12,7 +12,8 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from packaging.tags import Tag
@@ -38,15 +39,18 @@ class WheelName:
     @classmethod
     def parse(cls, file_name: str) -> WheelName:
         try:
-            _, _, build, tags = parse_wheel_filename(file_name)
+            _, _, build, _ = parse_wheel_filename(file_name)
         except InvalidWheelFilename as err:
             raise TvmFfiWheelError(
                 f"{file_name} is not a valid wheel file name ({err})",
                 "wheel names look like name-1.0-py3-none-manylinux_2_28_x86_64.whl",
             ) from None
-        distribution, version = file_name.split("-")[:2]
+        parts = file_name[: -len(".whl")].split("-")
+        interpreters, abis, platforms = (p.split(".") for p in parts[-3:])
+        # In the order the file name gives them, which parse_wheel_filename's set loses.
+        tags = tuple(Tag(i, a, p) for i in interpreters for a in abis for p in platforms)
         build_text = f"{build[0]}{build[1]}" if build else ""
-        return cls(distribution, version, build_text, tuple(sorted(tags, key=str)))
+        return cls(parts[0], parts[1], build_text, tags)
 
     @property
     def python_tag(self) -> tuple[str, str]:
@@ -70,6 +74,17 @@ class WheelName:
     def file_name(self) -> str:
         build = f"-{self.build}" if self.build else ""
         return f"{self.distribution}-{self.version}{build}-{self.tag_text}.whl"
+
+
+@contextlib.contextmanager
+def _damage_reported(path: Path) -> Iterator[None]:
+    """Damaged archive data (bad CRC, cut-off deflate stream) becomes one clear error."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        raise TvmFfiWheelError(
+            f"{path} is not a readable wheel ({err})", "rebuild or download it again"
+        ) from None
 
 
 class WheelArchive:
@@ -111,7 +126,8 @@ class WheelArchive:
         self.close()
 
     def read_text(self, member: str) -> str:
-        return self._zip.read(member).decode("utf-8")
+        with _damage_reported(self.path):
+            return self._zip.read(member).decode("utf-8")
 
     def dist_info_text(self, file_name: str) -> str:
         return self.read_text(f"{self.dist_info}/{file_name}")
@@ -119,18 +135,19 @@ class WheelArchive:
     def elf_members(self) -> list[zipfile.ZipInfo]:
         """Members that are ELF files, found by their first four bytes."""
         found = []
-        for info in self.members:
-            if info.is_dir() or info.file_size < 4:
-                continue
-            with self._zip.open(info) as stream:
-                if is_elf_header(stream.read(4)):
-                    found.append(info)
+        with _damage_reported(self.path):
+            for info in self.members:
+                if info.is_dir() or info.file_size < 4:
+                    continue
+                with self._zip.open(info) as stream:
+                    if is_elf_header(stream.read(4)):
+                        found.append(info)
         return found
 
     def extract(self, info: zipfile.ZipInfo, root: Path) -> Path:
         target = root / info.filename
         target.parent.mkdir(parents=True, exist_ok=True)
-        with self._zip.open(info) as source, target.open("wb") as sink:
+        with _damage_reported(self.path), self._zip.open(info) as source, target.open("wb") as sink:
             shutil.copyfileobj(source, sink, _CHUNK)
         return target
 
@@ -231,7 +248,7 @@ def _add_new(put, pending: dict[str, Path], stamp: zipfile.ZipInfo) -> None:  # 
 
 def verify_record(path: Path) -> None:
     """Every member is in RECORD with its hash and size, and RECORD lists nothing else."""
-    with zipfile.ZipFile(path) as archive:
+    with _damage_reported(path), zipfile.ZipFile(path) as archive:
         names = [i.filename for i in archive.infolist() if not i.is_dir()]
         records = [n for n in names if n.endswith(".dist-info/RECORD")]
         if len(records) != 1:

@@ -35,6 +35,7 @@ def facts(needed=(), versions=(), runpath=(), rpath=(), c_api=(), soname=None):
         version_needs=tuple(VersionNeed(lib, ver, (sym,)) for lib, ver, sym in versions),
         python_c_api=tuple(c_api),
         undefined=frozenset(sym for _, _, sym in versions) | frozenset(c_api),
+        exported=frozenset(),
     )
 
 

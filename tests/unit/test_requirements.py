@@ -82,3 +82,10 @@ def test_metadata_without_requirement_gets_one_after_the_others():
 def test_pinning_is_idempotent():
     once = pin_metadata(METADATA, BUILT, quiet=True)
     assert pin_metadata(once, BUILT, quiet=True) == once
+
+
+def test_pinned_version_reads_a_full_pin_only():
+    from tvmffi_wheel.requirements import pinned_version
+
+    assert pinned_version(pin_metadata(METADATA, BUILT, quiet=True)) == BUILT
+    assert pinned_version(METADATA) is None  # ">=0.1" alone says nothing about the build

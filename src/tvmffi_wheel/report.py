@@ -1,0 +1,233 @@
+"""`tvmffi-wheel check`: what a wheel's binaries need and whether the wheel is sound.
+
+It reads the wheel with the same inspect stage and judges it with the same policy and
+verify functions as the backend; nothing here decides anything of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+
+from tvmffi_wheel._auditwheel import system_library_dirs
+from tvmffi_wheel.elf import ElfFacts, read_elf_facts
+from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.policy import (
+    Kind,
+    WheelBinary,
+    best_fitting_policy,
+    classify,
+    policy_for_tag,
+    wheel_architecture,
+)
+from tvmffi_wheel.repair import unpack_binaries
+from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, tvm_ffi_requirement
+from tvmffi_wheel.verify import leaked_exports, verify_wheel
+from tvmffi_wheel.wheelfile import WheelArchive, verify_record
+
+JSON_SCHEMA_VERSION = 1
+_FLOOR_FAMILIES = ("GLIBC", "GLIBCXX", "CXXABI", "GCC")
+
+
+@dataclasses.dataclass(frozen=True)
+class Floor:
+    family: str  # GLIBC, GLIBCXX, CXXABI or GCC
+    version: str  # e.g. "2.14"
+    symbols: tuple[str, ...]  # e.g. ("memcpy@GLIBC_2.14",)
+
+
+@dataclasses.dataclass(frozen=True)
+class BinaryReport:
+    path: str
+    needed: tuple[tuple[str, str], ...]  # (soname, how it is satisfied)
+    run_paths: tuple[str, ...]
+    floors: tuple[Floor, ...]
+    python_c_api: tuple[str, ...]
+    leaked_exports: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelReport:
+    wheel: str
+    tag: str  # the tag it carries
+    deserved_platform: str  # the best platform its binaries fit as they are
+    tvm_ffi_requirement: str | None
+    binaries: tuple[BinaryReport, ...]
+    problems: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def sound(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["sound"] = self.sound
+        for binary in data["binaries"]:
+            binary["needed"] = [{"soname": s, "satisfied_by": k} for s, k in binary["needed"]]
+        return data
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def floors(facts: ElfFacts) -> tuple[Floor, ...]:
+    """The highest version each library family requires, with the symbols that require it."""
+    result = []
+    for family in _FLOOR_FAMILIES:
+        needs = [n for n in facts.version_needs if n.version.split("_", 1)[0] == family
+                 and n.version[len(family) + 1 :][:1].isdigit()]
+        if not needs:
+            continue
+        top = max(needs, key=lambda n: _version_key(n.version[len(family) + 1 :]))
+        symbols = tuple(f"{s}@{top.version}" for s in top.symbols)
+        result.append(Floor(family, top.version[len(family) + 1 :], symbols))
+    return tuple(result)
+
+
+def _satisfied_by(kind: Kind, provider: str | None) -> str:
+    if kind is Kind.IN_WHEEL and provider and ".libs/" in provider:
+        return "vendored"
+    if kind is Kind.VENDORED:
+        return "missing"
+    return kind.value
+
+
+def _requirement_problems(requirement: Requirement | None, needs_tvm_ffi: bool) -> list[str]:
+    if requirement is None:
+        return [f"no Requires-Dist on {TVM_FFI_DISTRIBUTION}, although a binary needs "
+                "libtvm_ffi"] if needs_tvm_ffi else []
+    operators = {s.operator for s in requirement.specifier}
+    problems = []
+    if operators & {"==", "==="}:
+        problems.append(f"{requirement} pins one version; two kernel packages pinning "
+                        "different ones cannot be installed together")
+    elif not operators & {"<", "<=", "~="}:
+        problems.append(f"{requirement} has no upper bound; a 0.X change breaks the C ABI")
+    elif not operators & {">=", ">", "~="}:
+        problems.append(f"{requirement} has no lower bound; older tvm-ffi releases lack the ABI "
+                        "the wheel was built against")
+    return problems
+
+
+def _libc_exports() -> frozenset[str]:
+    for directory in system_library_dirs():
+        candidate = Path(directory) / "libc.so.6"
+        if candidate.is_file():
+            return read_elf_facts(candidate.resolve(), str(candidate)).exported
+    return frozenset()
+
+
+def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
+    problems: list[str] = []
+    warnings: list[str] = []
+    with WheelArchive(path) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-check-") as tmp:
+        binaries: list[WheelBinary] = unpack_binaries(archive, Path(tmp))
+        name = archive.name
+        requirement = tvm_ffi_requirement(archive.dist_info_text("METADATA"))
+        members = [m.filename for m in archive.members]
+    try:
+        verify_record(path)
+    except TvmFfiWheelError as err:
+        problems.append(str(err))
+
+    carried_platform = name.platforms[0]
+    policy = None
+    deserved = "any"
+    if binaries:
+        arch = wheel_architecture(binaries)
+        policy = policy_for_tag(carried_platform, arch)
+        best = best_fitting_policy(binaries, excludes)
+        deserved = best.name if best is not None else f"linux_{arch}"
+        if policy is None:
+            problems.append(f"tagged {carried_platform}, which promises nothing about the "
+                            "system it runs on and PyPI refuses; run `tvmffi-wheel repair`")
+    problems += verify_wheel(
+        [(b.path, b.facts) for b in binaries],
+        members,
+        policy=policy,
+        python_tag=name.python_tag,
+        excludes=excludes,
+        repaired=True,
+    )
+
+    provided = {}
+    for binary in binaries:
+        for provided_name in filter(None, (binary.facts.soname, posixpath.basename(binary.path))):
+            provided[provided_name] = binary.path
+    whitelist = policy.whitelist if policy is not None else frozenset()
+    if policy is None and deserved.startswith("manylinux"):
+        whitelist = policy_for_tag(deserved, wheel_architecture(binaries)).whitelist
+    libc_exports = _libc_exports() if binaries else frozenset()
+    reports = []
+    for binary in binaries:
+        needed = []
+        for soname in binary.facts.needed:
+            kind = classify(soname, excludes=excludes, in_wheel=frozenset(provided), whitelist=whitelist)
+            needed.append((soname, _satisfied_by(kind, provided.get(soname))))
+        leaked = leaked_exports(binary.facts, libc_exports)
+        if leaked:
+            warnings.append(f"{binary.path} exports {len(leaked)} symbols of the C++ standard "
+                            f"library, its runtime or glibc (e.g. {leaked[0]}); link with "
+                            "tvmffi_wheel_configure_target() to keep them private")
+        reports.append(BinaryReport(
+            path=binary.path,
+            needed=tuple(needed),
+            run_paths=binary.facts.run_paths,
+            floors=floors(binary.facts),
+            python_c_api=binary.facts.python_c_api,
+            leaked_exports=tuple(leaked),
+        ))
+
+    needs_tvm_ffi = any(kind == Kind.TVM_FFI.value for r in reports for _, kind in r.needed)
+    problems += _requirement_problems(requirement, needs_tvm_ffi)
+    interpreter, abi = name.python_tag
+    if abi not in ("none", "abi3") and binaries and not any(r.python_c_api for r in reports):
+        warnings.append(f"tagged {interpreter}-{abi}, but no binary uses the Python C API: "
+                        "one py3-none wheel would serve every Python version")
+    return WheelReport(
+        wheel=path.name,
+        tag=name.tag_text,
+        deserved_platform=deserved,
+        tvm_ffi_requirement=str(requirement) if requirement is not None else None,
+        binaries=tuple(reports),
+        problems=tuple(problems),
+        warnings=tuple(warnings),
+    )
+
+
+def render_text(report: WheelReport) -> str:
+    lines = [
+        report.wheel,
+        f"  tag       {report.tag}",
+        f"  deserves  {report.deserved_platform}",
+        f"  tvm-ffi   {report.tvm_ffi_requirement or '(no requirement)'}",
+    ]
+    for binary in report.binaries:
+        lines.append(f"  {binary.path}")
+        width = max((len(s) for s, _ in binary.needed), default=0)
+        for index, (soname, satisfied_by) in enumerate(binary.needed):
+            label = "needs" if index == 0 else ""
+            lines.append(f"    {label:<10}{soname:<{width}}  {satisfied_by}")
+        lines.append(f"    {'run path':<10}{':'.join(binary.run_paths) or '(none)'}")
+        for index, floor in enumerate(binary.floors):
+            label = "floor" if index == 0 else ""
+            shown = ", ".join(floor.symbols[:2]) or "-"
+            lines.append(f"    {label:<10}{floor.family} {floor.version}  ({shown})")
+        lines.append(f"    {'python':<10}{', '.join(binary.python_c_api[:3]) or 'no C API use'}")
+        if binary.leaked_exports:
+            shown = ", ".join(binary.leaked_exports[:3])
+            lines.append(f"    {'leaks':<10}{len(binary.leaked_exports)} exported: {shown}")
+    for warning in report.warnings:
+        lines.append(f"  warning: {warning}")
+    for problem in report.problems:
+        lines.append(f"  problem: {problem}")
+    lines.append("  sound" if report.sound else f"  NOT SOUND: {len(report.problems)} problem(s)")
+    return "\n".join(lines)
+

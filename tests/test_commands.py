@@ -1,0 +1,137 @@
+"""`tvmffi-wheel repair` and `tvmffi-wheel check`, run as cibuildwheel runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import only_wheel
+
+
+@pytest.fixture(scope="session")
+def command(backend_venv):
+    """The installed `tvmffi-wheel` console script, as cibuildwheel would call it."""
+    script = backend_venv.path / "bin" / "tvmffi-wheel"
+
+    def call(*args, cwd=None, ok=True):
+        from conftest import run
+
+        return run([script, *args], cwd=cwd, env=backend_venv.env, ok=ok)
+
+    return call
+
+
+def repaired(command, wheel: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    command("repair", "-w", dest, wheel)  # cibuildwheel: repair -w {dest_dir} {wheel}
+    return only_wheel(dest)
+
+
+def test_check_finds_what_the_plain_recipe_gets_wrong(command, plain_recipe_wheel):
+    assert plain_recipe_wheel.name.endswith("-py3-none-linux_x86_64.whl")
+    result = command("check", plain_recipe_wheel, ok=False)
+    assert result.returncode == 1
+    text = result.stdout
+    assert "deserves  manylinux_2_31_x86_64" in text
+    assert "tagged linux_x86_64" in text
+    assert "has no run path to tvm_ffi/lib" in text
+    assert "apache-tvm-ffi has no upper bound" in text
+    # the documented recipe leaks standard-library symbols: reported, with the fix
+    assert "exports" in text and "_ZNSt" in text and "tvmffi_wheel_configure_target" in text
+
+
+def test_check_json_is_stable_and_complete(command, plain_recipe_wheel):
+    result = command("check", "--json", plain_recipe_wheel, ok=False)
+    document = json.loads(result.stdout)
+    assert document["schema"] == 1
+    (wheel,) = document["wheels"]
+    assert wheel["sound"] is False and wheel["problems"]
+    assert wheel["tag"] == "py3-none-linux_x86_64"
+    assert wheel["deserved_platform"] == "manylinux_2_31_x86_64"
+    assert wheel["tvm_ffi_requirement"] == "apache-tvm-ffi"
+    (binary,) = wheel["binaries"]
+    assert binary["path"] == "my_ffi_extension/libmy_ffi_extension.so"
+    assert {"soname": "libtvm_ffi.so", "satisfied_by": "tvm-ffi"} in binary["needed"]
+    assert {"soname": "libc.so.6", "satisfied_by": "system"} in binary["needed"]
+    families = {f["family"]: f for f in binary["floors"]}
+    assert families["GLIBCXX"]["version"] == "3.4.26"
+    assert all("@GLIBCXX_3.4.26" in s for s in families["GLIBCXX"]["symbols"])
+    assert binary["python_c_api"] == []
+    assert any(s.startswith("_ZNSt") for s in binary["leaked_exports"])
+
+
+def test_repair_fixes_the_plain_recipe_and_the_result_loads(command, plain_recipe_wheel, tmp_path, fresh_venv):
+    wheel = repaired(command, plain_recipe_wheel, tmp_path / "wheelhouse")
+    assert wheel.name == "my_ffi_extension-0.1.0-py3-none-manylinux_2_31_x86_64.whl"
+    result = command("check", wheel)  # cibuildwheel: audit-command check {wheel}
+    assert "\n  sound" in result.stdout
+    environment = fresh_venv("repaired-recipe")
+    environment.pip_install(wheel)
+    code = (
+        "import ctypes, importlib.util, pathlib\n"
+        "folder = pathlib.Path(importlib.util.find_spec('my_ffi_extension').submodule_search_locations[0])\n"
+        "ctypes.CDLL(str(folder / 'libmy_ffi_extension.so'))\n"
+        "import my_ffi_extension; assert my_ffi_extension.add_two(1) == 3; print('ok')\n"
+    )
+    assert environment.run("-c", code).stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("fixture", ["example_wheel", "openmp_wheel", "plain_recipe_wheel", "cpython_ext_build"])
+def test_repair_is_idempotent_byte_for_byte(command, request, tmp_path, fixture):
+    wheel = request.getfixturevalue(fixture)
+    wheel = wheel[0] if isinstance(wheel, tuple) else wheel
+    once = repaired(command, wheel, tmp_path / "once")
+    twice = repaired(command, once, tmp_path / "twice")
+    assert twice.name == once.name
+    assert twice.read_bytes() == once.read_bytes()
+    if fixture != "plain_recipe_wheel":  # our backend's wheels are already final
+        assert once.read_bytes() == wheel.read_bytes()
+
+
+def test_check_passes_the_backends_wheels(command, example_wheel, openmp_wheel, cpython_ext_build):
+    result = command("check", example_wheel, openmp_wheel, cpython_ext_build[0])
+    text = result.stdout
+    assert text.count("\n  sound") == 3
+    assert "libgomp-" in text and "vendored" in text
+    assert "PyLong_FromLong" in text
+    assert "leaks" not in text.split("openmp_kernels")[0]  # the example exports nothing extra
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("subcommand", ["check", "repair"])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d, w: (d / "demo-1.0-py3-none-any.whl").write_text("not a zip"), "is not a readable wheel"),
+        (lambda d, w: (d / w.name).write_bytes(w.read_bytes()[: len(w.read_bytes()) // 2]), "is not a readable wheel"),
+        (lambda d, w: (d / "folder-1.0-py3-none-any.whl").mkdir(), "is not a file"),
+        (lambda d, w: shutil.copy(w, d / "oddly_named.whl"), "is not a valid wheel file name"),
+    ],
+    ids=["not-a-zip", "truncated", "a-folder", "unparseable-name"],
+)
+def test_bad_wheels_get_one_message_and_nothing_written(command, example_wheel, tmp_path, subcommand, make, message):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    make(inputs, example_wheel)
+    (target,) = list(inputs.iterdir())
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["repair", "-w", out, target] if subcommand == "repair" else ["check", target]
+    result = command(*args, ok=False)
+    assert result.returncode == 1
+    assert message in result.stdout and "Traceback" not in result.stdout
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["missing", "a-file"])
+def test_repair_output_folder_must_exist(command, example_wheel, tmp_path, kind):
+    out = tmp_path / "out"
+    if kind == "a-file":
+        out.write_text("")
+    result = command("repair", "-w", out, example_wheel, ok=False)
+    assert f"the output folder {out} does not exist" in result.stdout
+    assert (not out.exists()) if kind == "missing" else out.read_text() == ""
