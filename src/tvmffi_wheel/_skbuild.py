@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata as importlib_metadata
 from types import ModuleType
 from typing import Any
@@ -78,3 +78,48 @@ def has_prepare_metadata() -> bool:
         return hasattr(_hooks(), "prepare_metadata_for_build_wheel")
     except tomllib.TOMLDecodeError:
         return True  # our hooks report the broken pyproject.toml when called
+
+
+def _define_pairs(args: list[str]) -> dict[str, str]:
+    """`-DNAME=VALUE` and `-DNAME:TYPE=VALUE` from a list of CMake arguments."""
+    defines = {}
+    for argument in args:
+        if argument.startswith("-D") and "=" in argument:
+            name, value = argument[2:].split("=", 1)
+            defines[name.split(":", 1)[0]] = value
+    return defines
+
+
+def _as_text(value: Any) -> str:  # noqa: ANN401
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return str(value)
+
+
+def user_cmake_defines(
+    pyproject: Mapping[str, Any], config_settings: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The CMake variables the user set through scikit-build-core's own channels.
+
+    Read so that what we pass (the CUDA runtime and architectures) never overrides them:
+    [tool.scikit-build] cmake.define and cmake.args, -C cmake.define.X / cmake.args, and the
+    SKBUILD_CMAKE_DEFINE, SKBUILD_CMAKE_ARGS and CMAKE_ARGS environment variables.
+    """
+    cmake = pyproject.get("tool", {}).get("scikit-build", {}).get("cmake", {})
+    defines = {k: _as_text(v) for k, v in cmake.get("define", {}).items()}
+    defines.update(_define_pairs(list(cmake.get("args", []))))
+    for key, value in config_settings.items():
+        if key.startswith("cmake.define."):
+            defines[key[len("cmake.define.") :]] = _as_text(value)
+        elif key == "cmake.args":
+            items = value if isinstance(value, list) else str(value).split(";")
+            defines.update(_define_pairs(items))
+    for item in environ.get("SKBUILD_CMAKE_DEFINE", "").split(";"):
+        if "=" in item:
+            name, value = item.split("=", 1)
+            defines[name.split(":", 1)[0]] = value
+    defines.update(_define_pairs(environ.get("SKBUILD_CMAKE_ARGS", "").split(";")))
+    defines.update(_define_pairs(environ.get("CMAKE_ARGS", "").split()))
+    return defines

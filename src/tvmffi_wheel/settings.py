@@ -27,13 +27,15 @@ TOML_TABLE = "tool.tvmffi-wheel"
 REPAIR_MODES = ("auto", "skip")
 
 
-def _option(default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:  # noqa: ANN401
-    return dataclasses.field(default=default, metadata={"doc": doc, "choices": choices})
+def _option(key: str, default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:  # noqa: ANN401
+    metadata = {"key": key, "doc": doc, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     repair: str = _option(
+        "repair",
         "auto",
         "`auto` repairs the wheel: vendors libraries outside the manylinux policy, sets run "
         "paths, gives it the best manylinux tag its binaries allow and verifies it. `skip` "
@@ -41,16 +43,71 @@ class Settings:
         choices=REPAIR_MODES,
     )
     exclude: tuple[str, ...] = _option(
+        "exclude",
         (),
         "Extra shell patterns (`fnmatch`) of libraries never to vendor, matched against the "
         "SONAME and the file name, e.g. `libfoo.so*`. libtvm_ffi and the CUDA driver are "
         "always excluded.",
     )
     plat: str = _option(
+        "plat",
         "",
         "The platform tag to give the wheel, e.g. `manylinux_2_28_x86_64` (the architecture "
         "suffix may be left out). The build fails, naming the symbol, if a binary needs a "
         "newer glibc. Empty: the best tag the binaries allow.",
+    )
+    max_wheel_size_mb: int = _option(
+        "max-wheel-size-mb",
+        0,
+        "Fail the build when the wheel is larger than this many MB (0: no limit). Above 100 "
+        "MB, PyPI's default file limit, a warning is printed either way.",
+    )
+    cuda_architectures: str = _option(
+        "cuda.architectures",
+        "",
+        "CUDA architectures in CMake syntax, e.g. `75-real;80-real;90-real;120-virtual`, "
+        "passed as CMAKE_CUDA_ARCHITECTURES and checked against the device code of every "
+        "binary. Empty: CMAKE_CUDA_ARCHITECTURES or CUDAARCHS given the plain CMake way, if "
+        "any. `native` is refused for a wheel; `all` and `all-major` need "
+        "`cuda.allow-all-architectures`.",
+    )
+    cuda_allow_all_architectures: bool = _option(
+        "cuda.allow-all-architectures",
+        False,
+        "Confirm `all` or `all-major` in `cuda.architectures`: every architecture the toolkit "
+        "knows, which makes large wheels.",
+    )
+    cuda_runtime: str = _option(
+        "cuda.runtime",
+        "",
+        "How the CUDA runtime is linked, always passed as CMAKE_CUDA_RUNTIME_LIBRARY. "
+        "`static` (the default): no binary needs libcudart. `shared`: libcudart comes from "
+        "NVIDIA's runtime wheel, which becomes a requirement, reached through a run path. "
+        "`none`: the driver API only. Empty: CMAKE_CUDA_RUNTIME_LIBRARY given the plain CMake "
+        "way, else `static`.",
+        choices=("", "static", "shared", "none"),
+    )
+    cuda_toolkit: str = _option(
+        "cuda.toolkit",
+        "",
+        "Where nvcc comes from. `system`: $CUDACXX, PATH, $CUDA_HOME or /usr/local/cuda. "
+        "`pip`: NVIDIA's toolkit wheels (nvcc, nvvm, crt, cccl, runtime) for `cuda.version`, "
+        "installed into the isolated build environment, so a machine with no CUDA builds "
+        "CUDA kernels. Empty: `system` when nvcc is found, else `pip` when the project sets "
+        "CUDA architectures.",
+        choices=("", "system", "pip"),
+    )
+    cuda_version: str = _option(
+        "cuda.version",
+        "13.0",
+        "The CUDA release whose toolkit wheels `cuda.toolkit = \"pip\"` installs, e.g. "
+        "`13.0` or `12.8`.",
+    )
+    cuda_compress: bool = _option(
+        "cuda.compress",
+        True,
+        "Compress device code in fatbins (`--compress-mode=size` from CUDA 13, "
+        "`-Xfatbin=-compress-all` before), added to CUDAFLAGS.",
     )
 
 
@@ -59,15 +116,31 @@ def option_names() -> list[str]:
 
 
 def toml_key(field: dataclasses.Field) -> str:
-    return field.name.replace("_", "-")
+    """The option's name: in pyproject.toml (dots are nested tables) and after `-C tvmffi-wheel.`."""
+    return field.metadata["key"]
 
 
 def env_var(field: dataclasses.Field) -> str:
-    return ENV_PREFIX + field.name.upper()
+    return ENV_PREFIX + toml_key(field).upper().replace(".", "_").replace("-", "_")
 
 
 def _is_list(field: dataclasses.Field) -> bool:
     return isinstance(field.default, tuple)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"cuda": {"runtime": "static"}}` -> `{"cuda.runtime": "static"}`."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def _unknown_key_error(key: str, where: str) -> TvmFfiWheelError:
@@ -93,6 +166,24 @@ def _convert(field: dataclasses.Field, value: Any, where: str, *, from_text: boo
                 "items with `;` on the command line",
             )
         return tuple(value)
+    if isinstance(field.default, bool):
+        if from_text and isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        if not isinstance(value, bool):
+            raise TvmFfiWheelError(
+                f"option `{key}` in {where} must be true or false, got {value!r}",
+                f"write it as `{key} = true`",
+            )
+        return value
+    if isinstance(field.default, int):
+        if from_text and isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TvmFfiWheelError(
+                f"option `{key}` in {where} must be a whole number, got {value!r}",
+                f"write it as `{key} = 200`",
+            )
+        return value
     if not isinstance(value, str):
         raise TvmFfiWheelError(
             f"option `{key}` in {where} must be a string, got {value!r}",
@@ -100,9 +191,8 @@ def _convert(field: dataclasses.Field, value: Any, where: str, *, from_text: boo
         )
     choices = field.metadata["choices"]
     if choices and value not in choices:
-        raise TvmFfiWheelError(
-            f"option `{key}` in {where} must be one of {', '.join(choices)}; got {value!r}",
-        )
+        shown = ", ".join(c for c in choices if c)
+        raise TvmFfiWheelError(f"option `{key}` in {where} must be one of {shown}; got {value!r}")
     return value
 
 
@@ -135,6 +225,7 @@ def load_settings(
             f"[{TOML_TABLE}] in pyproject.toml must be a table, got {table!r}",
             "write the options under a `[tool.tvmffi-wheel]` header",
         )
+    table = _flatten(table)
     from_config, _ = split_config_settings(config_settings)
 
     known = set(option_names())
@@ -167,9 +258,14 @@ def reference_markdown() -> str:
     ]
     for field in dataclasses.fields(Settings):
         default = field.default
-        shown = "[]" if default == () else f'"{default}"'
+        if isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, int):
+            shown = str(default)
+        else:
+            shown = "[]" if default == () else f'"{default}"'
         doc = field.metadata["doc"]
-        choices = field.metadata["choices"]
+        choices = [c for c in field.metadata["choices"] if c]
         if choices:
             doc = f"One of {', '.join(f'`{c}`' for c in choices)}. {doc}"
         lines.append(f"| `{toml_key(field)}` | `{env_var(field)}` | `{shown}` | {doc} |")

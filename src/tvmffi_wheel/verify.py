@@ -10,6 +10,7 @@ import posixpath
 from collections.abc import Sequence
 
 from tvmffi_wheel._auditwheel import PlatformPolicy
+from tvmffi_wheel.cuda import cuda_major_of, library_folder, nvidia_library
 from tvmffi_wheel.elf import ElfFacts
 from tvmffi_wheel.policy import (
     TVM_FFI_LIB_DIR,
@@ -45,7 +46,8 @@ def verify_wheel(
             problems.append(f"{member}: a copy of libtvm_ffi is inside the wheel; two copies "
                             "in one process abort at import")
         elif is_never_vendored(name):
-            problems.append(f"{member}: the CUDA driver must come from the system, not the wheel")
+            problems.append(f"{member}: CUDA's driver and libraries must come from the system "
+                            "or NVIDIA's wheels, not from this wheel")
 
     provided = set()
     for member, facts in binaries:
@@ -73,6 +75,13 @@ def verify_wheel(
                         f"{member}: needs {soname} but has no run path to {TVM_FFI_LIB_DIR}, "
                         "so it only loads after `import tvm_ffi`"
                     )
+            elif kind is Kind.CUDA_LIBRARY and repaired:
+                library = nvidia_library(soname)
+                major = cuda_major_of(soname)
+                folder = library_folder(library, major) if library and major else None
+                targets = {origin_target(e, location) for e in facts.run_paths}
+                if folder is not None and folder not in targets:
+                    problems.append(f"{member}: needs {soname} but has no run path to {folder}")
             elif kind is Kind.VENDORED and policy is not None:
                 problems.append(f"{member}: needs {soname}, which {policy.name} does not "
                                 "provide and the wheel does not contain")

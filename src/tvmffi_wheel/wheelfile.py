@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from packaging.tags import Tag
@@ -185,12 +185,14 @@ def write_wheel(
     replaced: Mapping[str, Path],
     added: Mapping[str, Path],
     dist_info_files: Mapping[str, str],
+    check_size: Callable[[int], None] | None = None,
 ) -> None:
     """Write ``archive`` with members replaced, added and dist-info files rewritten.
 
-    The wheel is written under a temporary name in the output folder, its RECORD is
-    checked against what was written, and only then is it renamed into place: a failure
-    or an interrupt leaves nothing behind.
+    ``dist_info_files`` maps members to text; a member the archive lacks is added to the
+    dist-info folder. The wheel is written under a temporary name in the output folder, its
+    RECORD is checked against what was written, ``check_size`` sees its size, and only then
+    is it renamed into place: a failure or an interrupt leaves nothing behind.
     """
     out_dir = out_path.parent
     fd, temp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_dir)
@@ -221,6 +223,11 @@ def write_wheel(
                     with archive.open_member(info) as source:
                         put(info, source)
             _add_new(put, pending_additions, stamp)
+            existing = {info.filename for info in archive.members}
+            for name in sorted(set(dist_info_files) - existing):
+                template = zipfile.ZipInfo(name, date_time=stamp.date_time)
+                template.external_attr = stamp.external_attr
+                put(template, io.BytesIO(dist_info_files[name].encode("utf-8")))
             record_info = zipfile.ZipInfo(record_name, date_time=stamp.date_time)
             record_info.external_attr = stamp.external_attr
             record_info.compress_type = zipfile.ZIP_DEFLATED
@@ -230,6 +237,8 @@ def write_wheel(
             writer.writerow((record_name, "", ""))
             out.writestr(record_info, buffer.getvalue())
         verify_record(temp_path)
+        if check_size is not None:
+            check_size(temp_path.stat().st_size)
         os.replace(temp_path, out_path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -214,3 +214,23 @@ def test_explicit_py3_with_c_api_is_an_error():
     users = python_c_api_users([binary("pkg/ext.so", needed=["libpython3.11.so.1.0"])])
     with pytest.raises(TvmFfiWheelError, match=r"pkg/ext.so uses the Python C API \(needs libpython"):
         choose_python_tag(("py3", "none"), users)
+
+
+def test_nvidia_library_without_its_wheel_is_refused_naming_the_wheel():
+    kernel = binary("pkg/libk.so", needed=["libcublas.so.13"])
+    with pytest.raises(TvmFfiWheelError) as caught:
+        plan_repair([kernel], distribution="pkg", excludes=(), plat="", finder=NoLibraries())
+    assert "libcublas.so.13, which tvmffi-wheel never vendors" in str(caught.value)
+    assert "add 'nvidia-cublas' to [project] dependencies" in str(caught.value)
+
+
+def test_nvidia_library_with_its_wheel_gets_a_run_path_into_it():
+    kernel = binary("pkg/lib/libk.so", needed=["libcudart.so.13", "libtvm_ffi.so"])
+    plan = plan_repair(
+        [kernel], distribution="pkg", excludes=(), plat="", finder=NoLibraries(),
+        requirements=frozenset({"nvidia-cuda-runtime"}),
+    )
+    assert plan.run_paths["pkg/lib/libk.so"] == (
+        "$ORIGIN/../../nvidia/cu13/lib", "$ORIGIN/../../tvm_ffi/lib"
+    )
+    assert plan.vendored == ()

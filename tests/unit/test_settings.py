@@ -83,3 +83,27 @@ def test_readme_reference_is_generated_from_the_settings():
     assert block.group(1) == reference_markdown(), (
         "README.md's configuration reference is stale: paste `tvmffi-wheel settings` into it"
     )
+
+
+def test_nested_tables_and_dotted_keys_name_the_same_option():
+    nested = {"tool": {"tvmffi-wheel": {"cuda": {"runtime": "shared", "compress": False}}}}
+    settings = load_settings(nested, {}, {})
+    assert (settings.cuda_runtime, settings.cuda_compress) == ("shared", False)
+    config = {"tvmffi-wheel.cuda.architectures": "80-real"}
+    assert load_settings({}, config, {}).cuda_architectures == "80-real"
+    environ = {"TVMFFI_WHEEL_CUDA_ALLOW_ALL_ARCHITECTURES": "true", "TVMFFI_WHEEL_MAX_WHEEL_SIZE_MB": "250"}
+    settings = load_settings({}, {}, environ)
+    assert settings.cuda_allow_all_architectures is True and settings.max_wheel_size_mb == 250
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"cuda": {"compress": "yes"}}, "`cuda.compress` .* must be true or false"),
+        ({"max-wheel-size-mb": "big"}, "`max-wheel-size-mb` .* must be a whole number"),
+        ({"cuda": {"runtme": "static"}}, "unknown option `cuda.runtme`"),
+    ],
+)
+def test_nested_option_errors(table, message):
+    with pytest.raises(TvmFfiWheelError, match=message):
+        load_settings({"tool": {"tvmffi-wheel": table}}, {}, {})

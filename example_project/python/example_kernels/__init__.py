@@ -39,9 +39,17 @@ def total(x) -> float:  # noqa: ANN001
     return _LIB.total(x)
 
 
+def add_one_cuda(x, out) -> None:  # noqa: ANN001
+    """out = x + 1 on a CUDA device, on the stream set in tvm-ffi's environment.
+
+    Only in wheels built with -C cmake.define.EXAMPLE_KERNELS_CUDA=ON.
+    """
+    _LIB.add_one_cuda(x, out)
+
+
 @tvm_ffi.register_object("example_kernels.RunningMean")
 class RunningMean(tvm_ffi.Object):
     """The running mean of every value passed to ``update``."""
 
 
-__all__ = ["LIBRARY_PATH", "RunningMean", "add_one", "axpy", "total"]
+__all__ = ["LIBRARY_PATH", "RunningMean", "add_one", "add_one_cuda", "axpy", "total"]

@@ -1,0 +1,408 @@
+"""CUDA: the toolkit, the architecture list, NVIDIA's libraries, and device code checks.
+
+Decisions only; the ELF side (reading fatbins) is in elf.py and the wiring in build.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import functools
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from packaging.version import Version
+
+from tvmffi_wheel.elf import DeviceImage
+from tvmffi_wheel.errors import TvmFfiWheelError
+
+RUNTIME_LIBRARY = {"static": "Static", "shared": "Shared", "none": "None"}
+
+
+# --------------------------------------------------------------------------- toolkit
+
+
+@dataclasses.dataclass(frozen=True)
+class Toolkit:
+    nvcc: Path
+    version: Version  # e.g. 13.0
+    architectures: frozenset[int]  # what `nvcc --list-gpu-arch` offers, e.g. {75, 80, ...}
+
+    @property
+    def major(self) -> int:
+        return self.version.major
+
+
+DEFAULT_CUDA_ROOTS = ("/usr/local/cuda",)
+
+
+def find_nvcc(environ: Mapping[str, str], default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS) -> Path | None:
+    """nvcc as CMake would pick it: $CUDACXX, then PATH, then $CUDA_HOME/$CUDA_PATH, then /usr/local/cuda."""
+    if environ.get("CUDACXX"):
+        return Path(environ["CUDACXX"])
+    found = shutil.which("nvcc", path=environ.get("PATH", ""))
+    if found:
+        return Path(found)
+    for root in (environ.get("CUDA_HOME"), environ.get("CUDA_PATH"), *default_roots):
+        if root and (Path(root) / "bin" / "nvcc").is_file():
+            return Path(root) / "bin" / "nvcc"
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _query(nvcc: Path) -> Toolkit:
+    try:
+        version_text = subprocess.run(
+            [str(nvcc), "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        archs_text = subprocess.run(
+            [str(nvcc), "--list-gpu-arch"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise TvmFfiWheelError(f"{nvcc} does not run ({err})", "check the CUDA installation") from None
+    match = re.search(r"release (\d+\.\d+)", version_text)
+    if match is None:
+        raise TvmFfiWheelError(f"cannot read the CUDA version from `{nvcc} --version`")
+    archs = frozenset(int(m) for m in re.findall(r"compute_(\d+)", archs_text))
+    return Toolkit(nvcc, Version(match.group(1)), archs)
+
+
+def find_toolkit(
+    environ: Mapping[str, str] | None = None, default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS
+) -> Toolkit:
+    nvcc = find_nvcc(os.environ if environ is None else environ, default_roots)
+    if nvcc is None:
+        raise TvmFfiWheelError(
+            "nvcc is not found ($CUDACXX, PATH, $CUDA_HOME, /usr/local/cuda), but the project "
+            "sets CUDA architectures",
+            'set tvmffi-wheel.cuda.toolkit = "pip" to build with NVIDIA\'s toolkit wheels, or '
+            "install the CUDA toolkit and point CUDACXX at its nvcc",
+        )
+    return _query(nvcc)
+
+
+def pip_toolkit_requirements(version: str) -> list[str]:
+    """NVIDIA's wheels that together make a working nvcc for CUDA ``version`` (e.g. "13.0").
+
+    nvcc alone is not enough: cicc comes from nvvm, the host headers from crt, and
+    cuda_runtime.h needs cccl; the runtime provides libcudart and libcudadevrt.
+    """
+    release = _cuda_release(version)
+    if release.major >= 13:
+        names = ["nvidia-cuda-nvcc", "nvidia-nvvm", "nvidia-cuda-crt", "nvidia-cuda-cccl",
+                 "nvidia-cuda-runtime"]
+    else:
+        names = ["nvidia-cuda-nvcc-cu12", "nvidia-cuda-cccl-cu12", "nvidia-cuda-runtime-cu12"]
+    return [f"{name}=={release.major}.{release.minor}.*" for name in names]
+
+
+def _cuda_release(version: str) -> Version:
+    try:
+        release = Version(version)
+    except ValueError:
+        release = None
+    if release is None or len(release.release) < 2 or release.major < 12:
+        raise TvmFfiWheelError(
+            f"cuda.version {version!r} is not a CUDA release NVIDIA ships as wheels",
+            'write it as major.minor, 12.0 or newer, e.g. cuda.version = "13.0"',
+        )
+    return release
+
+
+def pip_toolkit_root(version: str, search_path: Sequence[str]) -> Path:
+    """The toolkit tree the pip wheels installed into the build environment."""
+    release = _cuda_release(version)
+    relative = f"nvidia/cu{release.major}" if release.major >= 13 else "nvidia/cuda_nvcc"
+    for entry in search_path:
+        root = Path(entry) / relative
+        if (root / "bin" / "nvcc").is_file():
+            return root
+    wheels = " ".join(f'"{r}"' for r in pip_toolkit_requirements(version))
+    raise TvmFfiWheelError(
+        f"cuda.toolkit is pip, but NVIDIA's CUDA {version} toolkit wheels are not installed in "
+        "the build environment",
+        f"build with build isolation (it installs them), or pip install {wheels}",
+    )
+
+
+def compression_flag(toolkit: Toolkit) -> str:
+    return "--compress-mode=size" if toolkit.major >= 13 else "-Xfatbin=-compress-all"
+
+
+# --------------------------------------------------------------------------- architectures
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """One CMake CUDA_ARCHITECTURES entry: `80` (SASS and PTX), `80-real`, `90a-virtual`."""
+
+    number: int
+    variant: str  # "", "a" (arch-specific) or "f" (family)
+    sass: bool
+    ptx: bool
+
+    def __str__(self) -> str:
+        suffix = "" if self.sass and self.ptx else ("-real" if self.sass else "-virtual")
+        return f"{self.number}{self.variant}{suffix}"
+
+
+_ENTRY = re.compile(r"^(\d+)([af]?)(-real|-virtual)?$")
+_SPECIAL = ("native", "all", "all-major")
+
+
+def parse_architectures(text: str) -> list[Architecture] | str:
+    """The entries of a CMake architecture list, or one of `native`, `all`, `all-major`."""
+    entries = [e.strip() for e in text.replace(",", ";").split(";") if e.strip()]
+    if len(entries) == 1 and entries[0] in _SPECIAL:
+        return entries[0]
+    result = []
+    for entry in entries:
+        match = _ENTRY.match(entry)
+        if match is None:
+            raise TvmFfiWheelError(
+                f"`{entry}` in the CUDA architectures {text!r} is not an architecture",
+                "write entries as CMake does: 80 (SASS and PTX), 80-real (SASS), "
+                "120-virtual (PTX), 90a-real, 100f-real, separated by `;`",
+            )
+        number, variant, kind = int(match.group(1)), match.group(2), match.group(3)
+        result.append(Architecture(number, variant, kind != "-virtual", kind != "-real"))
+    if not result:
+        raise TvmFfiWheelError(f"the CUDA architecture list {text!r} is empty")
+    return result
+
+
+def validate_architectures(
+    text: str, toolkit: Toolkit, *, allow_all: bool
+) -> tuple[list[Architecture] | None, list[str]]:
+    """Refuse what cannot make a correct wheel; returns (entries or None for all, warnings)."""
+    parsed = parse_architectures(text)
+    if parsed == "native":
+        raise TvmFfiWheelError(
+            "CUDA architectures `native` describe this build machine's GPU, not your users'",
+            "list the architectures to ship, e.g. cuda.architectures = "
+            '"75-real;80-real;90-real;120-virtual"',
+        )
+    if isinstance(parsed, str):
+        if not allow_all:
+            raise TvmFfiWheelError(
+                f"CUDA architectures `{parsed}` compile for every architecture CUDA "
+                f"{toolkit.version} knows, which makes very large wheels",
+                "list the architectures to ship, or confirm with "
+                "cuda.allow-all-architectures = true",
+            )
+        return None, []
+    for entry in parsed:
+        if entry.number not in toolkit.architectures:
+            known = ", ".join(str(a) for a in sorted(toolkit.architectures))
+            raise TvmFfiWheelError(
+                f"CUDA {toolkit.version} cannot build sm_{entry.number} (`{entry}`)",
+                f"CUDA {toolkit.version} builds: {known}",
+            )
+        if entry.variant == "f" and (toolkit.version < Version("12.9") or entry.number < 100):
+            raise TvmFfiWheelError(
+                f"`{entry}`: family targets (`f`) need CUDA 12.9 or newer and sm_100 or newer; "
+                f"this is CUDA {toolkit.version}",
+            )
+        if entry.variant == "a" and entry.number < 90:
+            raise TvmFfiWheelError(f"`{entry}`: arch-specific targets (`a`) start at sm_90")
+    warnings = []
+    if not any(e.ptx for e in parsed):
+        warnings.append(
+            "no PTX target in the CUDA architectures: GPUs newer than "
+            f"sm_{max(e.number for e in parsed)} cannot run these kernels; add one, "
+            f"e.g. {max(e.number for e in parsed)}-virtual"
+        )
+    if any(e.variant == "a" for e in parsed):
+        warnings.append("`a` targets only run on that exact architecture, not on newer ones")
+    return parsed, warnings
+
+
+def missing_device_code(
+    declared: Sequence[Architecture], inventory: Sequence[DeviceImage]
+) -> list[str]:
+    """Declared architectures a binary's fatbins lack, e.g. ['SASS sm_90', 'PTX compute_120']."""
+    have = {(image.kind, image.arch, image.variant) for image in inventory}
+    missing = []
+    for entry in declared:
+        if entry.sass and ("sass", entry.number, entry.variant) not in have:
+            missing.append(f"SASS sm_{entry.number}{entry.variant}")
+        if entry.ptx and ("ptx", entry.number, entry.variant) not in have:
+            missing.append(f"PTX compute_{entry.number}{entry.variant}")
+    return missing
+
+
+# --------------------------------------------------------------------------- libraries
+
+
+@dataclasses.dataclass(frozen=True)
+class NvidiaLibrary:
+    pattern: str  # SONAME pattern
+    wheel: str  # CUDA 13 wheel name; CUDA 12 wheels add -cu12
+    folder: str  # its folder inside site-packages, for CUDA 12
+    suffixed: bool = False  # the wheel carries -cuXY for every CUDA major
+
+
+NVIDIA_LIBRARIES = (
+    NvidiaLibrary("libcudart.so*", "nvidia-cuda-runtime", "nvidia/cuda_runtime/lib"),
+    NvidiaLibrary("libnvrtc*", "nvidia-cuda-nvrtc", "nvidia/cuda_nvrtc/lib"),
+    NvidiaLibrary("libnvJitLink*", "nvidia-nvjitlink", "nvidia/nvjitlink/lib"),
+    NvidiaLibrary("libcublas*", "nvidia-cublas", "nvidia/cublas/lib"),
+    NvidiaLibrary("libcufft*", "nvidia-cufft", "nvidia/cufft/lib"),
+    NvidiaLibrary("libcurand*", "nvidia-curand", "nvidia/curand/lib"),
+    NvidiaLibrary("libcusparse*", "nvidia-cusparse", "nvidia/cusparse/lib"),
+    NvidiaLibrary("libcusolver*", "nvidia-cusolver", "nvidia/cusolver/lib"),
+    NvidiaLibrary("libcupti*", "nvidia-cuda-cupti", "nvidia/cuda_cupti/lib"),
+    NvidiaLibrary("libnccl*", "nvidia-nccl", "nvidia/nccl/lib", suffixed=True),
+    NvidiaLibrary("libcudnn*", "nvidia-cudnn", "nvidia/cudnn/lib", suffixed=True),
+)
+
+
+def nvidia_library(soname: str) -> NvidiaLibrary | None:
+    return next((lib for lib in NVIDIA_LIBRARIES if fnmatch.fnmatchcase(soname, lib.pattern)), None)
+
+
+def cuda_major_of(soname: str) -> int | None:
+    """`libcublas.so.13` -> 13; None when the SONAME carries no version."""
+    match = re.search(r"\.so\.(\d+)", soname)
+    return int(match.group(1)) if match else None
+
+
+def wheel_for(library: NvidiaLibrary, cuda_major: int) -> str:
+    if library.suffixed or cuda_major < 13:
+        return f"{library.wheel}-cu{cuda_major}"
+    return library.wheel
+
+
+def library_folder(library: NvidiaLibrary, cuda_major: int) -> str:
+    """Where the NVIDIA wheel installs the library, relative to site-packages."""
+    if cuda_major >= 13 and not library.suffixed:
+        return f"nvidia/cu{cuda_major}/lib"
+    return library.folder
+
+
+def runtime_requirement(toolkit: Toolkit) -> str:
+    """The Requires-Dist for `cuda.runtime = "shared"`: NVIDIA's runtime wheel, same major."""
+    runtime = NVIDIA_LIBRARIES[0]
+    major, minor = toolkit.version.major, toolkit.version.minor
+    return f"{wheel_for(runtime, major)}>={major}.{minor},<{major + 1}"
+
+
+# --------------------------------------------------------------------------- the build
+
+
+@dataclasses.dataclass(frozen=True)
+class CudaPlan:
+    """What the backend passes to CMake for CUDA, and what it then checks and records."""
+
+    defines: dict[str, str]  # CMake variables to pass (never one the user set)
+    environment: dict[str, str]  # appended to environment variables (CUDAFLAGS, ...)
+    declared: tuple[Architecture, ...] | None  # the device code every binary must have
+    extra_requirements: tuple[str, ...]
+    facts: dict[str, object]
+    warnings: tuple[str, ...]
+
+
+def _runtime_from_define(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in RUNTIME_LIBRARY:
+        raise TvmFfiWheelError(
+            f"CMAKE_CUDA_RUNTIME_LIBRARY={value!r} is not Static, Shared or None",
+            'or set tvmffi-wheel.cuda.runtime = "static" instead',
+        )
+    return mode
+
+
+def declared_architectures(
+    architectures: str, user_defines: Mapping[str, str], environ: Mapping[str, str]
+) -> str:
+    """The architecture list from wherever it was given: our option, CMake's variable, CUDAARCHS."""
+    return architectures or user_defines.get("CMAKE_CUDA_ARCHITECTURES") or environ.get("CUDAARCHS", "")
+
+
+def uses_pip_toolkit(
+    toolkit: str, declared: str, environ: Mapping[str, str], default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS
+) -> bool:
+    return toolkit == "pip" or (
+        toolkit == "" and bool(declared) and find_nvcc(environ, default_roots) is None
+    )
+
+
+def plan_cuda(
+    *,
+    architectures: str,
+    allow_all: bool,
+    runtime: str,
+    compress: bool,
+    toolkit_source: str,
+    version: str,
+    search_path: Sequence[str],
+    user_defines: Mapping[str, str],
+    environ: Mapping[str, str],
+    default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS,
+) -> CudaPlan:
+    """Validate the CUDA options before anything compiles, and say what to pass to CMake."""
+    defines: dict[str, str] = {}
+    environment: dict[str, str] = {}
+    declared_text = declared_architectures(architectures, user_defines, environ)
+    if uses_pip_toolkit(toolkit_source, declared_text, environ, default_roots):
+        if environ.get("CUDACXX"):
+            raise TvmFfiWheelError(
+                f"cuda.toolkit is pip, but CUDACXX points at {environ['CUDACXX']}",
+                "unset CUDACXX, or set cuda.toolkit = \"system\" to use that nvcc",
+            )
+        root = pip_toolkit_root(version, search_path)
+        # The wheels' nvcc.profile looks for libraries in lib64; the linker reads LIBRARY_PATH.
+        environment = {"CUDACXX": str(root / "bin" / "nvcc"), "CUDAToolkit_ROOT": str(root),
+                       "LIBRARY_PATH": str(root / "lib")}
+        environ = {**environ, "CUDACXX": environment["CUDACXX"]}
+    user_archs = user_defines.get("CMAKE_CUDA_ARCHITECTURES")
+    if architectures and user_archs is not None and user_archs != architectures:
+        raise TvmFfiWheelError(
+            f"cuda.architectures is {architectures!r} but CMAKE_CUDA_ARCHITECTURES is "
+            f"{user_archs!r}",
+            "set the architectures in one place",
+        )
+    if architectures and user_archs is None:
+        defines["CMAKE_CUDA_ARCHITECTURES"] = architectures
+
+    user_runtime = user_defines.get("CMAKE_CUDA_RUNTIME_LIBRARY")
+    mode = runtime or (_runtime_from_define(user_runtime) if user_runtime else "static")
+    if runtime and user_runtime and _runtime_from_define(user_runtime) != runtime:
+        raise TvmFfiWheelError(
+            f"cuda.runtime is {runtime!r} but CMAKE_CUDA_RUNTIME_LIBRARY is {user_runtime!r}",
+            "set the runtime in one place",
+        )
+    if user_runtime is None:
+        # Always explicit: tvm-ffi's CMake package quietly picks Shared when it is unset.
+        defines["CMAKE_CUDA_RUNTIME_LIBRARY"] = RUNTIME_LIBRARY[mode]
+
+    nvcc = find_nvcc(environ, default_roots)
+    needs_toolkit = bool(declared_text) or mode == "shared" and bool(runtime)
+    if nvcc is None and needs_toolkit:
+        find_toolkit(environ, default_roots)  # raises the error that names what is missing
+    toolkit = _query(nvcc) if nvcc is not None else None
+
+    declared = None
+    warnings: list[str] = []
+    if declared_text and toolkit is not None:
+        entries, warnings = validate_architectures(declared_text, toolkit, allow_all=allow_all)
+        declared = tuple(entries) if entries is not None else None
+
+    if toolkit is not None and compress:
+        flag = compression_flag(toolkit)
+        if flag not in environ.get("CUDAFLAGS", ""):
+            environment["CUDAFLAGS"] = flag
+    extra = (runtime_requirement(toolkit),) if toolkit is not None and mode == "shared" else ()
+    facts: dict[str, object] = {"cuda": None}
+    if toolkit is not None and (declared_text or runtime or user_runtime):
+        facts["cuda"] = {
+            "toolkit": str(toolkit.version),
+            "toolkit_source": "pip" if "CUDAToolkit_ROOT" in environment else "system",
+            "architectures": declared_text,
+            "runtime": mode,
+        }
+    return CudaPlan(defines, environment, declared, extra, facts, tuple(warnings))

@@ -1,0 +1,174 @@
+"""CUDA wheels built with nvcc (no GPU needed): runtimes, device code, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE, PROJECTS, copy_project, only_wheel, pip_wheel, requires_dist, wheel_text
+
+from tvmffi_wheel.cuda import find_nvcc
+from tvmffi_wheel.elf import read_elf_facts
+
+pytestmark = pytest.mark.skipif(find_nvcc(os.environ) is None, reason="needs nvcc")
+
+ARCHS = "75-real;90-virtual"
+LIBRARY = "example_kernels/lib/libexample_kernels.so"
+
+
+def cuda_example(tmp_path_factory, build_env, runtime: str) -> tuple[Path, str]:
+    project = copy_project(EXAMPLE, tmp_path_factory.mktemp(f"cuda-{runtime}") / "example")
+    out = tmp_path_factory.mktemp(f"cuda-{runtime}-dist")
+    result = pip_wheel(
+        project, out, build_env,
+        "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON",
+        "-C", f"tvmffi-wheel.cuda.architectures={ARCHS}",
+        "-C", f"tvmffi-wheel.cuda.runtime={runtime}",
+    )
+    return only_wheel(out), result.stdout
+
+
+@pytest.fixture(scope="session")
+def static_build(tmp_path_factory, build_env):
+    return cuda_example(tmp_path_factory, build_env, "static")
+
+
+@pytest.fixture(scope="session")
+def shared_build(tmp_path_factory, build_env):
+    return cuda_example(tmp_path_factory, build_env, "shared")
+
+
+def library_facts(wheel: Path, tmp_path: Path):
+    with zipfile.ZipFile(wheel) as archive:
+        return read_elf_facts(Path(archive.extract(LIBRARY, tmp_path)), LIBRARY)
+
+
+def test_static_runtime_needs_no_libcudart_and_has_the_declared_device_code(static_build, tmp_path):
+    wheel, log = static_build
+    facts = library_facts(wheel, tmp_path)
+    assert not [n for n in facts.needed if n.startswith("libcudart")]
+    assert {(i.kind, i.arch) for i in facts.device_code} == {("sass", 75), ("ptx", 90)}
+    assert all(i.compressed for i in facts.device_code)  # compression is on by default
+    assert f"device code of {LIBRARY}: PTX compute_90" in log
+    with zipfile.ZipFile(wheel) as archive:
+        assert not [n for n in archive.namelist() if "libcudart" in n or ".libs/" in n]
+    recorded = json.loads(wheel_text(wheel, ".dist-info/tvmffi_wheel.json"))
+    assert recorded["cuda"] == {
+        "architectures": ARCHS, "runtime": "static", "toolkit": "13.0", "toolkit_source": "system"
+    }
+    assert recorded["device_code"] == ["PTX compute_90", "SASS sm_75"]
+    assert recorded["tvm_ffi_version"] and recorded["platform"].startswith("manylinux_")
+
+
+def test_check_reports_the_device_code(static_build, backend_venv):
+    from conftest import run
+
+    result = run([backend_venv.path / "bin" / "tvmffi-wheel", "check", static_build[0]], env=backend_venv.env)
+    assert "device    PTX compute_90" in result.stdout and "SASS sm_75" in result.stdout
+    assert "\n  sound" in result.stdout
+
+
+def test_shared_runtime_depends_on_nvidias_wheel_and_loads_from_it(shared_build, tmp_path, fresh_venv):
+    wheel, _ = shared_build
+    assert "nvidia-cuda-runtime>=13.0,<14" in requires_dist(wheel)
+    facts = library_facts(wheel, tmp_path)
+    assert "libcudart.so.13" in facts.needed
+    assert "$ORIGIN/../../nvidia/cu13/lib" in facts.run_paths
+    environment = fresh_venv("cuda-shared")
+    environment.pip_install(wheel)
+    code = (
+        "import ctypes, importlib.util, pathlib, sys\n"
+        "spec = importlib.util.find_spec('example_kernels')\n"
+        f"ctypes.CDLL(str(pathlib.Path(spec.submodule_search_locations[0]).parent / {LIBRARY!r}))\n"
+        "assert 'tvm_ffi' not in sys.modules; print('loaded')\n"
+    )
+    assert environment.run("-c", code).stdout.strip() == "loaded"
+
+
+def test_runtime_none_links_no_cuda_runtime(tmp_path_factory, build_env, tmp_path):
+    wheel, _ = cuda_example(tmp_path_factory, build_env, "none")
+    facts = library_facts(wheel, tmp_path)
+    assert not [n for n in facts.needed if "cudart" in n]
+    assert not [r for r in requires_dist(wheel) if r.startswith("nvidia")]
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def assert_refused(result, out: Path, *texts: str) -> None:
+    assert result.returncode != 0
+    for text in texts:
+        assert text in result.stdout, f"{text!r} missing:\n{result.stdout[-4000:]}"
+    assert "Traceback" not in result.stdout
+    assert not list(out.glob("*.whl"))
+
+
+@pytest.mark.parametrize(
+    ("archs", "message"),
+    [
+        ("75-rael", "`75-rael` in the CUDA architectures"),
+        ("native", "`native` describe this build machine's GPU"),
+        ("70-real", "CUDA 13.0 cannot build sm_70"),
+        ("all", "cuda.allow-all-architectures"),
+    ],
+)
+def test_bad_architectures_stop_before_compiling(tmp_path, build_env, archs, message):
+    project = copy_project(EXAMPLE, tmp_path / "example")
+    result = pip_wheel(
+        project, tmp_path / "dist", build_env,
+        "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON", "-C", f"tvmffi-wheel.cuda.architectures={archs}",
+        ok=False,
+    )
+    assert_refused(result, tmp_path / "dist", message)
+    assert "Building CUDA object" not in result.stdout
+
+
+def test_linked_cuda_library_without_its_wheel_is_refused(tmp_path, build_env):
+    project = copy_project(PROJECTS / "cudart_linked", tmp_path / "linked")
+    result = pip_wheel(project, tmp_path / "dist", build_env, ok=False)
+    assert_refused(
+        result, tmp_path / "dist", "needs libcudart.so.13, which tvmffi-wheel never vendors",
+        "nvidia-cuda-runtime", "cuda.runtime",
+    )
+
+
+def test_device_code_missing_from_a_binary_is_refused(tmp_path, build_env):
+    project = copy_project(PROJECTS / "cuda_fixed_arch", tmp_path / "fixed")
+    result = pip_wheel(
+        project, tmp_path / "dist", build_env, "-C", "tvmffi-wheel.cuda.architectures=75-real;80", ok=False
+    )
+    assert_refused(result, tmp_path / "dist", "lacks device code for SASS sm_80, PTX compute_80")
+
+
+def test_host_compiler_that_nvcc_rejects(tmp_path, build_env):
+    project = copy_project(EXAMPLE, tmp_path / "example")
+    env = dict(build_env, CUDAHOSTCXX="/bin/false")
+    result = pip_wheel(
+        project, tmp_path / "dist", env,
+        "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON", "-C", f"tvmffi-wheel.cuda.architectures={ARCHS}",
+        ok=False,
+    )
+    assert_refused(result, tmp_path / "dist", "CMake Error", "CUDA")
+
+
+def test_pip_toolkit_builds_without_the_systems_cuda(tmp_path, build_env):
+    project = copy_project(EXAMPLE, tmp_path / "example")
+    # No nvcc on PATH: the build must take NVIDIA's wheels, not /usr/local/bin/nvcc.
+    path = os.pathsep.join(p for p in build_env["PATH"].split(os.pathsep) if not (Path(p) / "nvcc").exists())
+    env = {**build_env, "PATH": path}
+    env.pop("CUDA_HOME", None)
+    result = pip_wheel(
+        project, tmp_path / "dist", env,
+        "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON",
+        "-C", f"tvmffi-wheel.cuda.architectures={ARCHS}",
+        "-C", "tvmffi-wheel.cuda.toolkit=pip",
+    )
+    assert "nvidia-cuda-nvcc" in result.stdout  # installed into the build environment
+    assert "/nvidia/cu13/bin/nvcc" in result.stdout
+    wheel = only_wheel(tmp_path / "dist")
+    recorded = json.loads(wheel_text(wheel, ".dist-info/tvmffi_wheel.json"))
+    assert recorded["cuda"]["toolkit_source"] == "pip"
+    assert recorded["device_code"] == ["PTX compute_90", "SASS sm_75"]
