@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from importlib import metadata as importlib_metadata
 from importlib import resources
 from pathlib import Path
 
@@ -18,11 +17,8 @@ from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel import __version__
 from tvmffi_wheel.errors import TvmFfiWheelError, info, report_internal_error, report_user_error
-from tvmffi_wheel.report import JSON_SCHEMA_VERSION, check_wheel, render_text
-from tvmffi_wheel.repair import RepairOptions, repair_wheel
 from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, pinned_version
 from tvmffi_wheel.wheelfile import WheelArchive
-from tvmffi_wheel.settings import reference_markdown
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,6 +76,8 @@ def _tvm_ffi_version(flag: str | None, wheel: Path) -> Version:
         pinned = pinned_version(archive.dist_info_text("METADATA"))
     if pinned is not None:
         return pinned
+    from importlib import metadata as importlib_metadata  # slow to import; rarely needed
+
     try:
         return Version(importlib_metadata.version(TVM_FFI_DISTRIBUTION))
     except importlib_metadata.PackageNotFoundError:
@@ -103,6 +101,8 @@ def _existing_folder(path: Path) -> Path:
 
 
 def _repair(args: argparse.Namespace) -> int:
+    from tvmffi_wheel.repair import RepairOptions, repair_wheel  # imported per command: startup time
+
     out_dir = _existing_folder(args.wheel_dir)
     for wheel in args.wheels:
         options = RepairOptions(
@@ -117,6 +117,8 @@ def _repair(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from tvmffi_wheel.report import JSON_SCHEMA_VERSION, check_wheel, render_text
+
     reports = [check_wheel(wheel, tuple(args.exclude)) for wheel in args.wheels]
     if args.json:
         document = {"schema": JSON_SCHEMA_VERSION, "wheels": [r.to_json() for r in reports]}
@@ -134,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return _check(args)
         if args.command == "settings":
+            from tvmffi_wheel.settings import reference_markdown
+
             sys.stdout.write(reference_markdown())
         elif args.command == "cmake-dir":
             print(resources.files("tvmffi_wheel") / "cmake")

@@ -92,12 +92,24 @@ def read_elf_facts(path: Path, shown_as: str) -> ElfFacts:
     """Read the facts of the ELF file at ``path``; ``shown_as`` names it in messages."""
     try:
         with path.open("rb") as stream:
-            return _read(ELFFile(stream), stream)
+            return read_facts_from(ELFFile(stream), stream, shown_as)
     except (ELFError, ValueError, KeyError, IndexError, struct.error) as err:
-        raise TvmFfiWheelError(
-            f"{shown_as} looks like an ELF file but cannot be read ({err})",
-            "rebuild it, or remove the damaged file from the wheel",
-        ) from None
+        raise _damaged(shown_as, err) from None
+
+
+def _damaged(shown_as: str, err: Exception) -> TvmFfiWheelError:
+    return TvmFfiWheelError(
+        f"{shown_as} looks like an ELF file but cannot be read ({err})",
+        "rebuild it, or remove the damaged file from the wheel",
+    )
+
+
+def read_facts_from(elf: ELFFile, stream: BinaryIO, shown_as: str) -> ElfFacts:
+    """Facts from an opened ELF file (on disk, or the sparse copy elf_stream keeps)."""
+    try:
+        return _read(elf, stream)
+    except (ELFError, ValueError, KeyError, IndexError, struct.error) as err:
+        raise _damaged(shown_as, err) from None
 
 
 def _split_paths(value: str) -> tuple[str, ...]:

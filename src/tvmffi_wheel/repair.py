@@ -7,6 +7,7 @@ wheel, so a command-line front end can drive the same decisions.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import shutil
 import subprocess
@@ -22,7 +23,8 @@ from tvmffi_wheel import __version__
 
 from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
 from tvmffi_wheel.cuda import Architecture, missing_device_code
-from tvmffi_wheel.elf import read_elf_facts
+from tvmffi_wheel.elf import is_elf_header, read_elf_facts
+from tvmffi_wheel.elf_stream import read_streamed_facts
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 from tvmffi_wheel.policy import (
     LibraryFinder,
@@ -35,7 +37,7 @@ from tvmffi_wheel.policy import (
 )
 from tvmffi_wheel.requirements import pin_metadata, requirement_names
 from tvmffi_wheel.verify import verify_wheel
-from tvmffi_wheel.wheelfile import WheelArchive, rewrite_wheel_file, write_wheel
+from tvmffi_wheel.wheelfile import Digest, Hasher, WheelArchive, WheelWriter, rewrite_wheel_file
 
 
 BUILD_FACTS_FILE = "tvmffi_wheel.json"
@@ -77,7 +79,9 @@ def _run_patchelf(patchelf: str, arguments: list[str], target: Path, shown: str)
         )
 
 
-def _apply(plan: RepairPlan, binaries: list[WheelBinary], scratch: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+def _apply(
+    plan: RepairPlan, binaries: list[WheelBinary], archive: WheelArchive, scratch: Path
+) -> tuple[dict[str, Path], dict[str, Path]]:
     """Patch copies of the binaries and vendored libraries; returns (replaced, added) members."""
     patchelf = _patchelf()
     renames = plan.renamed_needed
@@ -110,6 +114,8 @@ def _apply(plan: RepairPlan, binaries: list[WheelBinary], scratch: Path) -> tupl
         arguments = arguments_for(binary.path, binary.facts.needed)
         if not arguments:
             continue
+        if not binary.disk_path.exists():
+            archive.extract(archive.info(binary.path), scratch / "wheel")
         _run_patchelf(patchelf, arguments, binary.disk_path, binary.path)
         replaced[binary.path] = binary.disk_path
         if binary.path in plan.run_paths:
@@ -118,13 +124,57 @@ def _apply(plan: RepairPlan, binaries: list[WheelBinary], scratch: Path) -> tupl
     return replaced, added
 
 
-def unpack_binaries(archive: WheelArchive, root: Path) -> list[WheelBinary]:
-    """Inspect: unpack every ELF member under ``root`` and read its facts."""
-    binaries = []
-    for member in archive.elf_members():
-        disk_path = archive.extract(member, root)
-        binaries.append(WheelBinary(member.filename, disk_path, read_elf_facts(disk_path, member.filename)))
-    return binaries
+@dataclasses.dataclass(frozen=True)
+class Inspection:
+    binaries: list[WheelBinary]  # disk_path: where the member is unpacked when it must be
+    digests: dict[str, Digest]  # every member but RECORD, from its content
+    record_problems: list[str]  # members whose content RECORD does not describe
+
+
+def inspect_wheel(archive: WheelArchive, root: Path, *, strict: bool = True) -> Inspection:
+    """Inspect: stream every member once, hash it against RECORD, read the facts of ELF files.
+
+    Nothing is unpacked: elf_stream keeps the few byte ranges the facts need. Only an ELF
+    file with an unusual layout is unpacked under ``root`` and read whole. A RECORD that
+    does not match the content is an error when ``strict``, else listed in the result.
+    """
+    recorded = archive.record_rows()
+    binaries: list[WheelBinary] = []
+    digests: dict[str, Digest] = {}
+    problems: list[str] = []
+    for info in archive.members:
+        if info.is_dir() or info.filename == archive.record_name:
+            continue
+        hasher = Hasher()
+        chunks = hasher.wrap(archive.stream(info, hashed=info.filename in recorded))
+        first = next(chunks, b"")
+        facts = None
+        if is_elf_header(first):
+            facts = read_streamed_facts(itertools.chain([first], chunks), info.filename)
+        for _ in chunks:  # hash whatever the reader did not need
+            pass
+        digest = hasher.result()
+        listed = recorded.get(info.filename)
+        if listed is None:
+            problems.append(f"{info.filename} is not listed in RECORD")
+        elif listed != (digest.hash, str(digest.size)):
+            problems.append(f"{info.filename} does not match its RECORD hash and size")
+        digests[info.filename] = digest
+        if is_elf_header(first):
+            disk_path = root / info.filename
+            if facts is None:
+                archive.extract(info, root)
+                facts = read_elf_facts(disk_path, info.filename)
+            binaries.append(WheelBinary(info.filename, disk_path, facts))
+    present = set(digests) | {archive.record_name}
+    problems += [f"RECORD lists {name}, which the wheel lacks" for name in recorded if name not in present]
+    if problems and strict:
+        raise TvmFfiWheelError(
+            f"{archive.path.name} is damaged or was changed after it was built: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            "rebuild the wheel; do not edit a wheel's files in place",
+        )
+    return Inspection(binaries, digests, problems)
 
 
 def _check_device_code(binaries: list[WheelBinary], declared: tuple[Architecture, ...] | None) -> None:
@@ -211,86 +261,103 @@ def repair_wheel(
 ) -> Path:
     """Write the repaired, tagged, pinned and verified version of ``wheel`` into ``out_dir``."""
     with WheelArchive(wheel) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-wheel-") as tmp:
-        scratch = Path(tmp)
-        binaries = unpack_binaries(archive, scratch / "wheel")
+        writer = WheelWriter(archive, out_dir)
+        writer.copy_ahead()  # most members do not change: copy them while we inspect
+        try:
+            return _repair(archive, writer, out_dir, options, prepared_metadata, Path(tmp))
+        except BaseException:
+            writer.abort()
+            raise
 
-        for binary in binaries:
-            if is_never_vendored(Path(binary.path).name):
-                raise TvmFfiWheelError(
-                    f"the build installed {binary.path} into the wheel; it must come from the "
-                    "system or the apache-tvm-ffi wheel, and a second copy aborts at import",
-                    "remove the install() rule that copies it (libtvm_ffi is found at run "
-                    "time through the run path tvmffi-wheel sets)",
-                )
 
-        python_tag, note = choose_python_tag(archive.name.python_tag, python_c_api_users(binaries))
-        if note:
-            info(note)
-        _check_device_code(binaries, options.cuda_architectures)
-        metadata = pin_metadata(
-            archive.dist_info_text("METADATA"),
-            options.tvm_ffi_version,
-            extra_requirements=options.extra_requirements,
-        )
-        if prepared_metadata is not None and metadata != prepared_metadata:
-            raise RuntimeError("the wheel's METADATA differs from the one prepared earlier")
+def _repair(
+    archive: WheelArchive,
+    writer: WheelWriter,
+    out_dir: Path,
+    options: RepairOptions,
+    prepared_metadata: str | None,
+    scratch: Path,
+) -> Path:
+    inspection = inspect_wheel(archive, scratch / "wheel")
+    binaries = inspection.binaries
 
-        policy: PlatformPolicy | None = None
-        platforms = archive.name.platforms
-        replaced: dict[str, Path] = {}
-        added: dict[str, Path] = {}
-        if options.mode == "auto" and binaries:
-            plan = plan_repair(
-                binaries,
-                distribution=archive.name.distribution,
-                excludes=options.excludes,
-                plat=options.plat,
-                finder=LibraryFinder(system_library_dirs()),
-                requirements=requirement_names(metadata),
-            )
-            replaced, added = _apply(plan, binaries, scratch)
-            policy = plan.policy
-            platforms = plan.platform_tags
-            info(_describe_tag(plan))
-        elif options.mode == "skip":
-            info(f"repair skipped (repair=skip): the wheel keeps the tag {platforms[0]}")
-
-        final_name = archive.name.with_tags(python_tag, platforms)
-
-        final_binaries = [
-            (b.path, read_elf_facts(b.disk_path, b.path) if b.path in replaced else b.facts)
-            for b in binaries
-        ] + [(member, read_elf_facts(path, member)) for member, path in added.items()]
-        members = [m.filename for m in archive.members] + list(added)
-        problems = verify_wheel(
-            final_binaries,
-            members,
-            policy=policy,
-            python_tag=python_tag,
-            excludes=options.excludes,
-            repaired=options.mode == "auto",
-        )
-        if problems:
-            listed = "\n    ".join(problems)
+    for binary in binaries:
+        if is_never_vendored(Path(binary.path).name):
             raise TvmFfiWheelError(
-                f"the wheel failed verification, so it was not written:\n    {listed}"
+                f"the build installed {binary.path} into the wheel; it must come from the "
+                "system or the apache-tvm-ffi wheel, and a second copy aborts at import",
+                "remove the install() rule that copies it (libtvm_ffi is found at run "
+                "time through the run path tvmffi-wheel sets)",
             )
 
-        out_path = out_dir / final_name.file_name
-        write_wheel(
-            archive,
-            out_path,
-            replaced=replaced,
-            added=added,
-            dist_info_files={
-                f"{archive.dist_info}/WHEEL": rewrite_wheel_file(
-                    archive.dist_info_text("WHEEL"), final_name
-                ),
-                f"{archive.dist_info}/METADATA": metadata,
-                f"{archive.dist_info}/{BUILD_FACTS_FILE}": build_facts_json(
-                    options, binaries, platforms[0], _previous_facts(archive)
-                ),
-            },
-            check_size=_size_check(options.max_wheel_size_mb),
+    python_tag, note = choose_python_tag(archive.name.python_tag, python_c_api_users(binaries))
+    if note:
+        info(note)
+    _check_device_code(binaries, options.cuda_architectures)
+    metadata = pin_metadata(
+        archive.dist_info_text("METADATA"),
+        options.tvm_ffi_version,
+        extra_requirements=options.extra_requirements,
+    )
+    if prepared_metadata is not None and metadata != prepared_metadata:
+        raise RuntimeError("the wheel's METADATA differs from the one prepared earlier")
+
+    policy: PlatformPolicy | None = None
+    platforms = archive.name.platforms
+    replaced: dict[str, Path] = {}
+    added: dict[str, Path] = {}
+    if options.mode == "auto" and binaries:
+        plan = plan_repair(
+            binaries,
+            distribution=archive.name.distribution,
+            excludes=options.excludes,
+            plat=options.plat,
+            finder=LibraryFinder(system_library_dirs()),
+            requirements=requirement_names(metadata),
         )
+        replaced, added = _apply(plan, binaries, archive, scratch)
+        policy = plan.policy
+        platforms = plan.platform_tags
+        info(_describe_tag(plan))
+    elif options.mode == "skip":
+        info(f"repair skipped (repair=skip): the wheel keeps the tag {platforms[0]}")
+
+    final_name = archive.name.with_tags(python_tag, platforms)
+
+    final_binaries = [
+        (b.path, read_elf_facts(b.disk_path, b.path) if b.path in replaced else b.facts)
+        for b in binaries
+    ] + [(member, read_elf_facts(path, member)) for member, path in added.items()]
+    members = [m.filename for m in archive.members] + list(added)
+    problems = verify_wheel(
+        final_binaries,
+        members,
+        policy=policy,
+        python_tag=python_tag,
+        excludes=options.excludes,
+        repaired=options.mode == "auto",
+    )
+    if problems:
+        listed = "\n    ".join(problems)
+        raise TvmFfiWheelError(
+            f"the wheel failed verification, so it was not written:\n    {listed}"
+        )
+
+    out_path = out_dir / final_name.file_name
+    writer.finish(
+        out_path,
+        digests=inspection.digests,
+        replaced=replaced,
+        added=added,
+        dist_info_files={
+            f"{archive.dist_info}/WHEEL": rewrite_wheel_file(
+                archive.dist_info_text("WHEEL"), final_name
+            ),
+            f"{archive.dist_info}/METADATA": metadata,
+            f"{archive.dist_info}/{BUILD_FACTS_FILE}": build_facts_json(
+                options, binaries, platforms[0], _previous_facts(archive)
+            ),
+        },
+        check_size=_size_check(options.max_wheel_size_mb),
+    )
     return out_path

@@ -16,7 +16,6 @@ from packaging.requirements import Requirement
 
 from tvmffi_wheel._auditwheel import system_library_dirs
 from tvmffi_wheel.elf import ElfFacts, read_elf_facts
-from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.policy import (
     Kind,
     WheelBinary,
@@ -25,10 +24,10 @@ from tvmffi_wheel.policy import (
     policy_for_tag,
     wheel_architecture,
 )
-from tvmffi_wheel.repair import unpack_binaries
+from tvmffi_wheel.repair import inspect_wheel
 from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, tvm_ffi_requirement
 from tvmffi_wheel.verify import leaked_exports, verify_wheel
-from tvmffi_wheel.wheelfile import WheelArchive, verify_record
+from tvmffi_wheel.wheelfile import WheelArchive
 
 JSON_SCHEMA_VERSION = 1
 _FLOOR_FAMILIES = ("GLIBC", "GLIBCXX", "CXXABI", "GCC")
@@ -130,14 +129,12 @@ def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
     problems: list[str] = []
     warnings: list[str] = []
     with WheelArchive(path) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-check-") as tmp:
-        binaries: list[WheelBinary] = unpack_binaries(archive, Path(tmp))
+        inspection = inspect_wheel(archive, Path(tmp), strict=False)
+        binaries: list[WheelBinary] = inspection.binaries
+        problems += [f"RECORD: {problem}" for problem in inspection.record_problems]
         name = archive.name
         requirement = tvm_ffi_requirement(archive.dist_info_text("METADATA"))
         members = [m.filename for m in archive.members]
-    try:
-        verify_record(path)
-    except TvmFfiWheelError as err:
-        problems.append(str(err))
 
     carried_platform = name.platforms[0]
     policy = None

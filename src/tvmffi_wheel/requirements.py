@@ -8,7 +8,6 @@ different patch releases could then never be installed together.
 from __future__ import annotations
 
 import dataclasses
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -32,6 +31,8 @@ class TvmFfiInstall:
 
 
 def find_build_tvm_ffi() -> TvmFfiInstall:
+    from importlib import metadata as importlib_metadata  # slow to import; the backend only
+
     try:
         text = importlib_metadata.version(TVM_FFI_DISTRIBUTION)
         # Imported, not only looked up: a broken install must fail here, not in CMake.

@@ -9,17 +9,20 @@ import dataclasses
 import hashlib
 import io
 import os
+import queue
 import shutil
+import struct
 import tempfile
+import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from tvmffi_wheel.elf import is_elf_header
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 _CHUNK = 1 << 20
@@ -132,17 +135,29 @@ class WheelArchive:
     def dist_info_text(self, file_name: str) -> str:
         return self.read_text(f"{self.dist_info}/{file_name}")
 
-    def elf_members(self) -> list[zipfile.ZipInfo]:
-        """Members that are ELF files, found by their first four bytes."""
-        found = []
+    @property
+    def record_name(self) -> str:
+        return f"{self.dist_info}/RECORD"
+
+    def record_rows(self) -> dict[str, tuple[str, str]]:
+        """RECORD as member -> (hash, size)."""
+        text = self.read_text(self.record_name)
+        return {row[0]: (row[1], row[2]) for row in csv.reader(io.StringIO(text)) if len(row) >= 3}
+
+    def stream(self, info: zipfile.ZipInfo, *, hashed: bool = False) -> Iterator[bytes]:
+        """The member's content in chunks, inflated in order.
+
+        A large deflated member is inflated on a second thread while the caller hashes
+        and reads the chunks: zlib and hashlib both release the GIL, so the two overlap.
+        Its CRC is checked unless ``hashed``: the caller compares a SHA-256 of the content
+        with RECORD, which catches more than the CRC would.
+        """
         with _damage_reported(self.path):
-            for info in self.members:
-                if info.is_dir() or info.file_size < 4:
-                    continue
-                with self._zip.open(info) as stream:
-                    if is_elf_header(stream.read(4)):
-                        found.append(info)
-        return found
+            if info.file_size < _READ_AHEAD_FROM or info.compress_type != zipfile.ZIP_DEFLATED:
+                with self._zip.open(info) as source:
+                    yield from iter(lambda: source.read(_CHUNK), b"")
+            else:
+                yield from _read_ahead(lambda: _inflate(self.path, info, check_crc=not hashed))
 
     def extract(self, info: zipfile.ZipInfo, root: Path) -> Path:
         target = root / info.filename
@@ -151,8 +166,175 @@ class WheelArchive:
             shutil.copyfileobj(source, sink, _CHUNK)
         return target
 
+    def info(self, member: str) -> zipfile.ZipInfo:
+        return self._zip.getinfo(member)
+
     def open_member(self, info: zipfile.ZipInfo) -> io.BufferedIOBase:
         return self._zip.open(info)
+
+
+_READ_AHEAD_FROM = 8 << 20
+_READ_AHEAD_DEPTH = 4  # chunks in flight: bounds the memory a large member costs
+
+
+def _data_offset(stream: BinaryIO, info: zipfile.ZipInfo) -> int:
+    """Where a member's compressed bytes start: after its local header."""
+    stream.seek(info.header_offset)
+    header = stream.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_length + extra_length
+
+
+def _inflate(path: Path, info: zipfile.ZipInfo, *, check_crc: bool) -> Iterator[bytes]:
+    """Inflate a deflated member straight from the file, checking its size (and CRC).
+
+    The same work zipfile does, without its per-read overhead on large members.
+    """
+    with path.open("rb") as stream:
+        stream.seek(_data_offset(stream, info))
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        remaining, crc, size = info.compress_size, 0, 0
+        while remaining:
+            compressed = stream.read(min(_CHUNK, remaining))
+            if not compressed:
+                raise zipfile.BadZipFile(f"{info.filename} is cut short")
+            remaining -= len(compressed)
+            block = inflater.decompress(compressed)
+            size += len(block)
+            if check_crc:
+                crc = zlib.crc32(block, crc)
+            yield block
+        block = inflater.flush()
+        size += len(block)
+        if check_crc:
+            crc = zlib.crc32(block, crc)
+        if block:
+            yield block
+    if size != info.file_size or (check_crc and crc != info.CRC):
+        raise zipfile.BadZipFile(f"bad CRC or size for {info.filename}")
+
+
+def _read_ahead(make_source: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_READ_AHEAD_DEPTH)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for block in make_source():
+                if stop.is_set():
+                    return
+                chunks.put(block)
+            chunks.put(None)
+        except BaseException as err:  # handed to the consumer, which raises it
+            chunks.put(err)
+
+    producer = threading.Thread(target=produce, name="tvmffi-wheel-inflate", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item = chunks.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # let a blocked put() finish
+            try:
+                chunks.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        producer.join()
+
+
+@dataclasses.dataclass(frozen=True)
+class Digest:
+    """A member's RECORD hash and size, computed from its content."""
+
+    hash: str
+    size: int
+
+
+class Hasher:
+    """Hashes chunks as they pass through on their way to another reader."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self._digest.update(chunk)
+            self._size += len(chunk)
+            yield chunk
+
+    def result(self) -> Digest:
+        return Digest(record_hash(self._digest), self._size)
+
+
+def _new_info(name: str, template: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    """The header fields of every member we write, whether copied or compressed anew.
+
+    Copies and new members must look the same, so that repairing a repaired wheel
+    writes the same bytes.
+    """
+    info = zipfile.ZipInfo(name, date_time=template.date_time)
+    info.external_attr = template.external_attr
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+def _copy_compressed(
+    source: BinaryIO, template: zipfile.ZipInfo, out: zipfile.ZipFile
+) -> None:
+    """Copy a member's compressed bytes as they are: no inflating, no deflating.
+
+    zipfile has no public way to do this, so this writes the local header and the data
+    itself and registers the entry for the central directory (`fp`, `filelist`,
+    `NameToInfo`, `start_dir`: internals stable since Python 3.6).
+    """
+    info = _new_info(template.filename, template)
+    info.compress_type = template.compress_type
+    info.CRC = template.CRC
+    info.compress_size = template.compress_size
+    info.file_size = template.file_size
+    start = _data_offset(source, template)
+    info.header_offset = out.fp.tell()
+    zip64 = info.file_size > zipfile.ZIP64_LIMIT or info.compress_size > zipfile.ZIP64_LIMIT
+    out.fp.write(info.FileHeader(zip64))
+    out.fp.flush()
+    _copy_range(source, start, template.compress_size, out.fp)
+    out.filelist.append(info)
+    out.NameToInfo[info.filename] = info
+    out.start_dir = out.fp.tell()
+
+
+def _copy_range(source: BinaryIO, start: int, length: int, sink: BinaryIO) -> None:
+    """Copy bytes between files in the kernel where it can (copy_file_range), else through us."""
+    copied = 0
+    if hasattr(os, "copy_file_range"):
+        sink_offset = sink.tell()
+        try:
+            while copied < length:
+                done = os.copy_file_range(
+                    source.fileno(), sink.fileno(), length - copied, start + copied, sink_offset + copied
+                )
+                if done == 0:
+                    break
+                copied += done
+        except OSError:  # not supported between these files: copy the rest by hand
+            pass
+        sink.seek(sink_offset + copied)
+    source.seek(start + copied)
+    while copied < length:
+        block = source.read(min(_CHUNK, length - copied))
+        if not block:
+            raise TvmFfiWheelError(f"{getattr(source, 'name', 'the source wheel')} is cut short")
+        sink.write(block)
+        copied += len(block)
 
 
 def rewrite_wheel_file(text: str, name: WheelName) -> str:
@@ -163,14 +345,12 @@ def rewrite_wheel_file(text: str, name: WheelName) -> str:
 
 
 def _write_member(
-    out: zipfile.ZipFile, template: zipfile.ZipInfo, source: io.BufferedIOBase
+    out: zipfile.ZipFile, template: zipfile.ZipInfo, source: io.BufferedIOBase, size_hint: int
 ) -> tuple[str, int]:
-    info = zipfile.ZipInfo(template.filename, date_time=template.date_time)
-    info.external_attr = template.external_attr
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info = _new_info(template.filename, template)
     digest = hashlib.sha256()
     size = 0
-    with out.open(info, "w", force_zip64=True) as sink:
+    with out.open(info, "w", force_zip64=size_hint >= zipfile.ZIP64_LIMIT) as sink:
         for block in iter(lambda: source.read(_CHUNK), b""):
             digest.update(block)
             size += len(block)
@@ -178,81 +358,186 @@ def _write_member(
     return record_hash(digest), size
 
 
-def write_wheel(
-    archive: WheelArchive,
-    out_path: Path,
-    *,
-    replaced: Mapping[str, Path],
-    added: Mapping[str, Path],
-    dist_info_files: Mapping[str, str],
-    check_size: Callable[[int], None] | None = None,
-) -> None:
-    """Write ``archive`` with members replaced, added and dist-info files rewritten.
+class WheelWriter:
+    """Writes a new version of a wheel under a temporary name in the output folder.
 
-    ``dist_info_files`` maps members to text; a member the archive lacks is added to the
-    dist-info folder. The wheel is written under a temporary name in the output folder, its
-    RECORD is checked against what was written, ``check_size`` sees its size, and only then
-    is it renamed into place: a failure or an interrupt leaves nothing behind.
+    Output order is fixed, so a repaired wheel repaired again comes out the same: the
+    archive's members outside the dist-info folder in their order, then added members
+    (sorted), then the dist-info files, then RECORD. Unchanged members are copied
+    compressed, as they are. ``copy_ahead`` starts copying the members outside the
+    dist-info folder on a second thread while the caller still inspects and decides;
+    ``finish`` then only rewinds to the first member that did change.
     """
-    out_dir = out_path.parent
-    fd, temp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_dir)
-    temp_path = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as out:
-            record: list[tuple[str, str, str]] = []
-            stamp = archive._zip.getinfo(f"{archive.dist_info}/WHEEL")
-            record_name = f"{archive.dist_info}/RECORD"
 
-            def put(template: zipfile.ZipInfo, source: io.BufferedIOBase) -> None:
-                digest, size = _write_member(out, template, source)
-                record.append((template.filename, digest, str(size)))
+    def __init__(self, archive: WheelArchive, out_dir: Path) -> None:
+        self._archive = archive
+        fd, name = tempfile.mkstemp(prefix=".tvmffi-wheel-", suffix=".whl.tmp", dir=out_dir)
+        self.temp_path = Path(name)
+        self._raw = os.fdopen(fd, "w+b")
+        self._zip = zipfile.ZipFile(self._raw, "w")
+        self._source = archive.path.open("rb")
+        self._copied: list[tuple[str, int]] = []  # (member, header offset) copied ahead
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
 
-            pending_additions = dict(added)
-            for info in archive.members:
-                if info.filename == record_name or info.is_dir():
-                    continue
-                if info.filename.startswith(archive.dist_info + "/") and pending_additions:
-                    _add_new(put, pending_additions, stamp)
-                if info.filename in dist_info_files:
-                    text = dist_info_files[info.filename].encode("utf-8")
-                    put(info, io.BytesIO(text))
-                elif info.filename in replaced:
-                    with replaced[info.filename].open("rb") as source:
-                        put(info, source)
-                else:
-                    with archive.open_member(info) as source:
-                        put(info, source)
-            _add_new(put, pending_additions, stamp)
-            existing = {info.filename for info in archive.members}
-            for name in sorted(set(dist_info_files) - existing):
-                template = zipfile.ZipInfo(name, date_time=stamp.date_time)
-                template.external_attr = stamp.external_attr
-                put(template, io.BytesIO(dist_info_files[name].encode("utf-8")))
-            record_info = zipfile.ZipInfo(record_name, date_time=stamp.date_time)
-            record_info.external_attr = stamp.external_attr
-            record_info.compress_type = zipfile.ZIP_DEFLATED
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerows(record)
-            writer.writerow((record_name, "", ""))
-            out.writestr(record_info, buffer.getvalue())
-        verify_record(temp_path)
+    def _body(self) -> list[zipfile.ZipInfo]:
+        prefix = self._archive.dist_info + "/"
+        return [i for i in self._archive.members if not i.is_dir() and not i.filename.startswith(prefix)]
+
+    def copy_ahead(self) -> None:
+        def run() -> None:
+            try:
+                for info in self._body():
+                    if self._stop.is_set():
+                        return
+                    offset = self._zip.fp.tell()
+                    _copy_compressed(self._source, info, self._zip)
+                    self._copied.append((info.filename, offset))
+            except BaseException as err:  # raised by finish()
+                self._error = err
+
+        self._thread = threading.Thread(target=run, name="tvmffi-wheel-copy", daemon=True)
+        self._thread.start()
+
+    def _wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+    def _rewind_to(self, keep: int) -> None:
+        """Drop what was copied ahead from the ``keep``-th member on."""
+        if keep < len(self._copied):
+            offset = self._copied[keep][1]
+            self._zip.fp.seek(offset)
+            self._zip.fp.truncate()
+            del self._zip.filelist[keep:]
+            self._zip.NameToInfo = {i.filename: i for i in self._zip.filelist}
+            self._zip.start_dir = offset
+            del self._copied[keep:]
+
+    def finish(
+        self,
+        out_path: Path,
+        *,
+        digests: Mapping[str, Digest],
+        replaced: Mapping[str, Path],
+        added: Mapping[str, Path],
+        dist_info_files: Mapping[str, str],
+        check_size: Callable[[int], None] | None = None,
+    ) -> None:
+        """Write the rest, check it, and rename it to ``out_path``.
+
+        ``digests`` holds the hashes of unchanged members, computed from their content
+        when the wheel was inspected; a member without one is inflated and compressed
+        again. ``dist_info_files`` maps members to text; one the archive lacks is added.
+        """
+        archive, out = self._archive, self._zip
+        stamp = archive.info(f"{archive.dist_info}/WHEEL")
+        record: list[tuple[str, str, str]] = []
+
+        def put(template: zipfile.ZipInfo, source: io.BufferedIOBase, size_hint: int) -> None:
+            digest, size = _write_member(out, template, source, size_hint)
+            record.append((template.filename, digest, str(size)))
+
+        def put_file(template: zipfile.ZipInfo, path: Path) -> None:
+            with path.open("rb") as stream:
+                put(template, stream, path.stat().st_size)
+
+        def put_text(template: zipfile.ZipInfo, text: str) -> None:
+            data = text.encode("utf-8")
+            put(template, io.BytesIO(data), len(data))
+
+        def put_member(info: zipfile.ZipInfo) -> None:
+            if info.filename in dist_info_files:
+                put_text(info, dist_info_files[info.filename])
+            elif info.filename in replaced:
+                put_file(info, replaced[info.filename])
+            elif info.filename in digests:
+                _copy_compressed(self._source, info, out)
+                digest = digests[info.filename]
+                record.append((info.filename, digest.hash, str(digest.size)))
+            else:
+                with _damage_reported(archive.path), archive.open_member(info) as stream:
+                    put(info, stream, info.file_size)
+
+        self._wait()
+        body = self._body()
+        keep = 0  # copied-ahead members that stay: up to the first one that changed
+        for (name, _), info in zip(self._copied, body):
+            if name in replaced or name in dist_info_files or name not in digests:
+                break
+            digest = digests[name]
+            record.append((name, digest.hash, str(digest.size)))
+            keep += 1
+        self._rewind_to(keep)
+        for info in body[keep:]:
+            put_member(info)
+        for name in sorted(added):
+            template = zipfile.ZipInfo(name, date_time=stamp.date_time)
+            template.external_attr = 0o100755 << 16  # vendored libraries are executable
+            put_file(template, added[name])
+        prefix = archive.dist_info + "/"
+        for info in archive.members:
+            if info.filename.startswith(prefix) and info.filename != archive.record_name:
+                put_member(info)
+        existing = {info.filename for info in archive.members}
+        for name in sorted(set(dist_info_files) - existing):
+            template = zipfile.ZipInfo(name, date_time=stamp.date_time)
+            template.external_attr = stamp.external_attr
+            put_text(template, dist_info_files[name])
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerows(record)
+        writer.writerow((archive.record_name, "", ""))
+        out.writestr(_new_info(archive.record_name, stamp), buffer.getvalue())
+        out.close()
+        self._raw.close()
+        self._source.close()
+        _check_written(self.temp_path, record)
         if check_size is not None:
-            check_size(temp_path.stat().st_size)
-        os.replace(temp_path, out_path)
-    except BaseException:
+            check_size(self.temp_path.stat().st_size)
+        umask = os.umask(0)
+        os.umask(umask)
+        self.temp_path.chmod(0o666 & ~umask)  # mkstemp makes it private to us
+        os.replace(self.temp_path, out_path)
+
+    def abort(self) -> None:
+        """Stop, and remove the temporary file: nothing is left behind."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        for closing in (self._zip.close, self._raw.close, self._source.close):
+            with contextlib.suppress(Exception):
+                closing()
         with contextlib.suppress(OSError):
-            temp_path.unlink()
+            self.temp_path.unlink()
+
+
+def write_wheel(archive: WheelArchive, out_path: Path, **changes: Any) -> None:  # noqa: ANN401
+    """Write ``archive`` with the changes WheelWriter.finish takes, atomically, in one go."""
+    writer = WheelWriter(archive, out_path.parent)
+    try:
+        writer.finish(out_path, **changes)
+    except BaseException:
+        writer.abort()
         raise
 
 
-def _add_new(put, pending: dict[str, Path], stamp: zipfile.ZipInfo) -> None:  # noqa: ANN001
-    for name in sorted(pending):
-        info = zipfile.ZipInfo(name, date_time=stamp.date_time)
-        info.external_attr = (0o100755 << 16)  # vendored libraries are executable files
-        with pending[name].open("rb") as source:
-            put(info, source)
-    pending.clear()
+def _check_written(path: Path, record: list[tuple[str, str, str]]) -> None:
+    """The archive holds exactly the members RECORD lists, with the sizes it lists.
+
+    The hashes were computed from the content as it was written or inspected; reading
+    the central directory back is enough to catch a member lost or doubled on the way.
+    """
+    with zipfile.ZipFile(path) as written:
+        members = [(i.filename, str(i.file_size)) for i in written.infolist()]
+        rows = list(csv.reader(io.StringIO(written.read(members[-1][0]).decode("utf-8"))))
+    expected = [(name, size) for name, _, size in record]
+    if members[:-1] != expected or [tuple(r) for r in rows[:-1]] != record:
+        raise RuntimeError(f"{path.name}: the written archive does not match its RECORD")
 
 
 def verify_record(path: Path) -> None:

@@ -70,6 +70,7 @@ def test_written_wheel_has_a_correct_record_and_new_members(tmp_path):
         write_wheel(
             archive,
             target,
+            digests={},
             replaced={},
             added={"demo.libs/libextra.so": extra},
             dist_info_files={"demo-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: x\n"},
@@ -93,6 +94,7 @@ def test_failed_write_leaves_nothing(tmp_path):
         write_wheel(
             archive,
             out / "demo-1.0-py3-none-any.whl",
+            digests={},
             replaced={"demo/__init__.py": tmp_path / "missing"},
             added={},
             dist_info_files={},

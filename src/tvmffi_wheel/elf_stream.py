@@ -1,0 +1,237 @@
+"""Read ELF facts from a file that streams past once (a wheel member being inflated).
+
+A deflated member cannot be read at random offsets, and a kernel library can be hundreds
+of megabytes of device code. So instead of unpacking it to disk for pyelftools, this keeps
+only the byte ranges the facts need, chosen from the ELF and program headers at the start
+of the file: the first loadable segment (dynamic symbols, their strings and versions), the
+dynamic segment, the first bytes after the loaded segments (.comment), the section header
+table and what precedes it (.shstrtab), and the headers of every CUDA fatbin found on the
+way. pyelftools then reads that sparse copy. If it asks for a byte that was not kept (an
+unusual layout), the caller falls back to unpacking the member and reading it whole.
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import struct
+from collections.abc import Callable, Iterable
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from tvmffi_wheel.elf import ELF_MAGIC, FATBIN_MAGIC, ElfFacts, read_facts_from
+from tvmffi_wheel.errors import TvmFfiWheelError
+
+_HEAD_LIMIT = 32 << 20  # a first segment larger than this is read from disk instead
+_WINDOW = 256 << 10  # kept after the loaded segments and before the section headers
+_FATBIN_MAGIC_BYTES = struct.pack("<I", FATBIN_MAGIC)
+_FATBIN_ENTRY_HEADER = 128  # more than any entry header nvcc writes (64 to 112 bytes)
+
+
+class NotCaptured(Exception):
+    """A read fell outside the kept ranges."""
+
+
+class SparseFile(io.RawIOBase):
+    """A read-only file of which only some byte ranges are known."""
+
+    def __init__(self, pieces: dict[int, bytes], size: int) -> None:
+        self._starts = sorted(pieces)
+        self._pieces = pieces
+        self._size = size
+        self._position = 0
+        self.missed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._position = offset
+        elif whence == io.SEEK_CUR:
+            self._position += offset
+        else:
+            self._position = self._size + offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._size - self._position
+        start, end = self._position, min(self._position + size, self._size)
+        for piece_start in self._starts:  # a few pieces; they may overlap
+            piece = self._pieces[piece_start]
+            if piece_start <= start and end <= piece_start + len(piece):
+                self._position = end
+                return piece[start - piece_start : end - piece_start]
+        self.missed = True  # pyelftools may wrap the exception in its own
+        raise NotCaptured(f"bytes {start}..{end} were not kept")
+
+
+class _Collector:
+    """Keeps wanted byte ranges of a stream; wants can be added while it streams."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.pieces: dict[int, bytes] = {}
+        self._wants: list[tuple[int, int, int]] = []  # (start, end, id) heap
+        self._open: dict[int, tuple[int, int, bytearray, Callable[[bytes], None] | None]] = {}
+        self._next_id = 0
+        self.missed = False  # a want started before the stream position
+
+    def want(self, start: int, length: int, done: Callable[[bytes], None] | None = None) -> None:
+        if length <= 0:
+            return
+        if start < self.position:
+            self.missed = True
+            return
+        self._next_id += 1
+        self._open[self._next_id] = (start, start + length, bytearray(), done)
+        heapq.heappush(self._wants, (start, start + length, self._next_id))
+
+    def feed(self, chunk: bytes) -> None:
+        chunk_start, chunk_end = self.position, self.position + len(chunk)
+        active: list[int] = []
+        while True:
+            # Wants starting in this chunk, including those a completed want just added.
+            while self._wants and self._wants[0][0] < chunk_end:
+                active.append(heapq.heappop(self._wants)[2])
+            for want_id in list(active):
+                start, end, buffer, done = self._open[want_id]
+                take_from, take_to = max(start + len(buffer), chunk_start), min(end, chunk_end)
+                if take_to > take_from:
+                    buffer += chunk[take_from - chunk_start : take_to - chunk_start]
+                if start + len(buffer) >= end:
+                    active.remove(want_id)
+                    del self._open[want_id]
+                    data = bytes(buffer)
+                    if len(data) > len(self.pieces.get(start, b"")):
+                        self.pieces[start] = data
+                    if done is not None:
+                        done(data)
+            if not (self._wants and self._wants[0][0] < chunk_end):
+                break
+        for want_id in active:  # continues into the next chunk
+            start, end, _, _ = self._open[want_id]
+            heapq.heappush(self._wants, (start, end, want_id))
+        self.position = chunk_end
+
+
+def _headers(head: bytes) -> tuple[str, dict[str, int], list[tuple[int, int, int, int]]]:
+    """(endianness prefix, ELF header fields, [(p_type, p_offset, p_filesz, p_flags)])."""
+    if head[:4] != ELF_MAGIC or head[4] not in (1, 2) or head[5] not in (1, 2):
+        raise ValueError("not an ELF header")
+    bits64 = head[4] == 2
+    order = "<" if head[5] == 1 else ">"
+    if bits64:
+        phoff, shoff = struct.unpack_from(order + "QQ", head, 32)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 54)
+    else:
+        phoff, shoff = struct.unpack_from(order + "II", head, 28)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 42)
+    fields = {"phoff": phoff, "shoff": shoff, "phentsize": phentsize, "phnum": phnum,
+              "shentsize": shentsize, "shnum": shnum, "bits64": int(bits64)}
+    segments = []
+    for index in range(phnum):
+        at = phoff + index * phentsize
+        if bits64:
+            p_type, p_flags, p_offset = struct.unpack_from(order + "IIQ", head, at)
+            (p_filesz,) = struct.unpack_from(order + "Q", head, at + 32)
+        else:
+            p_type, p_offset = struct.unpack_from(order + "II", head, at)
+            p_filesz, _, p_flags = struct.unpack_from(order + "III", head, at + 16)
+        segments.append((p_type, p_offset, p_filesz, p_flags))
+    return order, fields, segments
+
+
+_PT_LOAD, _PT_DYNAMIC = 1, 2
+
+
+def read_streamed_facts(chunks: Iterable[bytes], shown_as: str) -> ElfFacts | None:
+    """Facts from the file's bytes in order; None when they need a byte that was not kept."""
+    iterator = iter(chunks)
+    head = b""
+    for chunk in iterator:
+        head += chunk
+        if len(head) >= 64 << 10:
+            break
+    try:
+        order, fields, segments = _headers(head)
+    except (ValueError, struct.error):
+        return None
+    loads = [(offset, size) for kind, offset, size, _ in segments if kind == _PT_LOAD]
+    if not loads:
+        return None
+    first_end = next((o + s for o, s in loads if o == 0), min(o + s for o, s in loads))
+    if first_end > _HEAD_LIMIT:
+        return None
+    collector = _Collector()
+    collector.want(0, max(first_end, min(len(head), 64 << 10)))
+    for kind, offset, size, _ in segments:
+        if kind == _PT_DYNAMIC:
+            collector.want(offset, size)
+    loaded_end = max(o + s for o, s in loads)
+    collector.want(loaded_end, _WINDOW)
+    table_size = fields["shnum"] * fields["shentsize"]
+    if fields["shoff"]:
+        before = min(_WINDOW, fields["shoff"])
+        collector.want(fields["shoff"] - before, before + table_size)
+
+    def on_container(start: int) -> Callable[[bytes], None]:
+        def done(header: bytes) -> None:
+            _, _, header_size, body_size = struct.unpack_from("<IHHQ", header, 0)
+            end = start + header_size + body_size
+
+            def follow(at: int) -> None:
+                def got(entry: bytes) -> None:
+                    _, _, entry_size, payload = struct.unpack_from("<HHIQ", entry, 0)
+                    following = at + entry_size + payload
+                    if entry_size and following + 48 <= end:
+                        follow(following)
+
+                if at + 48 <= end:
+                    collector.want(at, min(_FATBIN_ENTRY_HEADER, end - at), got)
+
+            follow(start + header_size)
+
+        return done
+
+    def scan(chunk: bytes, chunk_start: int) -> None:
+        found = chunk.find(_FATBIN_MAGIC_BYTES)
+        while found != -1:
+            absolute = chunk_start + found
+            if absolute % 8 == 0 and absolute >= first_end:
+                collector.want(absolute, 16, on_container(absolute))
+            found = chunk.find(_FATBIN_MAGIC_BYTES, found + 1)
+
+    if order == "<":
+        scan(head, 0)
+    collector.feed(head)
+    tail = b""
+    for chunk in iterator:
+        # a magic split across two chunks is found in the joined boundary
+        boundary_start = collector.position - len(tail)
+        joined = tail + chunk[:3]
+        if order == "<" and tail:
+            found = joined.find(_FATBIN_MAGIC_BYTES)
+            if 0 <= found < len(tail) and (boundary_start + found) % 8 == 0:
+                collector.want(boundary_start + found, 16, on_container(boundary_start + found))
+        if order == "<":
+            scan(chunk, collector.position)
+        collector.feed(chunk)
+        tail = chunk[-3:]
+    if collector.missed:
+        return None
+    sparse = SparseFile(collector.pieces, collector.position)
+    try:
+        return read_facts_from(ELFFile(sparse), sparse, shown_as)
+    except (NotCaptured, TvmFfiWheelError, ELFError, ValueError, struct.error):
+        if sparse.missed:
+            return None
+        raise
