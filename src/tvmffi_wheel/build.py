@@ -27,7 +27,6 @@ from tvmffi_wheel.cuda import (
     uses_pip_toolkit,
 )
 from tvmffi_wheel.errors import TvmFfiWheelError, info, report_internal_error, report_user_error
-from tvmffi_wheel.repair import RepairOptions, repair_wheel
 from tvmffi_wheel.requirements import (
     TVM_FFI_DISTRIBUTION,
     find_build_tvm_ffi,
@@ -216,6 +215,8 @@ def _build(
         found = list(Path(metadata_directory).glob("*.dist-info/METADATA"))
         found = found or list(Path(metadata_directory).glob("METADATA"))
         prepared = found[0].read_text("utf-8") if found else None
+    from tvmffi_wheel.repair import RepairOptions, repair_wheel  # not needed by the other hooks
+
     options = RepairOptions(
         mode=settings.repair,
         excludes=settings.exclude,

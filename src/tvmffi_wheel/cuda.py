@@ -14,11 +14,14 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
-from tvmffi_wheel.elf import DeviceImage
 from tvmffi_wheel.errors import TvmFfiWheelError
+
+if TYPE_CHECKING:
+    from tvmffi_wheel.elf import DeviceImage
 
 RUNTIME_LIBRARY = {"static": "Static", "shared": "Shared", "none": "None"}
 

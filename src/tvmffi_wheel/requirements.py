@@ -31,12 +31,15 @@ class TvmFfiInstall:
 
 
 def find_build_tvm_ffi() -> TvmFfiInstall:
+    import importlib.util
     from importlib import metadata as importlib_metadata  # slow to import; the backend only
 
     try:
         text = importlib_metadata.version(TVM_FFI_DISTRIBUTION)
-        # Imported, not only looked up: a broken install must fail here, not in CMake.
-        import tvm_ffi
+        # Found, not imported: importing loads libtvm_ffi, which CMake's find_package does anyway.
+        spec = importlib.util.find_spec("tvm_ffi")
+        if spec is None or spec.origin is None:
+            raise ImportError("no module named tvm_ffi")
     except (importlib_metadata.PackageNotFoundError, ImportError) as err:
         raise TvmFfiWheelError(
             f"apache-tvm-ffi cannot be imported in the build environment ({err})",
@@ -44,7 +47,7 @@ def find_build_tvm_ffi() -> TvmFfiInstall:
             "installs it for you, or `pip install apache-tvm-ffi` when building with "
             "--no-build-isolation",
         ) from None
-    return TvmFfiInstall(Version(text), Path(tvm_ffi.__file__).resolve().parent.parent)
+    return TvmFfiInstall(Version(text), Path(spec.origin).resolve().parent.parent)
 
 
 def compatible_range(version: Version) -> SpecifierSet:

@@ -113,3 +113,49 @@ def test_output_folder_that_is_a_file_is_refused(tmp_path):
     blocker.write_text("")
     with pytest.raises(TvmFfiWheelError, match="cannot be created"):
         ensure_writable_directory(blocker / "dist")
+
+
+def test_copy_ahead_then_a_replaced_member_rewinds_and_stays_valid(tmp_path):
+    from tvmffi_wheel.wheelfile import Hasher, WheelWriter
+
+    source = make_wheel(tmp_path, members={"demo/a.py": b"a = 1\n", "demo/b.py": b"b = 2\n", "demo/c.py": b"c\n"})
+    replacement = tmp_path / "b.py"
+    replacement.write_bytes(b"b = 3\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    with WheelArchive(source) as archive:
+        digests = {}
+        for info in archive.members:
+            hasher = Hasher()
+            for _ in hasher.wrap(archive.stream(info)):
+                pass
+            digests[info.filename] = hasher.result()
+        writer = WheelWriter(archive, out)
+        writer.copy_ahead()
+        writer.finish(
+            out / "demo-1.0-py3-none-any.whl",
+            digests=digests,
+            replaced={"demo/b.py": replacement},
+            added={},
+            dist_info_files={},
+        )
+    target = out / "demo-1.0-py3-none-any.whl"
+    verify_record(target)
+    with zipfile.ZipFile(target) as archive:
+        assert archive.read("demo/b.py") == b"b = 3\n"
+        assert archive.read("demo/a.py") == b"a = 1\n" and archive.read("demo/c.py") == b"c\n"
+        assert archive.namelist()[:3] == ["demo/a.py", "demo/b.py", "demo/c.py"]
+    assert [p.name for p in out.iterdir()] == [target.name]
+
+
+def test_aborted_writer_leaves_nothing(tmp_path):
+    from tvmffi_wheel.wheelfile import WheelWriter
+
+    source = make_wheel(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    with WheelArchive(source) as archive:
+        writer = WheelWriter(archive, out)
+        writer.copy_ahead()
+        writer.abort()
+    assert list(out.iterdir()) == []

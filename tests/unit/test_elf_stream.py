@@ -1,0 +1,76 @@
+"""Facts read from a stream keep only a few byte ranges, and must equal a full read."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tvmffi_wheel import elf_stream
+from tvmffi_wheel._auditwheel import system_library_dirs
+from tvmffi_wheel.elf import read_elf_facts
+from tvmffi_wheel.elf_stream import read_streamed_facts
+
+
+def chunks_of(path: Path, size: int):
+    with path.open("rb") as stream:
+        while block := stream.read(size):
+            yield block
+
+
+def system_library(name: str) -> Path:
+    for directory in system_library_dirs():
+        if (Path(directory) / name).is_file():
+            return (Path(directory) / name).resolve()
+    pytest.skip(f"{name} not found")
+
+
+@pytest.fixture(scope="module")
+def built_library(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("lib")
+    (folder / "k.c").write_text(
+        "#include <string.h>\n#include <math.h>\n"
+        "const char blob[3 << 20] = {1};  /* exported: kept, and 3 MB of .rodata */\n"
+        "double f(double x, char* o) { memcpy(o, blob, 8); return sqrt(x); }\n"
+    )
+    library = folder / "libk.so"
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", "-O2", "-o", library, folder / "k.c", "-lm",
+         "-Wl,-rpath,$ORIGIN/../tvm_ffi/lib", "-Wl,-soname,libk.so.1"],
+        check=True,
+    )
+    return library
+
+
+@pytest.mark.parametrize("chunk", [997, 1 << 20])
+@pytest.mark.parametrize("which", ["built", "libc.so.6", "libstdc++.so.6", "python"])
+def test_streamed_facts_equal_a_full_read(built_library, which, chunk):
+    path = {
+        "built": lambda: built_library,
+        "python": lambda: Path(sys.executable).resolve(),
+    }.get(which, lambda: system_library(which))()
+    streamed = read_streamed_facts(chunks_of(path, chunk), str(path))
+    assert streamed is not None, "this ordinary layout should not need the fallback"
+    assert streamed == read_elf_facts(path, str(path))
+
+
+def test_a_range_that_was_not_kept_means_fallback(built_library, monkeypatch):
+    # With no window after the loaded segments, .comment is not kept.
+    monkeypatch.setattr(elf_stream, "_WINDOW", 0)
+    assert read_streamed_facts(chunks_of(built_library, 4096), "libk.so") is None
+
+
+def test_not_elf_is_none():
+    assert read_streamed_facts([b"#!/bin/sh\necho hi\n"], "script") is None
+
+
+def test_sparse_file_reads_only_kept_ranges():
+    sparse = elf_stream.SparseFile({0: b"abcdef", 10: b"xyz"}, 13)
+    sparse.seek(2)
+    assert sparse.read(3) == b"cde"
+    sparse.seek(11)
+    assert sparse.read(2) == b"yz"
+    sparse.seek(5)
+    with pytest.raises(elf_stream.NotCaptured):
+        sparse.read(6)
+    assert sparse.missed
