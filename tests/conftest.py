@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,3 +163,38 @@ def plain_recipe_wheel(tmp_path_factory, build_env) -> Path:
     out = tmp_path_factory.mktemp("plain-dist")
     pip_wheel(project, out, build_env)
     return only_wheel(out)
+
+
+@pytest.fixture(scope="session")
+def recipe_build(tmp_path_factory, build_env) -> Path:
+    """tvm-ffi's documented recipe, built with `python -m build`: sdist, then wheel from it."""
+    project = copy_project(PROJECTS / "recipe", tmp_path_factory.mktemp("recipe") / "recipe")
+    out = tmp_path_factory.mktemp("recipe-dist")
+    run([sys.executable, "-m", "build", "--outdir", out, project], env=build_env)
+    return out
+
+
+def _glibc_of_tag(wheel: Path) -> tuple[int, int] | None:
+    match = re.search(r"manylinux_(\d+)_(\d+)_", wheel.name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def assert_independently_valid(wheel: Path, scratch: Path) -> None:
+    """The wheel passes tools we did not write: twine, check-wheel-contents, pip, objdump."""
+    tools = Path(sys.executable).parent
+    run([tools / "twine", "check", "--strict", wheel])
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        elf_members = [n for n in names if archive.read(n)[:4] == b"\x7fELF"]
+        archive.extractall(scratch / "unpacked", members=elf_members)
+    # W009/W010: auditwheel's <name>.libs folder is a second top-level entry by design, and
+    # holds vendored libraries, not Python modules.
+    ignore = ["--ignore", "W009,W010"] if any(".libs/" in n for n in names) else []
+    run([tools / "check-wheel-contents", *ignore, wheel])
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", scratch / "target", wheel])
+    floor = _glibc_of_tag(wheel)
+    assert floor is not None, f"{wheel.name} has no manylinux tag"
+    for member in elf_members:
+        dump = run(["objdump", "-T", scratch / "unpacked" / member]).stdout
+        needed = [tuple(map(int, v.split("."))) for v in re.findall(r"GLIBC_(\d+\.\d+)", dump)]
+        assert max(needed, default=(0, 0)) <= floor, f"{member} needs glibc {max(needed)} > {floor}"

@@ -103,15 +103,6 @@ def test_example_exports_only_tvm_ffi_entry_points(example_wheel, tmp_path):
 # --------------------------------------------------------------------------- the recipe
 
 
-@pytest.fixture(scope="session")
-def recipe_build(tmp_path_factory, build_env):
-    """tvm-ffi's documented recipe, built with `python -m build`: sdist, then wheel from it."""
-    project = copy_project(PROJECTS / "recipe", tmp_path_factory.mktemp("recipe") / "recipe")
-    out = tmp_path_factory.mktemp("recipe-dist")
-    run([sys.executable, "-m", "build", "--outdir", out, project], env=build_env)
-    return out
-
-
 def test_recipe_builds_sdist_and_a_repaired_wheel_from_it(recipe_build, tmp_path):
     assert len(list(recipe_build.glob("my_ffi_extension-0.1.0.tar.gz"))) == 1
     wheel = only_wheel(recipe_build)

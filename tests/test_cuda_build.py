@@ -8,7 +8,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, PROJECTS, copy_project, only_wheel, pip_wheel, requires_dist, wheel_text
+from conftest import (
+    EXAMPLE,
+    PROJECTS,
+    assert_independently_valid,
+    copy_project,
+    only_wheel,
+    pip_wheel,
+    requires_dist,
+    wheel_text,
+)
 
 from tvmffi_wheel.cuda import find_nvcc
 from tvmffi_wheel.elf import read_elf_facts
@@ -172,3 +181,8 @@ def test_pip_toolkit_builds_without_the_systems_cuda(tmp_path, build_env):
     recorded = json.loads(wheel_text(wheel, ".dist-info/tvmffi_wheel.json"))
     assert recorded["cuda"]["toolkit_source"] == "pip"
     assert recorded["device_code"] == ["PTX compute_90", "SASS sm_75"]
+
+
+@pytest.mark.parametrize("fixture", ["static_build", "shared_build"])
+def test_cuda_wheels_pass_independent_validators(request, tmp_path, fixture):
+    assert_independently_valid(request.getfixturevalue(fixture)[0], tmp_path)

@@ -91,6 +91,19 @@ def _settings(config_settings: Any) -> tuple[Settings, dict[str, Any]]:  # noqa:
     return settings, forwarded
 
 
+# Link with the run path the installed library gets: CMake would otherwise link with the
+# build tree's absolute run path and rewrite it at install, after the linker computed the
+# build ID from it, so two builds of the same source would differ in their build IDs.
+BACKEND_CMAKE_DEFINES = {"CMAKE_BUILD_WITH_INSTALL_RPATH": "ON"}
+
+
+def _cmake_defines(forwarded: dict[str, Any], cuda: CudaPlan) -> dict[str, Any]:
+    """Config-settings for scikit-build-core with our CMake variables, never one the user set."""
+    user = _skbuild.user_cmake_defines(_read_pyproject(), forwarded, os.environ)
+    ours = {k: v for k, v in BACKEND_CMAKE_DEFINES.items() if k not in user}
+    return {**forwarded, **{f"cmake.define.{k}": v for k, v in {**ours, **cuda.defines}.items()}}
+
+
 def _cuda(settings: Settings, forwarded: dict[str, Any]) -> CudaPlan:
     plan = plan_cuda(
         architectures=settings.cuda_architectures,
@@ -106,10 +119,6 @@ def _cuda(settings: Settings, forwarded: dict[str, Any]) -> CudaPlan:
     for warning in plan.warnings:
         info(f"warning: {warning}")
     return plan
-
-
-def _with_defines(forwarded: dict[str, Any], defines: dict[str, str]) -> dict[str, Any]:
-    return {**forwarded, **{f"cmake.define.{k}": v for k, v in defines.items()}}
 
 
 def _requires_tvm_ffi(pyproject: dict[str, Any]) -> bool:
@@ -199,6 +208,19 @@ def _appended_to_environment(additions: dict[str, tuple[str, str]]) -> Iterator[
                 os.environ[name] = value
 
 
+def _reproducible_flags(tvm_ffi_prefix: Path, project: Path) -> str:
+    """Map the paths that differ between two builds of the same source out of the binaries.
+
+    tvm-ffi's headers put __FILE__ into error messages, and an isolated build environment
+    has a new path every time; so does a project copied elsewhere. Without this, two builds
+    of the same source differ in those strings and in the build ID computed from them.
+    """
+    return " ".join(
+        f"-ffile-prefix-map={path}={placeholder}"
+        for path, placeholder in ((tvm_ffi_prefix, "/site-packages"), (project.resolve(), "."))
+    )
+
+
 def _build(
     skbuild_hook: str,
     wheel_directory: str,
@@ -230,13 +252,19 @@ def _build(
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
         # metadata_directory is not passed on: scikit-build-core would compare it with
         # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
-        separators = {"CUDAFLAGS": " "}
+        flags = _reproducible_flags(tvm_ffi.prefix, Path.cwd())
         environment = {
             "CMAKE_PREFIX_PATH": (os.pathsep, str(tvm_ffi.prefix)),
-            **{name: (separators.get(name, os.pathsep), value) for name, value in cuda.environment.items()},
+            "CFLAGS": (" ", flags),
+            "CXXFLAGS": (" ", flags),
+            **{name: (os.pathsep, value) for name, value in cuda.environment.items()},
+            "CUDAFLAGS": (" ", " ".join(filter(None, [
+                cuda.environment.get("CUDAFLAGS", ""),
+                " ".join(f"-Xcompiler={flag}" for flag in flags.split()),
+            ]))),
         }
         with _appended_to_environment(environment):
-            built = _skbuild.call(skbuild_hook, staging, _with_defines(forwarded, cuda.defines))
+            built = _skbuild.call(skbuild_hook, staging, _cmake_defines(forwarded, cuda))
         final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
     return final.name
 
