@@ -198,3 +198,14 @@ def assert_independently_valid(wheel: Path, scratch: Path) -> None:
         dump = run(["objdump", "-T", scratch / "unpacked" / member]).stdout
         needed = [tuple(map(int, v.split("."))) for v in re.findall(r"GLIBC_(\d+\.\d+)", dump)]
         assert max(needed, default=(0, 0)) <= floor, f"{member} needs glibc {max(needed)} > {floor}"
+
+
+@pytest.fixture(scope="session")
+def command(backend_venv):
+    """The installed `tvmffi-wheel` console script, as cibuildwheel would call it."""
+    script = backend_venv.path / "bin" / "tvmffi-wheel"
+
+    def call(*args, cwd=None, ok=True):
+        return run([script, *args], cwd=cwd, env=backend_venv.env, ok=ok)
+
+    return call

@@ -10,19 +10,6 @@ import pytest
 from conftest import only_wheel
 
 
-@pytest.fixture(scope="session")
-def command(backend_venv):
-    """The installed `tvmffi-wheel` console script, as cibuildwheel would call it."""
-    script = backend_venv.path / "bin" / "tvmffi-wheel"
-
-    def call(*args, cwd=None, ok=True):
-        from conftest import run
-
-        return run([script, *args], cwd=cwd, env=backend_venv.env, ok=ok)
-
-    return call
-
-
 def repaired(command, wheel: Path, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     command("repair", "-w", dest, wheel)  # cibuildwheel: repair -w {dest_dir} {wheel}

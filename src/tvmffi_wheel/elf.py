@@ -29,6 +29,10 @@ _FLAG_COMPRESSED = 0x8000
 _FLAG_ARCH_SPECIFIC = 0x100000
 _FLAG_FAMILY = 0x200000
 
+# What reading a damaged ELF file raises, from pyelftools or from offsets that point nowhere
+# (the fuzz tests in tests/unit/test_fuzz.py found each of these).
+ELF_READ_ERRORS = (ELFError, ValueError, KeyError, IndexError, struct.error, OSError, OverflowError)
+
 # Undefined symbols with these prefixes come from the CPython C API.
 PYTHON_C_API_PREFIXES = ("Py", "_Py")
 
@@ -93,7 +97,7 @@ def read_elf_facts(path: Path, shown_as: str) -> ElfFacts:
     try:
         with path.open("rb") as stream:
             return read_facts_from(ELFFile(stream), stream, shown_as)
-    except (ELFError, ValueError, KeyError, IndexError, struct.error) as err:
+    except ELF_READ_ERRORS as err:
         raise _damaged(shown_as, err) from None
 
 
@@ -108,7 +112,7 @@ def read_facts_from(elf: ELFFile, stream: BinaryIO, shown_as: str) -> ElfFacts:
     """Facts from an opened ELF file (on disk, or the sparse copy elf_stream keeps)."""
     try:
         return _read(elf, stream)
-    except (ELFError, ValueError, KeyError, IndexError, struct.error) as err:
+    except ELF_READ_ERRORS as err:
         raise _damaged(shown_as, err) from None
 
 

@@ -17,10 +17,9 @@ import io
 import struct
 from collections.abc import Callable, Iterable
 
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from tvmffi_wheel.elf import ELF_MAGIC, FATBIN_MAGIC, ElfFacts, read_facts_from
+from tvmffi_wheel.elf import ELF_MAGIC, ELF_READ_ERRORS, FATBIN_MAGIC, ElfFacts, read_facts_from
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 _HEAD_LIMIT = 32 << 20  # a first segment larger than this is read from disk instead
@@ -125,7 +124,7 @@ class _Collector:
 
 def _headers(head: bytes) -> tuple[str, dict[str, int], list[tuple[int, int, int, int]]]:
     """(endianness prefix, ELF header fields, [(p_type, p_offset, p_filesz, p_flags)])."""
-    if head[:4] != ELF_MAGIC or head[4] not in (1, 2) or head[5] not in (1, 2):
+    if len(head) < 64 or head[:4] != ELF_MAGIC or head[4] not in (1, 2) or head[5] not in (1, 2):
         raise ValueError("not an ELF header")
     bits64 = head[4] == 2
     order = "<" if head[5] == 1 else ">"
@@ -163,8 +162,8 @@ def read_streamed_facts(chunks: Iterable[bytes], shown_as: str) -> ElfFacts | No
             break
     try:
         order, fields, segments = _headers(head)
-    except (ValueError, struct.error):
-        return None
+    except (ValueError, struct.error, IndexError, OverflowError):
+        return None  # not headers we can plan from: the caller reads the file whole
     loads = [(offset, size) for kind, offset, size, _ in segments if kind == _PT_LOAD]
     if not loads:
         return None
@@ -231,7 +230,9 @@ def read_streamed_facts(chunks: Iterable[bytes], shown_as: str) -> ElfFacts | No
     sparse = SparseFile(collector.pieces, collector.position)
     try:
         return read_facts_from(ELFFile(sparse), sparse, shown_as)
-    except (NotCaptured, TvmFfiWheelError, ELFError, ValueError, struct.error):
+    except (NotCaptured, TvmFfiWheelError, *ELF_READ_ERRORS) as err:
         if sparse.missed:
             return None
-        raise
+        if isinstance(err, TvmFfiWheelError):
+            raise
+        raise TvmFfiWheelError(f"{shown_as} looks like an ELF file but cannot be read ({err})") from None

@@ -230,6 +230,24 @@ def wheel_architecture(binaries: Sequence[WheelBinary]) -> str:
     return next(iter(arches))
 
 
+_PLATFORM_ARCH = re.compile(r"^(?:many|musl)?linux(?:_\d+_\d+|1|2010|2014)?_(.+)$")
+
+
+def check_architecture(platforms: Sequence[str], binaries: Sequence[WheelBinary]) -> None:
+    """The binaries are built for the architecture the wheel's platform tag names."""
+    if not binaries:
+        return
+    arch = wheel_architecture(binaries)
+    for platform in platforms:
+        match = _PLATFORM_ARCH.match(platform)
+        if match and match.group(1) != arch:
+            raise TvmFfiWheelError(
+                f"the wheel is tagged {platform}, but its binaries are built for {arch} "
+                f"(e.g. {binaries[0].path})",
+                f"build the wheel on (or cross-compile it for) {match.group(1)}",
+            )
+
+
 def _policy_named(name: str, policies: Sequence[PlatformPolicy], arch: str) -> PlatformPolicy:
     wanted = name if name.endswith(f"_{arch}") else f"{name}_{arch}"
     for policy in policies:

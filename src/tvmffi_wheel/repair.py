@@ -30,6 +30,7 @@ from tvmffi_wheel.policy import (
     LibraryFinder,
     RepairPlan,
     WheelBinary,
+    check_architecture,
     choose_python_tag,
     is_never_vendored,
     plan_repair,
@@ -290,6 +291,7 @@ def _repair(
                 "time through the run path tvmffi-wheel sets)",
             )
 
+    check_architecture(archive.name.platforms, binaries)
     python_tag, note = choose_python_tag(archive.name.python_tag, python_c_api_users(binaries))
     if note:
         info(note)

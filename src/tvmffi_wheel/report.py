@@ -16,10 +16,12 @@ from packaging.requirements import Requirement
 
 from tvmffi_wheel._auditwheel import system_library_dirs
 from tvmffi_wheel.elf import ElfFacts, read_elf_facts
+from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.policy import (
     Kind,
     WheelBinary,
     best_fitting_policy,
+    check_architecture,
     classify,
     policy_for_tag,
     wheel_architecture,
@@ -140,6 +142,10 @@ def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
     policy = None
     deserved = "any"
     if binaries:
+        try:
+            check_architecture(name.platforms, binaries)
+        except TvmFfiWheelError as err:
+            problems.append(err.problem)
         arch = wheel_architecture(binaries)
         policy = policy_for_tag(carried_platform, arch)
         best = best_fitting_policy(binaries, excludes)

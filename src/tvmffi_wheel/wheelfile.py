@@ -11,6 +11,7 @@ import io
 import os
 import queue
 import shutil
+import stat
 import struct
 import tempfile
 import threading
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel.errors import TvmFfiWheelError
 
@@ -79,12 +81,19 @@ class WheelName:
         return f"{self.distribution}-{self.version}{build}-{self.tag_text}.whl"
 
 
+# What zipfile raises on damaged archives (the fuzz tests in tests/unit/test_fuzz.py found
+# each of these): bad headers, bad CRCs, cut-off deflate streams, offsets that point nowhere.
+ZIP_READ_ERRORS = (
+    zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError, OverflowError, OSError,
+)
+
+
 @contextlib.contextmanager
 def _damage_reported(path: Path) -> Iterator[None]:
-    """Damaged archive data (bad CRC, cut-off deflate stream) becomes one clear error."""
+    """Damaged archive data becomes one clear error."""
     try:
         yield
-    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+    except ZIP_READ_ERRORS as err:
         raise TvmFfiWheelError(
             f"{path} is not a readable wheel ({err})", "rebuild or download it again"
         ) from None
@@ -100,7 +109,7 @@ class WheelArchive:
         self.name = WheelName.parse(path.name)
         try:
             self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as err:
+        except ZIP_READ_ERRORS as err:
             raise TvmFfiWheelError(
                 f"{path} is not a readable wheel ({err})", "rebuild or download it again"
             ) from None
@@ -111,6 +120,13 @@ class WheelArchive:
                 raise TvmFfiWheelError(f"{path} has an unsafe member name {name!r}")
         if len(set(names)) != len(names):
             raise TvmFfiWheelError(f"{path} has duplicate members")
+        for info in self.members:
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise TvmFfiWheelError(
+                    f"{path} has a symbolic link member, {info.filename}; installers write it "
+                    "as a file holding the link's target",
+                    "ship the file itself, or create the link at run time",
+                )
         self.dist_info = f"{self.name.distribution}-{self.name.version}.dist-info"
         for required in ("WHEEL", "METADATA", "RECORD"):
             if f"{self.dist_info}/{required}" not in names:
@@ -118,6 +134,38 @@ class WheelArchive:
                     f"{path} has no {self.dist_info}/{required}",
                     "the file name and the .dist-info folder inside must agree",
                 )
+        self._check_name_against_contents()
+
+    def _check_name_against_contents(self) -> None:
+        """The file name's tags, name and version are what WHEEL and METADATA say."""
+        wheel_tags = {
+            line.split(":", 1)[1].strip()
+            for line in self.dist_info_text("WHEEL").splitlines()
+            if line.startswith("Tag:")
+        }
+        named_tags = {str(tag) for tag in self.name.tags}
+        if wheel_tags != named_tags:
+            raise TvmFfiWheelError(
+                f"{self.path.name} is named for {', '.join(sorted(named_tags))}, but its WHEEL file "
+                f"says {', '.join(sorted(wheel_tags)) or 'no tags'}",
+                "a wheel must not be renamed; rebuild it, or retag it with `tvmffi-wheel repair`",
+            )
+        fields = {}
+        for line in self.dist_info_text("METADATA").partition("\n\n")[0].splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip().lower(), value.strip())
+        try:
+            same = canonicalize_name(fields.get("name", "")) == canonicalize_name(
+                self.name.distribution
+            ) and Version(fields.get("version", "")) == Version(self.name.version)
+        except InvalidVersion:
+            same = False
+        if not same:
+            raise TvmFfiWheelError(
+                f"{self.path.name} is named {self.name.distribution} {self.name.version}, but its "
+                f"METADATA says {fields.get('name')} {fields.get('version')}",
+                "a wheel must not be renamed; rebuild it",
+            )
 
     def close(self) -> None:
         self._zip.close()

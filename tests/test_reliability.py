@@ -1,0 +1,94 @@
+"""Reproducible wheels, atomic outputs under interrupts and concurrency."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE, PROJECTS, copy_project, only_wheel, pip_wheel
+
+
+@pytest.mark.parametrize("project", [EXAMPLE, PROJECTS / "openmp"], ids=["example", "openmp"])
+def test_same_source_gives_byte_identical_wheels(tmp_path, build_env, project):
+    env = dict(build_env, SOURCE_DATE_EPOCH="1700000000")
+    wheels = []
+    for place in ("first/deeper/copy", "second"):  # different source and build directories
+        source = copy_project(project, tmp_path / place / project.name)
+        pip_wheel(source, tmp_path / place / "dist", env)
+        wheels.append(only_wheel(tmp_path / place / "dist"))
+    assert wheels[0].name == wheels[1].name
+    assert wheels[0].read_bytes() == wheels[1].read_bytes()
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_interrupted_build_leaves_nothing(tmp_path, backend_venv):
+    """SIGINT while the compiler runs: no wheel, no temporary file in the output folder."""
+    project = copy_project(EXAMPLE, tmp_path / "example")
+    # A source that takes the compiler a while: the interrupt lands mid-compilation.
+    (project / "src" / "kernels.cc").write_text(
+        (project / "src" / "kernels.cc").read_text()
+        + "\ntemplate <int N> struct Slow { static constexpr long v = Slow<N - 1>::v + N; };\n"
+        "template <> struct Slow<0> { static constexpr long v = 0; };\n"
+        "long slow_value() { return Slow<900>::v; }\n"
+    )
+    out = tmp_path / "dist"
+    out.mkdir()
+    code = "import os, sys; os.chdir(sys.argv[1]); from tvmffi_wheel.build import build_wheel; build_wheel(sys.argv[2])"
+    process = subprocess.Popen(
+        [backend_venv.python, "-c", code, project, out], env=backend_venv.env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    seen = ""
+    while "Building CXX object" not in seen and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen += line
+    os.killpg(process.pid, signal.SIGINT)
+    process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert leftovers(out) == []
+
+
+def test_interrupted_repair_leaves_nothing(tmp_path, command, backend_venv, openmp_wheel):
+    out = tmp_path / "out"
+    out.mkdir()
+    script = backend_venv.path / "bin" / "tvmffi-wheel"
+    for delay in (0.05, 0.15, 0.3):  # at different points of the repair
+        process = subprocess.Popen([script, "repair", "-w", out, openmp_wheel], env=backend_venv.env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        files = leftovers(out)
+        assert not [f for f in files if f.endswith(".tmp")], files
+        assert files in ([], [openmp_wheel.name]), files  # nothing, or the finished wheel
+        for name in files:
+            (out / name).unlink()
+
+
+def test_concurrent_repairs_into_one_folder(tmp_path, backend_venv, example_wheel, openmp_wheel, cpython_ext_build):
+    out = tmp_path / "out"
+    out.mkdir()
+    script = backend_venv.path / "bin" / "tvmffi-wheel"
+    inputs = [example_wheel, openmp_wheel, cpython_ext_build[0], example_wheel]
+    processes = [
+        subprocess.Popen([script, "repair", "-w", out, wheel], env=backend_venv.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for wheel in inputs
+    ]
+    for process in processes:
+        assert process.wait(timeout=120) == 0, process.stdout.read()
+    assert leftovers(out) == sorted({w.name for w in inputs})
+    for wheel in {w.name for w in inputs}:
+        subprocess.run([sys.executable, "-m", "zipfile", "-t", out / wheel], check=True,
+                       stdout=subprocess.DEVNULL)
