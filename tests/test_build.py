@@ -7,8 +7,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.version import Version
 from conftest import (
     EXAMPLE,
     PROJECTS,
@@ -19,10 +17,12 @@ from conftest import (
     run,
     wheel_text,
 )
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from tvmffi_wheel.elf import read_elf_facts
-from tvmffi_wheel.wheelfile import verify_record
-
+from tvmffi_wheel.repair import inspect_wheel
+from tvmffi_wheel.wheelfile import WheelArchive
 
 
 def assert_pinned(wheel: Path) -> None:
@@ -70,7 +70,8 @@ def test_example_wheel_is_tagged_pinned_and_has_no_libtvm_ffi(example_wheel, tmp
     assert_pinned(example_wheel)
     assert not [m for m in members(example_wheel) if "libtvm_ffi" in m]
     assert "Tag: py3-none-manylinux_2_31_x86_64" in wheel_text(example_wheel, ".dist-info/WHEEL")
-    verify_record(example_wheel)
+    with WheelArchive(example_wheel) as archive:  # RECORD matches every member's content
+        inspect_wheel(archive, tmp_path)
 
 
 def test_example_run_path_was_set_at_link_time(example_wheel, tmp_path):

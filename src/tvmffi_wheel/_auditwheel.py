@@ -49,7 +49,7 @@ def architecture_of(machine: str, elf_class: int) -> str | None:
     return _ARCH_BY_MACHINE.get((machine, elf_class))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def manylinux_policies(arch: str) -> tuple[PlatformPolicy, ...]:
     """manylinux policies for ``arch``, best first (highest priority), `linux` excluded."""
     try:

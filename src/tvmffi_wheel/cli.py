@@ -16,7 +16,12 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel import __version__
-from tvmffi_wheel.errors import TvmFfiWheelError, info, report_internal_error, report_user_error
+from tvmffi_wheel.errors import (
+    TvmFfiWheelError,
+    info,
+    report_internal_error,
+    report_user_error,
+)
 from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, pinned_version
 from tvmffi_wheel.wheelfile import WheelArchive
 
@@ -76,7 +81,9 @@ def _tvm_ffi_version(flag: str | None, wheel: Path) -> Version:
         pinned = pinned_version(archive.dist_info_text("METADATA"))
     if pinned is not None:
         return pinned
-    from importlib import metadata as importlib_metadata  # slow to import; rarely needed
+    from importlib import (
+        metadata as importlib_metadata,  # slow to import; rarely needed
+    )
 
     try:
         return Version(importlib_metadata.version(TVM_FFI_DISTRIBUTION))
@@ -101,7 +108,10 @@ def _existing_folder(path: Path) -> Path:
 
 
 def _repair(args: argparse.Namespace) -> int:
-    from tvmffi_wheel.repair import RepairOptions, repair_wheel  # imported per command: startup time
+    from tvmffi_wheel.repair import (  # imported per command: startup time
+        RepairOptions,
+        repair_wheel,
+    )
 
     out_dir = _existing_folder(args.wheel_dir)
     for wheel in args.wheels:

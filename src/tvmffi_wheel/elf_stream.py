@@ -19,7 +19,13 @@ from collections.abc import Callable, Iterable
 
 from elftools.elf.elffile import ELFFile
 
-from tvmffi_wheel.elf import ELF_MAGIC, ELF_READ_ERRORS, FATBIN_MAGIC, ElfFacts, read_facts_from
+from tvmffi_wheel.elf import (
+    ELF_MAGIC,
+    ELF_READ_ERRORS,
+    FATBIN_MAGIC,
+    ElfFacts,
+    read_facts_from,
+)
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 _HEAD_LIMIT = 32 << 20  # a first segment larger than this is read from disk instead

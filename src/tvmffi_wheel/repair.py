@@ -20,7 +20,6 @@ from typing import Any
 from packaging.version import Version
 
 from tvmffi_wheel import __version__
-
 from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
 from tvmffi_wheel.cuda import Architecture, missing_device_code
 from tvmffi_wheel.elf import is_elf_header, read_elf_facts
@@ -38,8 +37,13 @@ from tvmffi_wheel.policy import (
 )
 from tvmffi_wheel.requirements import pin_metadata, requirement_names
 from tvmffi_wheel.verify import verify_wheel
-from tvmffi_wheel.wheelfile import Digest, Hasher, WheelArchive, WheelWriter, rewrite_wheel_file
-
+from tvmffi_wheel.wheelfile import (
+    Digest,
+    Hasher,
+    WheelArchive,
+    WheelWriter,
+    rewrite_wheel_file,
+)
 
 BUILD_FACTS_FILE = "tvmffi_wheel.json"
 PYPI_SIZE_LIMIT_MB = 100
@@ -143,30 +147,30 @@ def inspect_wheel(archive: WheelArchive, root: Path, *, strict: bool = True) -> 
     binaries: list[WheelBinary] = []
     digests: dict[str, Digest] = {}
     problems: list[str] = []
-    for info in archive.members:
-        if info.is_dir() or info.filename == archive.record_name:
+    for member in archive.members:
+        if member.is_dir() or member.filename == archive.record_name:
             continue
         hasher = Hasher()
-        chunks = hasher.wrap(archive.stream(info, hashed=info.filename in recorded))
+        chunks = hasher.wrap(archive.stream(member, hashed=member.filename in recorded))
         first = next(chunks, b"")
         facts = None
         if is_elf_header(first):
-            facts = read_streamed_facts(itertools.chain([first], chunks), info.filename)
+            facts = read_streamed_facts(itertools.chain([first], chunks), member.filename)
         for _ in chunks:  # hash whatever the reader did not need
             pass
         digest = hasher.result()
-        listed = recorded.get(info.filename)
+        listed = recorded.get(member.filename)
         if listed is None:
-            problems.append(f"{info.filename} is not listed in RECORD")
+            problems.append(f"{member.filename} is not listed in RECORD")
         elif listed != (digest.hash, str(digest.size)):
-            problems.append(f"{info.filename} does not match its RECORD hash and size")
-        digests[info.filename] = digest
+            problems.append(f"{member.filename} does not match its RECORD hash and size")
+        digests[member.filename] = digest
         if is_elf_header(first):
-            disk_path = root / info.filename
+            disk_path = root / member.filename
             if facts is None:
-                archive.extract(info, root)
-                facts = read_elf_facts(disk_path, info.filename)
-            binaries.append(WheelBinary(info.filename, disk_path, facts))
+                archive.extract(member, root)
+                facts = read_elf_facts(disk_path, member.filename)
+            binaries.append(WheelBinary(member.filename, disk_path, facts))
     present = set(digests) | {archive.record_name}
     problems += [f"RECORD lists {name}, which the wheel lacks" for name in recorded if name not in present]
     if problems and strict:

@@ -32,7 +32,9 @@ class TvmFfiInstall:
 
 def find_build_tvm_ffi() -> TvmFfiInstall:
     import importlib.util
-    from importlib import metadata as importlib_metadata  # slow to import; the backend only
+    from importlib import (
+        metadata as importlib_metadata,  # slow to import; the backend only
+    )
 
     try:
         text = importlib_metadata.version(TVM_FFI_DISTRIBUTION)

@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel.errors import TvmFfiWheelError
@@ -291,10 +295,8 @@ def _read_ahead(make_source: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
     finally:
         stop.set()
         while producer.is_alive():  # let a blocked put() finish
-            try:
+            with contextlib.suppress(queue.Empty):
                 chunks.get(timeout=0.05)
-            except queue.Empty:
-                pass
         producer.join()
 
 
@@ -514,7 +516,7 @@ class WheelWriter:
         self._wait()
         body = self._body()
         keep = 0  # copied-ahead members that stay: up to the first one that changed
-        for (name, _), info in zip(self._copied, body):
+        for name, _ in self._copied:
             if name in replaced or name in dist_info_files or name not in digests:
                 break
             digest = digests[name]
@@ -586,36 +588,6 @@ def _check_written(path: Path, record: list[tuple[str, str, str]]) -> None:
     expected = [(name, size) for name, _, size in record]
     if members[:-1] != expected or [tuple(r) for r in rows[:-1]] != record:
         raise RuntimeError(f"{path.name}: the written archive does not match its RECORD")
-
-
-def verify_record(path: Path) -> None:
-    """Every member is in RECORD with its hash and size, and RECORD lists nothing else."""
-    with _damage_reported(path), zipfile.ZipFile(path) as archive:
-        names = [i.filename for i in archive.infolist() if not i.is_dir()]
-        records = [n for n in names if n.endswith(".dist-info/RECORD")]
-        if len(records) != 1:
-            raise TvmFfiWheelError(f"{path.name} must have exactly one RECORD, found {len(records)}")
-        rows = list(csv.reader(io.StringIO(archive.read(records[0]).decode("utf-8"))))
-        listed = {row[0]: row for row in rows if row}
-        missing = sorted(set(names) - set(listed))
-        extra = sorted(set(listed) - set(names))
-        if missing or extra:
-            raise TvmFfiWheelError(
-                f"{path.name}: RECORD does not match the archive (unlisted: {missing[:3]}, "
-                f"listed but absent: {extra[:3]})"
-            )
-        for name in names:
-            if name == records[0]:
-                continue
-            digest = hashlib.sha256()
-            size = 0
-            with archive.open(name) as stream:
-                for block in iter(lambda: stream.read(_CHUNK), b""):
-                    digest.update(block)
-                    size += len(block)
-            _, expected_hash, expected_size = listed[name][:3]
-            if (record_hash(digest), str(size)) != (expected_hash, expected_size):
-                raise TvmFfiWheelError(f"{path.name}: RECORD hash or size is wrong for {name}")
 
 
 def ensure_writable_directory(path: Path) -> None:

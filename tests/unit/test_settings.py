@@ -4,7 +4,12 @@ from pathlib import Path
 import pytest
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.settings import Settings, load_settings, reference_markdown, split_config_settings
+from tvmffi_wheel.settings import (
+    Settings,
+    load_settings,
+    reference_markdown,
+    split_config_settings,
+)
 
 README = Path(__file__).parents[2] / "README.md"
 
