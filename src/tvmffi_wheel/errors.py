@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import sys
 
-ISSUES_URL = "https://github.com/tvmffi-wheel/tvmffi-wheel/issues"
-
-
 class TvmFfiWheelError(Exception):
     """A problem in the user's input or environment.
 
@@ -32,8 +29,8 @@ def report_user_error(err: TvmFfiWheelError) -> None:
 def report_internal_error(err: BaseException) -> None:
     print(
         f"tvmffi-wheel: internal error ({type(err).__name__}: {err}). This is a bug in "
-        f"tvmffi-wheel, not in your project; please report it at {ISSUES_URL} with the "
-        "traceback below and the command you ran.",
+        "tvmffi-wheel, not in your project; please report it on tvmffi-wheel's issue tracker "
+        "with the traceback below, the command you ran and `tvmffi-wheel --version`.",
         file=sys.stderr,
         flush=True,
     )
