@@ -56,7 +56,16 @@ def other_machine(data: bytes) -> bytes:
     return data[:18] + struct.pack("<H", 183) + data[20:]  # e_machine = EM_AARCH64
 
 
+def vendored_tvm_ffi(entries):
+    """What a hand-run auditwheel does: a second libtvm_ffi copied into <name>.libs/."""
+    library = next(data for info, data in entries if info.filename == LIBRARY)
+    info = zipfile.ZipInfo("example_kernels.libs/libtvm_ffi-1a2b3c4d.so")
+    info.external_attr = 0o755 << 16
+    return [entries[0], (info, library), *entries[1:]]
+
+
 CASES = {
+    "vendored-libtvm_ffi": (vendored_tvm_ffi, True, "a copy of libtvm_ffi is inside the wheel"),
     "zip-slip-parent": (add("../evil.py", b"x"), True, "unsafe member name '../evil.py'"),
     "zip-slip-absolute": (add("/etc/evil.py", b"x"), True, "unsafe member name '/etc/evil.py'"),
     "symlink-member": (add("example_kernels/link", b"lib", stat.S_IFLNK | 0o777), True, "symbolic link member"),

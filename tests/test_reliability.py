@@ -59,21 +59,27 @@ def test_interrupted_build_leaves_nothing(tmp_path, backend_venv):
     assert leftovers(out) == []
 
 
-def test_interrupted_repair_leaves_nothing(tmp_path, command, backend_venv, openmp_wheel):
+def test_interrupted_repair_leaves_nothing(tmp_path, backend_venv, example_wheel):
+    """SIGINT while the new wheel is being written: no wheel, no temporary file."""
+    from test_bad_wheels import add, rewrite
+
+    # 48 MB that does not compress: the repair spends long enough writing to be caught.
+    big = rewrite(example_wheel, tmp_path / example_wheel.name,
+                  add("example_kernels/data.bin", os.urandom(48 << 20)))
     out = tmp_path / "out"
     out.mkdir()
-    script = backend_venv.path / "bin" / "tvmffi-wheel"
-    for delay in (0.05, 0.15, 0.3):  # at different points of the repair
-        process = subprocess.Popen([script, "repair", "-w", out, openmp_wheel], env=backend_venv.env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-        files = leftovers(out)
-        assert not [f for f in files if f.endswith(".tmp")], files
-        assert files in ([], [openmp_wheel.name]), files  # nothing, or the finished wheel
-        for name in files:
-            (out / name).unlink()
+    process = subprocess.Popen(
+        [backend_venv.path / "bin" / "tvmffi-wheel", "repair", "-w", out, big],
+        env=backend_venv.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".tvmffi-wheel-*.tmp")) and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0, f"the repair finished before the interrupt:\n{output}"
+    assert leftovers(out) == []
 
 
 def test_concurrent_repairs_into_one_folder(tmp_path, backend_venv, example_wheel, openmp_wheel, cpython_ext_build):

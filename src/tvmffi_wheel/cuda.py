@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import functools
-import os
 import re
 import shutil
 import subprocess
@@ -72,20 +71,6 @@ def _query(nvcc: Path) -> Toolkit:
         raise TvmFfiWheelError(f"cannot read the CUDA version from `{nvcc} --version`")
     archs = frozenset(int(m) for m in re.findall(r"compute_(\d+)", archs_text))
     return Toolkit(nvcc, Version(match.group(1)), archs)
-
-
-def find_toolkit(
-    environ: Mapping[str, str] | None = None, default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS
-) -> Toolkit:
-    nvcc = find_nvcc(os.environ if environ is None else environ, default_roots)
-    if nvcc is None:
-        raise TvmFfiWheelError(
-            "nvcc is not found ($CUDACXX, PATH, $CUDA_HOME, /usr/local/cuda), but the project "
-            "sets CUDA architectures",
-            'set tvmffi-wheel.cuda.toolkit = "pip" to build with NVIDIA\'s toolkit wheels, or '
-            "install the CUDA toolkit and point CUDACXX at its nvcc",
-        )
-    return _query(nvcc)
 
 
 def pip_toolkit_requirements(version: str) -> list[str]:
@@ -386,7 +371,12 @@ def plan_cuda(
     nvcc = find_nvcc(environ, default_roots)
     needs_toolkit = bool(declared_text) or mode == "shared" and bool(runtime)
     if nvcc is None and needs_toolkit:
-        find_toolkit(environ, default_roots)  # raises the error that names what is missing
+        raise TvmFfiWheelError(
+            "nvcc is not found ($CUDACXX, PATH, $CUDA_HOME, /usr/local/cuda), but the project "
+            "sets CUDA architectures or the shared CUDA runtime",
+            'set tvmffi-wheel.cuda.toolkit = "pip" to build with NVIDIA\'s toolkit wheels, or '
+            "install the CUDA toolkit and point CUDACXX at its nvcc",
+        )
     toolkit = _query(nvcc) if nvcc is not None else None
 
     declared = None

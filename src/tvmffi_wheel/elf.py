@@ -67,6 +67,14 @@ class DeviceImage:
         return f"{self.kind.upper()} {prefix}_{self.arch}{self.variant}"
 
 
+def device_code_totals(images: tuple[DeviceImage, ...]) -> list[tuple[str, int]]:
+    """Bytes per image kind and architecture, summed over a binary's fatbins, sorted."""
+    totals: dict[str, int] = {}
+    for image in images:
+        totals[image.name] = totals.get(image.name, 0) + image.size
+    return sorted(totals.items())
+
+
 @dataclasses.dataclass(frozen=True)
 class ElfFacts:
     machine: str  # e_machine, e.g. "EM_X86_64"

@@ -218,7 +218,7 @@ def read_streamed_facts(chunks: Iterable[bytes], shown_as: str) -> ElfFacts | No
     if order == "<":
         scan(head, 0)
     collector.feed(head)
-    tail = b""
+    tail = head[-3:]  # a magic may straddle the head and the next chunk
     for chunk in iterator:
         # a magic split across two chunks is found in the joined boundary
         boundary_start = collector.position - len(tail)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+
 class TvmFfiWheelError(Exception):
     """A problem in the user's input or environment.
 

@@ -22,7 +22,7 @@ from packaging.version import Version
 from tvmffi_wheel import __version__
 from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
 from tvmffi_wheel.cuda import Architecture, missing_device_code
-from tvmffi_wheel.elf import is_elf_header, read_elf_facts
+from tvmffi_wheel.elf import device_code_totals, is_elf_header, read_elf_facts
 from tvmffi_wheel.elf_stream import read_streamed_facts
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 from tvmffi_wheel.policy import (
@@ -31,7 +31,6 @@ from tvmffi_wheel.policy import (
     WheelBinary,
     check_architecture,
     choose_python_tag,
-    is_never_vendored,
     plan_repair,
     python_c_api_users,
 )
@@ -188,10 +187,7 @@ def _check_device_code(binaries: list[WheelBinary], declared: tuple[Architecture
         inventory = binary.facts.device_code
         if not inventory:
             continue
-        totals: dict[str, int] = {}
-        for image in inventory:
-            totals[image.name] = totals.get(image.name, 0) + image.size
-        shown = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for name, size in sorted(totals.items()))
+        shown = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for name, size in device_code_totals(inventory))
         info(f"device code of {binary.path}: {shown}")
         if declared is None:
             continue
@@ -267,8 +263,9 @@ def repair_wheel(
     """Write the repaired, tagged, pinned and verified version of ``wheel`` into ``out_dir``."""
     with WheelArchive(wheel) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-wheel-") as tmp:
         writer = WheelWriter(archive, out_dir)
-        writer.copy_ahead()  # most members do not change: copy them while we inspect
         try:
+            writer.create()
+            writer.copy_ahead()  # most members do not change: copy them while we inspect
             return _repair(archive, writer, out_dir, options, prepared_metadata, Path(tmp))
         except BaseException:
             writer.abort()
@@ -285,15 +282,6 @@ def _repair(
 ) -> Path:
     inspection = inspect_wheel(archive, scratch / "wheel")
     binaries = inspection.binaries
-
-    for binary in binaries:
-        if is_never_vendored(Path(binary.path).name):
-            raise TvmFfiWheelError(
-                f"the build installed {binary.path} into the wheel; it must come from the "
-                "system or the apache-tvm-ffi wheel, and a second copy aborts at import",
-                "remove the install() rule that copies it (libtvm_ffi is found at run "
-                "time through the run path tvmffi-wheel sets)",
-            )
 
     check_architecture(archive.name.platforms, binaries)
     python_tag, note = choose_python_tag(archive.name.python_tag, python_c_api_users(binaries))

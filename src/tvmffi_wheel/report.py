@@ -15,7 +15,7 @@ from typing import Any
 from packaging.requirements import Requirement
 
 from tvmffi_wheel._auditwheel import system_library_dirs
-from tvmffi_wheel.elf import ElfFacts, read_elf_facts
+from tvmffi_wheel.elf import ElfFacts, device_code_totals, read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.policy import (
     Kind,
@@ -181,11 +181,8 @@ def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
             warnings.append(f"{binary.path} exports {len(leaked)} symbols of the C++ standard "
                             f"library, its runtime or glibc (e.g. {leaked[0]}); link with "
                             "tvmffi_wheel_configure_target() to keep them private")
-        device_code: dict[str, int] = {}
-        for image in binary.facts.device_code:
-            device_code[image.name] = device_code.get(image.name, 0) + image.size
         reports.append(BinaryReport(
-            device_code=tuple(sorted(device_code.items())),
+            device_code=tuple(device_code_totals(binary.facts.device_code)),
             path=binary.path,
             needed=tuple(needed),
             run_paths=binary.facts.run_paths,

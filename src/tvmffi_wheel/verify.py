@@ -44,10 +44,12 @@ def verify_wheel(
         name = posixpath.basename(member)
         if is_tvm_ffi_library(name):
             problems.append(f"{member}: a copy of libtvm_ffi is inside the wheel; two copies "
-                            "in one process abort at import")
+                            "in one process abort at import (remove the install() rule that "
+                            "copies it: the run path finds the apache-tvm-ffi wheel's)")
         elif is_never_vendored(name):
             problems.append(f"{member}: CUDA's driver and libraries must come from the system "
-                            "or NVIDIA's wheels, not from this wheel")
+                            "or NVIDIA's wheels, not from this wheel (remove the install() "
+                            "rule that copies it)")
 
     provided = set()
     for member, facts in binaries:

@@ -10,16 +10,16 @@ import hashlib
 import io
 import os
 import queue
+import secrets
 import shutil
 import stat
 import struct
-import tempfile
 import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -421,15 +421,25 @@ class WheelWriter:
 
     def __init__(self, archive: WheelArchive, out_dir: Path) -> None:
         self._archive = archive
-        fd, name = tempfile.mkstemp(prefix=".tvmffi-wheel-", suffix=".whl.tmp", dir=out_dir)
-        self.temp_path = Path(name)
-        self._raw = os.fdopen(fd, "w+b")
-        self._zip = zipfile.ZipFile(self._raw, "w")
-        self._source = archive.path.open("rb")
+        self._out_dir = out_dir
+        self.temp_path: Path | None = None
+        self._raw: BinaryIO | None = None
+        self._zip: zipfile.ZipFile | None = None
+        self._source: BinaryIO | None = None
         self._copied: list[tuple[str, int]] = []  # (member, header offset) copied ahead
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._stop = threading.Event()
+
+    def create(self) -> None:
+        """Create the temporary file. Call it where ``abort`` runs on any exception: the
+        name is set before the file exists, so an interrupt at any point leaves nothing."""
+        self.temp_path = self._out_dir / f".tvmffi-wheel-{secrets.token_hex(8)}.whl.tmp"
+        # 0o666 less the umask: the permissions a wheel written by any other tool gets.
+        descriptor = os.open(self.temp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        self._raw = os.fdopen(descriptor, "w+b")
+        self._zip = zipfile.ZipFile(self._raw, "w")
+        self._source = self._archive.path.open("rb")
 
     def _body(self) -> list[zipfile.ZipInfo]:
         prefix = self._archive.dist_info + "/"
@@ -549,31 +559,23 @@ class WheelWriter:
         _check_written(self.temp_path, record)
         if check_size is not None:
             check_size(self.temp_path.stat().st_size)
-        umask = os.umask(0)
-        os.umask(umask)
-        self.temp_path.chmod(0o666 & ~umask)  # mkstemp makes it private to us
         os.replace(self.temp_path, out_path)
 
     def abort(self) -> None:
         """Stop, and remove the temporary file: nothing is left behind."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        for closing in (self._zip.close, self._raw.close, self._source.close):
-            with contextlib.suppress(Exception):
-                closing()
-        with contextlib.suppress(OSError):
-            self.temp_path.unlink()
-
-
-def write_wheel(archive: WheelArchive, out_path: Path, **changes: Any) -> None:  # noqa: ANN401
-    """Write ``archive`` with the changes WheelWriter.finish takes, atomically, in one go."""
-    writer = WheelWriter(archive, out_path.parent)
-    try:
-        writer.finish(out_path, **changes)
-    except BaseException:
-        writer.abort()
-        raise
+        try:
+            # An interrupt can land inside Thread.start(), before there is a thread to join.
+            if self._thread is not None and self._thread.ident is not None:
+                self._thread.join()
+        finally:
+            for handle in (self._zip, self._raw, self._source):
+                if handle is not None:
+                    with contextlib.suppress(Exception):
+                        handle.close()
+            if self.temp_path is not None:
+                with contextlib.suppress(OSError):
+                    self.temp_path.unlink()
 
 
 def _check_written(path: Path, record: list[tuple[str, str, str]]) -> None:

@@ -10,10 +10,21 @@ from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.wheelfile import (
     WheelArchive,
     WheelName,
+    WheelWriter,
     ensure_writable_directory,
     rewrite_wheel_file,
-    write_wheel,
 )
+
+
+def write_wheel(archive, out_path, **changes):
+    """Everything written in one go (no copy ahead), as the writer's simplest use."""
+    writer = WheelWriter(archive, out_path.parent)
+    try:
+        writer.create()
+        writer.finish(out_path, **changes)
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def verify_record(path):
@@ -126,7 +137,7 @@ def test_output_folder_that_is_a_file_is_refused(tmp_path):
 
 
 def test_copy_ahead_then_a_replaced_member_rewinds_and_stays_valid(tmp_path):
-    from tvmffi_wheel.wheelfile import Hasher, WheelWriter
+    from tvmffi_wheel.wheelfile import Hasher
 
     source = make_wheel(tmp_path, members={"demo/a.py": b"a = 1\n", "demo/b.py": b"b = 2\n", "demo/c.py": b"c\n"})
     replacement = tmp_path / "b.py"
@@ -141,6 +152,7 @@ def test_copy_ahead_then_a_replaced_member_rewinds_and_stays_valid(tmp_path):
                 pass
             digests[info.filename] = hasher.result()
         writer = WheelWriter(archive, out)
+        writer.create()
         writer.copy_ahead()
         writer.finish(
             out / "demo-1.0-cp311-cp311-linux_x86_64.whl",
@@ -159,13 +171,12 @@ def test_copy_ahead_then_a_replaced_member_rewinds_and_stays_valid(tmp_path):
 
 
 def test_aborted_writer_leaves_nothing(tmp_path):
-    from tvmffi_wheel.wheelfile import WheelWriter
-
     source = make_wheel(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     with WheelArchive(source) as archive:
         writer = WheelWriter(archive, out)
+        writer.create()
         writer.copy_ahead()
         writer.abort()
     assert list(out.iterdir()) == []
