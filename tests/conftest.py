@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.resources
+import json
 import os
 import re
 import shutil
@@ -172,6 +174,44 @@ def recipe_build(tmp_path_factory, build_env) -> Path:
     out = tmp_path_factory.mktemp("recipe-dist")
     run([sys.executable, "-m", "build", "--outdir", out, project], env=build_env)
     return out
+
+
+def version_references(library: Path) -> dict[str, list[str]]:
+    """`objdump -p`'s Version References: library -> the symbol versions needed from it."""
+    references: dict[str, list[str]] = {}
+    current = None
+    section = run(["objdump", "-p", library]).stdout.partition("Version References:")[2]
+    for line in section.splitlines():
+        if line.strip().startswith("required from "):
+            current = line.strip()[len("required from ") :].rstrip(":")
+            references[current] = []
+        elif current is not None and line.strip():
+            references[current].append(line.split()[-1])
+    return references
+
+
+def elf_members(wheel: Path, scratch: Path) -> list[Path]:
+    with zipfile.ZipFile(wheel) as archive:
+        members = [n for n in archive.namelist() if archive.read(n)[:4] == b"\x7fELF"]
+        archive.extractall(scratch, members=members)
+    return [scratch / member for member in members]
+
+
+def deserved_platform(wheel: Path, scratch: Path, arch: str = "x86_64") -> str:
+    """The platform tag the wheel's binaries deserve, worked out without tvmffi-wheel's code:
+    the symbol versions `objdump -p` lists, against auditwheel's own policy table. With the
+    legacy aliases, as in a file name: manylinux_2_5_x86_64.manylinux1_x86_64."""
+    needed: set[tuple[str, str]] = set()
+    for library in elf_members(wheel, scratch):
+        for provider, versions in version_references(library).items():
+            if not provider.startswith("ld-linux"):  # the loader's versions are glibc's own
+                needed.update((v.split("_", 1)[0], v.split("_", 1)[1]) for v in versions if "_" in v)
+    table = json.loads((importlib.resources.files("auditwheel") / "policy" / "manylinux-policy.json").read_text())
+    for policy in sorted(table, key=lambda p: -p["priority"]):
+        allowed = policy["symbol_versions"].get(arch, {})
+        if policy["priority"] and all(version in allowed.get(family, [version]) for family, version in needed):
+            return ".".join(f"{name}_{arch}" for name in [policy["name"], *policy["aliases"]])
+    return f"linux_{arch}"
 
 
 def _glibc_of_tag(wheel: Path) -> tuple[int, int] | None:

@@ -6,6 +6,7 @@ import venv
 from pathlib import Path
 
 import pytest
+
 from conftest import EXAMPLE, Venv, copy_project, pip_wheel
 
 CALL_BUILD_WHEEL = (

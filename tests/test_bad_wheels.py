@@ -102,5 +102,6 @@ def test_wheel_renamed_against_its_wheel_file(command, example_wheel, tmp_path, 
     out.mkdir()
     args = ["repair", "-w", out, renamed] if subcommand == "repair" else ["check", renamed]
     result = command(*args, ok=False)
-    assert "is named for cp311-cp311-manylinux_2_31_x86_64, but its WHEEL file says py3-none" in result.stdout
+    platform = example_wheel.name.rsplit("-", 1)[1].removesuffix(".whl")
+    assert f"is named for cp311-cp311-{platform}, but its WHEEL file says py3-none" in result.stdout
     assert list(out.iterdir()) == []

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import only_wheel
+
+from conftest import deserved_platform, elf_members, only_wheel, version_references
 
 
 def repaired(command, wheel: Path, dest: Path) -> Path:
@@ -16,12 +17,13 @@ def repaired(command, wheel: Path, dest: Path) -> Path:
     return only_wheel(dest)
 
 
-def test_check_finds_what_the_plain_recipe_gets_wrong(command, plain_recipe_wheel):
+def test_check_finds_what_the_plain_recipe_gets_wrong(command, plain_recipe_wheel, tmp_path):
     assert plain_recipe_wheel.name.endswith("-py3-none-linux_x86_64.whl")
     result = command("check", plain_recipe_wheel, ok=False)
     assert result.returncode == 1
     text = result.stdout
-    assert "deserves  manylinux_2_31_x86_64" in text
+    deserved = deserved_platform(plain_recipe_wheel, tmp_path).split(".")[0]
+    assert f"deserves  {deserved}" in text
     assert "tagged linux_x86_64" in text
     assert "has no run path to tvm_ffi/lib" in text
     assert "apache-tvm-ffi has no upper bound" in text
@@ -29,29 +31,33 @@ def test_check_finds_what_the_plain_recipe_gets_wrong(command, plain_recipe_whee
     assert "exports" in text and "_ZNSt" in text and "tvmffi_wheel_configure_target" in text
 
 
-def test_check_json_is_stable_and_complete(command, plain_recipe_wheel):
+def test_check_json_is_stable_and_complete(command, plain_recipe_wheel, tmp_path):
     result = command("check", "--json", plain_recipe_wheel, ok=False)
     document = json.loads(result.stdout)
-    assert document["schema"] == 1
+    assert document["schema"] == 2
     (wheel,) = document["wheels"]
     assert wheel["sound"] is False and wheel["problems"]
     assert wheel["tag"] == "py3-none-linux_x86_64"
-    assert wheel["deserved_platform"] == "manylinux_2_31_x86_64"
+    assert wheel["deserved_platform"] == deserved_platform(plain_recipe_wheel, tmp_path / "elf").split(".")[0]
     assert wheel["tvm_ffi_requirement"] == "apache-tvm-ffi"
     (binary,) = wheel["binaries"]
     assert binary["path"] == "my_ffi_extension/libmy_ffi_extension.so"
     assert {"soname": "libtvm_ffi.so", "satisfied_by": "tvm-ffi"} in binary["needed"]
     assert {"soname": "libc.so.6", "satisfied_by": "system"} in binary["needed"]
     families = {f["family"]: f for f in binary["floors"]}
-    assert families["GLIBCXX"]["version"] == "3.4.26"
-    assert all("@GLIBCXX_3.4.26" in s for s in families["GLIBCXX"]["symbols"])
+    (library,) = elf_members(plain_recipe_wheel, tmp_path / "floors")
+    newest = max((v.split("_", 1)[1] for v in version_references(library)["libstdc++.so.6"]
+                  if v.startswith("GLIBCXX_")), key=lambda v: tuple(map(int, v.split("."))))
+    assert families["GLIBCXX"]["version"] == newest
+    assert families["GLIBCXX"]["symbols"]
+    assert all(s.endswith(f"@GLIBCXX_{newest}") for s in families["GLIBCXX"]["symbols"])
     assert binary["python_c_api"] == []
     assert any(s.startswith("_ZNSt") for s in binary["leaked_exports"])
 
 
 def test_repair_fixes_the_plain_recipe_and_the_result_loads(command, plain_recipe_wheel, tmp_path, fresh_venv):
     wheel = repaired(command, plain_recipe_wheel, tmp_path / "wheelhouse")
-    assert wheel.name == "my_ffi_extension-0.1.0-py3-none-manylinux_2_31_x86_64.whl"
+    assert wheel.name == f"my_ffi_extension-0.1.0-py3-none-{deserved_platform(wheel, tmp_path / 'elf')}.whl"
     result = command("check", wheel)  # cibuildwheel: audit-command check {wheel}
     assert "\n  sound" in result.stdout
     environment = fresh_venv("repaired-recipe")

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from conftest import (
     EXAMPLE,
     PROJECTS,
@@ -18,7 +19,6 @@ from conftest import (
     requires_dist,
     wheel_text,
 )
-
 from tvmffi_wheel.cuda import find_nvcc
 from tvmffi_wheel.elf import read_elf_facts
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import EXAMPLE, PROJECTS, copy_project, only_wheel, pip_wheel
 
 
@@ -53,9 +54,13 @@ def test_interrupted_build_leaves_nothing(tmp_path, backend_venv):
         if not line:
             break
         seen += line
+    # The claim is about an interrupt during compilation: a backend that died at start-up
+    # (or a build that never reached the compiler) must not pass for one.
+    assert "Building CXX object" in seen, f"compilation never started:\n{seen[-3000:]}"
+    assert process.poll() is None, f"the build ended before the interrupt:\n{seen[-3000:]}"
     os.killpg(process.pid, signal.SIGINT)
-    process.communicate(timeout=120)
-    assert process.returncode != 0
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0, f"the build finished despite the interrupt:\n{output[-3000:]}"
     assert leftovers(out) == []
 
 

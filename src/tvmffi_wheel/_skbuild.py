@@ -44,7 +44,7 @@ def _our_skbuild_requirement() -> tuple[str, ...]:
 def _minimum_version_from_our_requirement() -> Iterator[None]:
     original = skbuild_read_settings.get_min_requires
 
-    def get_min_requires(package: str, reqlist: Any) -> Any:  # noqa: ANN401
+    def get_min_requires(package: str, reqlist: Any) -> Any:
         found = original(package, reqlist)
         if found is None and canonicalize_name(package) == SKBUILD:
             found = original(package, _our_skbuild_requirement())
@@ -65,7 +65,7 @@ def _hooks() -> ModuleType:
     return scikit_build_core.build
 
 
-def call(hook_name: str, *args: Any) -> Any:  # noqa: ANN401
+def call(hook_name: str, *args: Any) -> Any:
     """Run scikit-build-core's PEP 517 hook ``hook_name``."""
     hook: Callable[..., Any] = getattr(_hooks(), hook_name)
     with _minimum_version_from_our_requirement():
@@ -90,7 +90,7 @@ def _define_pairs(args: list[str]) -> dict[str, str]:
     return defines
 
 
-def _as_text(value: Any) -> str:  # noqa: ANN401
+def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "ON" if value else "OFF"
     if isinstance(value, list):

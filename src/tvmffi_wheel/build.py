@@ -38,7 +38,7 @@ from tvmffi_wheel.requirements import (
     pin_metadata,
 )
 from tvmffi_wheel.settings import Settings, load_settings, split_config_settings
-from tvmffi_wheel.wheelfile import ensure_writable_directory
+from tvmffi_wheel.wheel_writer import ensure_writable_directory
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,7 +62,7 @@ def _reported(hook: F) -> F:
     """A user's mistake ends in one message and exit 1; anything else is marked as our bug."""
 
     @functools.wraps(hook)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return hook(*args, **kwargs)
         except TvmFfiWheelError as err:
@@ -89,7 +89,7 @@ def _read_pyproject() -> dict[str, Any]:
         raise TvmFfiWheelError(f"pyproject.toml is not valid TOML: {err}") from None
 
 
-def _settings(config_settings: Any) -> tuple[Settings, dict[str, Any], dict[str, str]]:  # noqa: ANN401
+def _settings(config_settings: Any) -> tuple[Settings, dict[str, Any], dict[str, str]]:
     """Our settings, validated; the config-settings meant for scikit-build-core; and the
     CMake variables the user set through scikit-build-core's channels."""
     pyproject = _read_pyproject()
@@ -139,7 +139,7 @@ def _requires_tvm_ffi(pyproject: dict[str, Any]) -> bool:
     return False
 
 
-def _requires(config_settings: Any, skbuild_hook: str) -> list[str]:  # noqa: ANN401
+def _requires(config_settings: Any, skbuild_hook: str) -> list[str]:
     settings, forwarded, user_defines = _settings(config_settings)
     requires = list(_skbuild.call(skbuild_hook, forwarded))
     if not _requires_tvm_ffi(_read_pyproject()):
@@ -153,29 +153,29 @@ def _requires(config_settings: Any, skbuild_hook: str) -> list[str]:  # noqa: AN
 
 
 @_reported
-def get_requires_for_build_wheel(config_settings: Any = None) -> list[str]:  # noqa: ANN401
+def get_requires_for_build_wheel(config_settings: Any = None) -> list[str]:
     return _requires(config_settings, "get_requires_for_build_wheel")
 
 
 @_reported
-def get_requires_for_build_editable(config_settings: Any = None) -> list[str]:  # noqa: ANN401
+def get_requires_for_build_editable(config_settings: Any = None) -> list[str]:
     return _requires(config_settings, "get_requires_for_build_editable")
 
 
 @_reported
-def get_requires_for_build_sdist(config_settings: Any = None) -> list[str]:  # noqa: ANN401
+def get_requires_for_build_sdist(config_settings: Any = None) -> list[str]:
     _, forwarded, _ = _settings(config_settings)
     return list(_skbuild.call("get_requires_for_build_sdist", forwarded))
 
 
 @_reported
-def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:  # noqa: ANN401
+def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:
     _, forwarded, _ = _settings(config_settings)
     ensure_writable_directory(Path(sdist_directory))
     return _skbuild.call("build_sdist", sdist_directory, forwarded)
 
 
-def _prepare_metadata(skbuild_hook: str, metadata_directory: str, config_settings: Any) -> str:  # noqa: ANN401
+def _prepare_metadata(skbuild_hook: str, metadata_directory: str, config_settings: Any) -> str:
     settings, forwarded, user_defines = _settings(config_settings)
     tvm_ffi = find_build_tvm_ffi()
     cuda = _cuda(settings, user_defines)
@@ -189,49 +189,69 @@ def _prepare_metadata(skbuild_hook: str, metadata_directory: str, config_setting
 
 
 @contextlib.contextmanager
-def _appended_to_environment(additions: dict[str, tuple[str, str]]) -> Iterator[None]:
-    """Append (separator, value) to environment variables while CMake runs, then restore them.
+def _changed_environment(appended: dict[str, tuple[str, str]], replaced: dict[str, str]) -> Iterator[None]:
+    """While CMake runs: append (separator, value) to some variables, set others; then restore.
 
-    Environment variables add to what CMake reads without overriding a cache variable the
-    project or the user set, and the user's own entries stay first:
-    - CMAKE_PREFIX_PATH gets the build environment's site-packages holding tvm_ffi, since
-      scikit-build-core adds only its own site-packages and pip installs what
-      get_requires_for_build_* asks for (apache-tvm-ffi) into another one;
-    - CUDAFLAGS gets the fatbin compression flag;
-    - CUDACXX, CUDAToolkit_ROOT and LIBRARY_PATH point at NVIDIA's toolkit wheels when
-      cuda.toolkit is pip (plan_cuda refuses a CUDACXX the user set in that case).
+    Appending adds to what CMake reads without overriding a cache variable the project or
+    the user set, and the user's own entries stay first.
     """
-    previous = {name: os.environ.get(name) for name in additions}
-    for name, (separator, value) in additions.items():
+    previous = {name: os.environ.get(name) for name in [*appended, *replaced]}
+    for name, (separator, value) in appended.items():
         if value:
             os.environ[name] = separator.join(filter(None, [previous[name], value]))
+    os.environ.update(replaced)
     try:
         yield
     finally:
-        for name, value in previous.items():
-            if value is None:
+        for name, old in previous.items():
+            if old is None:
                 os.environ.pop(name, None)
             else:
-                os.environ[name] = value
+                os.environ[name] = old
 
 
-def _reproducible_flags(tvm_ffi_prefix: Path, project: Path) -> str:
+def cmake_environment(
+    tvm_ffi_prefix: Path, project: Path, cuda: CudaPlan
+) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """The environment CMake runs in: (variables appended to, variables set).
+
+    - CMAKE_PREFIX_PATH gets the build environment's site-packages holding tvm_ffi, since
+      scikit-build-core adds only its own site-packages and pip installs what
+      get_requires_for_build_* asks for (apache-tvm-ffi) into another one;
+    - CFLAGS and CXXFLAGS get the reproducibility flags, and CUDAFLAGS what cuda.py
+      composes from its own flags and those;
+    - with cuda.toolkit = pip, CUDACXX and CUDAToolkit_ROOT point at NVIDIA's toolkit wheels
+      (plan_cuda refuses a CUDACXX the user set), and LIBRARY_PATH gets their lib folder.
+    """
+    host_flags = _reproducible_flags(tvm_ffi_prefix, project)
+    appended = {
+        "CMAKE_PREFIX_PATH": (os.pathsep, str(tvm_ffi_prefix)),
+        "CFLAGS": (" ", " ".join(host_flags)),
+        "CXXFLAGS": (" ", " ".join(host_flags)),
+        "CUDAFLAGS": (" ", cuda.cuda_flags(host_flags)),
+    }
+    if cuda.library_path is not None:
+        appended["LIBRARY_PATH"] = (os.pathsep, cuda.library_path)
+    return appended, dict(cuda.toolkit_environment)
+
+
+def _reproducible_flags(tvm_ffi_prefix: Path, project: Path) -> list[str]:
     """Map the paths that differ between two builds of the same source out of the binaries.
 
     tvm-ffi's headers put __FILE__ into error messages, and an isolated build environment
     has a new path every time; so does a project copied elsewhere. Without this, two builds
     of the same source differ in those strings and in the build ID computed from them.
     """
-    return " ".join(
+    return [
         f"-ffile-prefix-map={path}={placeholder}"
         for path, placeholder in ((tvm_ffi_prefix, "/site-packages"), (project.resolve(), "."))
-    )
+    ]
 
 
 def _build(
     skbuild_hook: str,
     wheel_directory: str,
-    config_settings: Any,  # noqa: ANN401
+    config_settings: Any,
     metadata_directory: str | None,
 ) -> str:
     settings, forwarded, user_defines = _settings(config_settings)
@@ -243,8 +263,10 @@ def _build(
     if metadata_directory is not None:
         found = list(Path(metadata_directory).glob("*.dist-info/METADATA"))
         found = found or list(Path(metadata_directory).glob("METADATA"))
-        prepared = found[0].read_text("utf-8") if found else None
+        if found:
+            prepared = found[0].read_text("utf-8")
     from tvmffi_wheel.repair import (  # not needed by the other hooks
+        BuildRecord,
         RepairOptions,
         repair_wheel,
     )
@@ -257,23 +279,13 @@ def _build(
         cuda_architectures=cuda.declared,
         extra_requirements=cuda.extra_requirements,
         max_wheel_size_mb=settings.max_wheel_size_mb,
-        build_facts=cuda.facts,
+        build=BuildRecord(cuda=cuda.facts),
     )
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
         # metadata_directory is not passed on: scikit-build-core would compare it with
         # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
-        flags = _reproducible_flags(tvm_ffi.prefix, Path.cwd())
-        environment = {
-            "CMAKE_PREFIX_PATH": (os.pathsep, str(tvm_ffi.prefix)),
-            "CFLAGS": (" ", flags),
-            "CXXFLAGS": (" ", flags),
-            **{name: (os.pathsep, value) for name, value in cuda.environment.items()},
-            "CUDAFLAGS": (" ", " ".join(filter(None, [
-                cuda.environment.get("CUDAFLAGS", ""),
-                " ".join(f"-Xcompiler={flag}" for flag in flags.split()),
-            ]))),
-        }
-        with _appended_to_environment(environment):
+        appended, replaced = cmake_environment(tvm_ffi.prefix, Path.cwd(), cuda)
+        with _changed_environment(appended, replaced):
             built = _skbuild.call(skbuild_hook, staging, _cmake_defines(forwarded, user_defines, cuda))
         final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
     return final.name
@@ -282,7 +294,7 @@ def _build(
 @_reported
 def build_wheel(
     wheel_directory: str,
-    config_settings: Any = None,  # noqa: ANN401
+    config_settings: Any = None,
     metadata_directory: str | None = None,
 ) -> str:
     return _build("build_wheel", wheel_directory, config_settings, metadata_directory)
@@ -291,7 +303,7 @@ def build_wheel(
 @_reported
 def build_editable(
     wheel_directory: str,
-    config_settings: Any = None,  # noqa: ANN401
+    config_settings: Any = None,
     metadata_directory: str | None = None,
 ) -> str:
     return _build("build_editable", wheel_directory, config_settings, metadata_directory)
@@ -300,13 +312,13 @@ def build_editable(
 if _skbuild.has_prepare_metadata():
 
     @_reported
-    def prepare_metadata_for_build_wheel(metadata_directory: str, config_settings: Any = None) -> str:  # noqa: ANN401
+    def prepare_metadata_for_build_wheel(metadata_directory: str, config_settings: Any = None) -> str:
         return _prepare_metadata(
             "prepare_metadata_for_build_wheel", metadata_directory, config_settings
         )
 
     @_reported
-    def prepare_metadata_for_build_editable(metadata_directory: str, config_settings: Any = None) -> str:  # noqa: ANN401
+    def prepare_metadata_for_build_editable(metadata_directory: str, config_settings: Any = None) -> str:
         return _prepare_metadata(
             "prepare_metadata_for_build_editable", metadata_directory, config_settings
         )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -23,7 +25,7 @@ from tvmffi_wheel.errors import (
     report_user_error,
 )
 from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, pinned_version
-from tvmffi_wheel.wheelfile import WheelArchive
+from tvmffi_wheel.wheel_reader import WheelArchive
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,10 +100,11 @@ def _tvm_ffi_version(flag: str | None, wheel: Path) -> Version:
 def _existing_folder(path: Path) -> Path:
     if not path.is_dir():
         raise TvmFfiWheelError(f"the output folder {path} does not exist", f"create it: mkdir -p {path}")
-    probe = path / ".tvmffi-wheel-write-test"
     try:
-        probe.touch()
-        probe.unlink()
+        # A name of its own: two repairs into one folder must not remove each other's probe.
+        descriptor, probe = tempfile.mkstemp(prefix=".tvmffi-wheel-probe-", dir=path)
+        os.close(descriptor)
+        os.unlink(probe)
     except OSError as err:
         raise TvmFfiWheelError(f"the output folder {path} cannot be written ({err.strerror})") from None
     return path

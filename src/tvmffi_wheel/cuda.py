@@ -1,28 +1,34 @@
-"""CUDA: the toolkit, the architecture list, NVIDIA's libraries, and device code checks.
+"""CUDA: find and query the toolkit, check the architecture list, and plan a CUDA build.
 
-Decisions only; the ELF side (reading fatbins) is in elf.py and the wiring in build.py.
+It runs nvcc (`--version`, `--list-gpu-arch`) to learn what the toolkit can build; the
+rest is decisions. Reading device code is in elf.py, NVIDIA's libraries in nvidia.py, and
+the wiring into CMake in build.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import functools
 import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from packaging.version import Version
 
 from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.nvidia import runtime_requirement
+from tvmffi_wheel.settings import CudaRuntimeOption, CudaToolkitOption
 
 if TYPE_CHECKING:
     from tvmffi_wheel.elf import DeviceImage
 
-RUNTIME_LIBRARY = {"static": "Static", "shared": "Shared", "none": "None"}
+CudaRuntime = Literal["static", "shared", "none"]
+ToolkitSource = Literal["system", "pip"]
+# CMAKE_CUDA_RUNTIME_LIBRARY's spelling of each runtime mode.
+RUNTIME_LIBRARY: dict[CudaRuntime, str] = {"static": "Static", "shared": "Shared", "none": "None"}
 
 
 # --------------------------------------------------------------------------- toolkit
@@ -223,63 +229,20 @@ def missing_device_code(
     return missing
 
 
-# --------------------------------------------------------------------------- libraries
+# --------------------------------------------------------------------------- the build
 
 
 @dataclasses.dataclass(frozen=True)
-class NvidiaLibrary:
-    pattern: str  # SONAME pattern
-    wheel: str  # CUDA 13 wheel name; CUDA 12 wheels add -cu12
-    folder: str  # its folder inside site-packages, for CUDA 12
-    suffixed: bool = False  # the wheel carries -cuXY for every CUDA major
+class CudaFacts:
+    """How a CUDA build was made, as recorded in the wheel's tvmffi_wheel.json."""
 
+    toolkit: str  # the CUDA release, e.g. "13.0"
+    toolkit_source: ToolkitSource
+    architectures: str  # as declared, in CMake syntax
+    runtime: CudaRuntime
 
-NVIDIA_LIBRARIES = (
-    NvidiaLibrary("libcudart.so*", "nvidia-cuda-runtime", "nvidia/cuda_runtime/lib"),
-    NvidiaLibrary("libnvrtc*", "nvidia-cuda-nvrtc", "nvidia/cuda_nvrtc/lib"),
-    NvidiaLibrary("libnvJitLink*", "nvidia-nvjitlink", "nvidia/nvjitlink/lib"),
-    NvidiaLibrary("libcublas*", "nvidia-cublas", "nvidia/cublas/lib"),
-    NvidiaLibrary("libcufft*", "nvidia-cufft", "nvidia/cufft/lib"),
-    NvidiaLibrary("libcurand*", "nvidia-curand", "nvidia/curand/lib"),
-    NvidiaLibrary("libcusparse*", "nvidia-cusparse", "nvidia/cusparse/lib"),
-    NvidiaLibrary("libcusolver*", "nvidia-cusolver", "nvidia/cusolver/lib"),
-    NvidiaLibrary("libcupti*", "nvidia-cuda-cupti", "nvidia/cuda_cupti/lib"),
-    NvidiaLibrary("libnccl*", "nvidia-nccl", "nvidia/nccl/lib", suffixed=True),
-    NvidiaLibrary("libcudnn*", "nvidia-cudnn", "nvidia/cudnn/lib", suffixed=True),
-)
-
-
-def nvidia_library(soname: str) -> NvidiaLibrary | None:
-    return next((lib for lib in NVIDIA_LIBRARIES if fnmatch.fnmatchcase(soname, lib.pattern)), None)
-
-
-def cuda_major_of(soname: str) -> int | None:
-    """`libcublas.so.13` -> 13; None when the SONAME carries no version."""
-    match = re.search(r"\.so\.(\d+)", soname)
-    return int(match.group(1)) if match else None
-
-
-def wheel_for(library: NvidiaLibrary, cuda_major: int) -> str:
-    if library.suffixed or cuda_major < 13:
-        return f"{library.wheel}-cu{cuda_major}"
-    return library.wheel
-
-
-def library_folder(library: NvidiaLibrary, cuda_major: int) -> str:
-    """Where the NVIDIA wheel installs the library, relative to site-packages."""
-    if cuda_major >= 13 and not library.suffixed:
-        return f"nvidia/cu{cuda_major}/lib"
-    return library.folder
-
-
-def runtime_requirement(toolkit: Toolkit) -> str:
-    """The Requires-Dist for `cuda.runtime = "shared"`: NVIDIA's runtime wheel, same major."""
-    runtime = NVIDIA_LIBRARIES[0]
-    major, minor = toolkit.version.major, toolkit.version.minor
-    return f"{wheel_for(runtime, major)}>={major}.{minor},<{major + 1}"
-
-
-# --------------------------------------------------------------------------- the build
+    def to_json(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,14 +250,21 @@ class CudaPlan:
     """What the backend passes to CMake for CUDA, and what it then checks and records."""
 
     defines: dict[str, str]  # CMake variables to pass (never one the user set)
-    environment: dict[str, str]  # appended to environment variables (CUDAFLAGS, ...)
+    toolkit_environment: dict[str, str]  # set while CMake runs (the pip toolkit's CUDACXX, ...)
+    library_path: str | None  # appended to LIBRARY_PATH (the pip toolkit's lib folder)
+    compile_flags: tuple[str, ...]  # the backend's own CUDAFLAGS (fatbin compression)
     declared: tuple[Architecture, ...] | None  # the device code every binary must have
     extra_requirements: tuple[str, ...]
-    facts: dict[str, object]
+    facts: CudaFacts | None  # None: not a CUDA build
     warnings: tuple[str, ...]
 
+    def cuda_flags(self, host_flags: Sequence[str]) -> str:
+        """Everything the backend adds to CUDAFLAGS, space-separated: its own flags, then the
+        host compiler's flags, which nvcc passes on through -Xcompiler."""
+        return " ".join([*self.compile_flags, *(f"-Xcompiler={flag}" for flag in host_flags)])
 
-def _runtime_from_define(value: str) -> str:
+
+def _runtime_from_define(value: str) -> CudaRuntime:
     mode = value.strip().lower()
     if mode not in RUNTIME_LIBRARY:
         raise TvmFfiWheelError(
@@ -312,41 +282,17 @@ def declared_architectures(
 
 
 def uses_pip_toolkit(
-    toolkit: str, declared: str, environ: Mapping[str, str], default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS
+    toolkit: CudaToolkitOption,
+    declared: str,
+    environ: Mapping[str, str],
+    default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS,
 ) -> bool:
     return toolkit == "pip" or (
         toolkit == "" and bool(declared) and find_nvcc(environ, default_roots) is None
     )
 
 
-def plan_cuda(
-    *,
-    architectures: str,
-    allow_all: bool,
-    runtime: str,
-    compress: bool,
-    toolkit_source: str,
-    version: str,
-    search_path: Sequence[str],
-    user_defines: Mapping[str, str],
-    environ: Mapping[str, str],
-    default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS,
-) -> CudaPlan:
-    """Validate the CUDA options before anything compiles, and say what to pass to CMake."""
-    defines: dict[str, str] = {}
-    environment: dict[str, str] = {}
-    declared_text = declared_architectures(architectures, user_defines, environ)
-    if uses_pip_toolkit(toolkit_source, declared_text, environ, default_roots):
-        if environ.get("CUDACXX"):
-            raise TvmFfiWheelError(
-                f"cuda.toolkit is pip, but CUDACXX points at {environ['CUDACXX']}",
-                "unset CUDACXX, or set cuda.toolkit = \"system\" to use that nvcc",
-            )
-        root = pip_toolkit_root(version, search_path)
-        # The wheels' nvcc.profile looks for libraries in lib64; the linker reads LIBRARY_PATH.
-        environment = {"CUDACXX": str(root / "bin" / "nvcc"), "CUDAToolkit_ROOT": str(root),
-                       "LIBRARY_PATH": str(root / "lib")}
-        environ = {**environ, "CUDACXX": environment["CUDACXX"]}
+def _architecture_defines(architectures: str, user_defines: Mapping[str, str]) -> dict[str, str]:
     user_archs = user_defines.get("CMAKE_CUDA_ARCHITECTURES")
     if architectures and user_archs is not None and user_archs != architectures:
         raise TvmFfiWheelError(
@@ -355,47 +301,90 @@ def plan_cuda(
             "set the architectures in one place",
         )
     if architectures and user_archs is None:
-        defines["CMAKE_CUDA_ARCHITECTURES"] = architectures
+        return {"CMAKE_CUDA_ARCHITECTURES": architectures}
+    return {}
 
+
+def _runtime_mode(runtime: CudaRuntimeOption, user_defines: Mapping[str, str]) -> CudaRuntime:
     user_runtime = user_defines.get("CMAKE_CUDA_RUNTIME_LIBRARY")
-    mode = runtime or (_runtime_from_define(user_runtime) if user_runtime else "static")
     if runtime and user_runtime and _runtime_from_define(user_runtime) != runtime:
         raise TvmFfiWheelError(
             f"cuda.runtime is {runtime!r} but CMAKE_CUDA_RUNTIME_LIBRARY is {user_runtime!r}",
             "set the runtime in one place",
         )
+    if runtime:
+        return runtime
+    return _runtime_from_define(user_runtime) if user_runtime else "static"
+
+
+def _pip_toolkit_environment(version: str, search_path: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    if environ.get("CUDACXX"):
+        raise TvmFfiWheelError(
+            f"cuda.toolkit is pip, but CUDACXX points at {environ['CUDACXX']}",
+            "unset CUDACXX, or set cuda.toolkit = \"system\" to use that nvcc",
+        )
+    root = pip_toolkit_root(version, search_path)
+    return {"CUDACXX": str(root / "bin" / "nvcc"), "CUDAToolkit_ROOT": str(root)}
+
+
+def plan_cuda(
+    *,
+    architectures: str,
+    allow_all: bool,
+    runtime: CudaRuntimeOption,
+    compress: bool,
+    toolkit_source: CudaToolkitOption,
+    version: str,
+    search_path: Sequence[str],
+    user_defines: Mapping[str, str],
+    environ: Mapping[str, str],
+    default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS,
+) -> CudaPlan:
+    """Validate the CUDA options before anything compiles, and say what to pass to CMake."""
+    declared_text = declared_architectures(architectures, user_defines, environ)
+    toolkit_environment: dict[str, str] = {}
+    if uses_pip_toolkit(toolkit_source, declared_text, environ, default_roots):
+        toolkit_environment = _pip_toolkit_environment(version, search_path, environ)
+        environ = {**environ, **toolkit_environment}
+    defines = _architecture_defines(architectures, user_defines)
+    mode = _runtime_mode(runtime, user_defines)
+    user_runtime = user_defines.get("CMAKE_CUDA_RUNTIME_LIBRARY")
     if user_runtime is None:
         # Always explicit: tvm-ffi's CMake package quietly picks Shared when it is unset.
         defines["CMAKE_CUDA_RUNTIME_LIBRARY"] = RUNTIME_LIBRARY[mode]
 
     nvcc = find_nvcc(environ, default_roots)
-    needs_toolkit = bool(declared_text) or mode == "shared" and bool(runtime)
-    if nvcc is None and needs_toolkit:
+    if nvcc is None and (declared_text or (mode == "shared" and runtime)):
         raise TvmFfiWheelError(
             "nvcc is not found ($CUDACXX, PATH, $CUDA_HOME, /usr/local/cuda), but the project "
             "sets CUDA architectures or the shared CUDA runtime",
             'set tvmffi-wheel.cuda.toolkit = "pip" to build with NVIDIA\'s toolkit wheels, or '
             "install the CUDA toolkit and point CUDACXX at its nvcc",
         )
-    toolkit = _query(nvcc) if nvcc is not None else None
+    if nvcc is None:  # not a CUDA build
+        return CudaPlan(defines, toolkit_environment, None, (), None, (), None, ())
+    toolkit = _query(nvcc)
 
     declared = None
     warnings: list[str] = []
-    if declared_text and toolkit is not None:
+    if declared_text:
         entries, warnings = validate_architectures(declared_text, toolkit, allow_all=allow_all)
         declared = tuple(entries) if entries is not None else None
-
-    if toolkit is not None and compress:
-        flag = compression_flag(toolkit)
-        if flag not in environ.get("CUDAFLAGS", ""):
-            environment["CUDAFLAGS"] = flag
-    extra = (runtime_requirement(toolkit),) if toolkit is not None and mode == "shared" else ()
-    facts: dict[str, object] = {"cuda": None}
-    if toolkit is not None and (declared_text or runtime or user_runtime):
-        facts["cuda"] = {
-            "toolkit": str(toolkit.version),
-            "toolkit_source": "pip" if "CUDAToolkit_ROOT" in environment else "system",
-            "architectures": declared_text,
-            "runtime": mode,
-        }
-    return CudaPlan(defines, environment, declared, extra, facts, tuple(warnings))
+    flag = compression_flag(toolkit)
+    compile_flags = (flag,) if compress and flag not in environ.get("CUDAFLAGS", "") else ()
+    facts = None
+    if declared_text or runtime or user_runtime:
+        source: ToolkitSource = "pip" if toolkit_environment else "system"
+        facts = CudaFacts(str(toolkit.version), source, declared_text, mode)
+    # The pip wheels' nvcc.profile looks for libraries in lib64; the linker reads LIBRARY_PATH.
+    library_path = str(Path(toolkit_environment["CUDAToolkit_ROOT"]) / "lib") if toolkit_environment else None
+    return CudaPlan(
+        defines=defines,
+        toolkit_environment=toolkit_environment,
+        library_path=library_path,
+        compile_flags=compile_flags,
+        declared=declared,
+        extra_requirements=(runtime_requirement(toolkit.version),) if mode == "shared" else (),
+        facts=facts,
+        warnings=tuple(warnings),
+    )

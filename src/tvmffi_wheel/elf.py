@@ -1,7 +1,9 @@
-"""Inspect: the facts about one ELF binary that the decisions need, read with pyelftools.
+"""The facts about one ELF binary that the decisions need, read with pyelftools.
 
-Only the dynamic section, the dynamic symbol table and the GNU version sections are
-read; nothing else of a (possibly very large) kernel library is touched.
+Read: the dynamic section (NEEDED, SONAME, run paths), the dynamic symbol table and the
+GNU version sections (imports, exports, symbol versions), the headers of the CUDA fatbins
+in `.nv_fatbin` (never their payload), and `.comment` (the compilers). Nothing else of a
+(possibly very large) kernel library is touched.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tvmffi_wheel.errors import TvmFfiWheelError
 ELF_MAGIC = b"\x7fELF"
 FATBIN_MAGIC = 0xBA55ED50
 # Fatbin entry kinds and flags, as nvcc writes them (checked against nvcc 13 output in
-# tests/unit/test_elf.py): kind 1 is PTX, 2 a cubin (SASS); flag bits mark compression
+# tests/unit/test_cuda.py): kind 1 is PTX, 2 a cubin (SASS); flag bits mark compression
 # and the `a` (arch-specific) and `f` (family) variants.
 _FATBIN_KINDS = {1: "ptx", 2: "sass"}
 _FLAG_COMPRESSED = 0x8000
@@ -182,14 +184,18 @@ def _read(elf: ELFFile, stream: BinaryIO) -> ElfFacts:
     if dynamic is not None:
         for tag in dynamic.iter_tags():
             kind = tag.entry.d_tag
+            if kind not in ("DT_NEEDED", "DT_SONAME", "DT_RPATH", "DT_RUNPATH"):
+                continue
+            # pyelftools sets the string of these tags as an attribute named after the tag.
+            text = str(getattr(tag, kind[3:].lower()))
             if kind == "DT_NEEDED":
-                needed.append(tag.needed)
+                needed.append(text)
             elif kind == "DT_SONAME":
-                soname = tag.soname
+                soname = text
             elif kind == "DT_RPATH":
-                rpath = _split_paths(tag.rpath)
-            elif kind == "DT_RUNPATH":
-                runpath = _split_paths(tag.runpath)
+                rpath = _split_paths(text)
+            else:
+                runpath = _split_paths(text)
 
     # Version index -> (library, version name), from .gnu.version_r.
     version_by_index: dict[int, tuple[str, str]] = {}
@@ -197,7 +203,7 @@ def _read(elf: ELFFile, stream: BinaryIO) -> ElfFacts:
     if verneed is not None:
         for entry, aux_entries in verneed.iter_versions():
             for aux in aux_entries:
-                version_by_index[aux["vna_other"]] = (entry.name, aux.name)
+                version_by_index[aux["vna_other"]] = (entry.name or "", aux.name)
 
     symbols_by_index: dict[int, list[str]] = {index: [] for index in version_by_index}
     undefined: set[str] = set()

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import heapq
 import io
+import itertools
 import struct
 from collections.abc import Callable, Iterable
+from typing import BinaryIO, cast
 
 from elftools.elf.elffile import ELFFile
 
@@ -158,16 +160,55 @@ def _headers(head: bytes) -> tuple[str, dict[str, int], list[tuple[int, int, int
 _PT_LOAD, _PT_DYNAMIC = 1, 2
 
 
-def read_streamed_facts(chunks: Iterable[bytes], shown_as: str) -> ElfFacts | None:
-    """Facts from the file's bytes in order; None when they need a byte that was not kept."""
-    iterator = iter(chunks)
-    head = b""
-    for chunk in iterator:
-        head += chunk
-        if len(head) >= 64 << 10:
-            break
+class _FatbinHeaders:
+    """Asks a collector for the headers of every CUDA fatbin whose magic streams past.
+
+    A fatbin starts, 8-byte aligned, with its magic and sizes; its entries follow one
+    another, each header giving the size of its payload, so each wanted entry header
+    names the next one. Only little-endian files have fatbins.
+    """
+
+    def __init__(self, collector: _Collector, after: int) -> None:
+        self._collector = collector
+        self._after = after  # fatbins are never in the first loadable segment
+        self._tail = b""  # the last bytes seen: a magic may straddle two chunks
+
+    def scan(self, chunk: bytes, chunk_start: int) -> None:
+        if self._tail:
+            boundary_start = chunk_start - len(self._tail)
+            found = (self._tail + chunk[:3]).find(_FATBIN_MAGIC_BYTES)
+            if 0 <= found < len(self._tail):
+                self._magic_at(boundary_start + found)
+        found = chunk.find(_FATBIN_MAGIC_BYTES)
+        while found != -1:
+            self._magic_at(chunk_start + found)
+            found = chunk.find(_FATBIN_MAGIC_BYTES, found + 1)
+        self._tail = chunk[-3:]
+
+    def _magic_at(self, start: int) -> None:
+        if start % 8 == 0 and start >= self._after:
+            self._collector.want(start, 16, lambda header: self._container(start, header))
+
+    def _container(self, start: int, header: bytes) -> None:
+        _, _, header_size, body_size = struct.unpack_from("<IHHQ", header, 0)
+        self._entry(start + header_size, start + header_size + body_size)
+
+    def _entry(self, at: int, end: int) -> None:
+        def got(entry: bytes) -> None:
+            _, _, entry_size, payload = struct.unpack_from("<HHIQ", entry, 0)
+            following = at + entry_size + payload
+            if entry_size and following + 48 <= end:
+                self._entry(following, end)
+
+        if at + 48 <= end:
+            self._collector.want(at, min(_FATBIN_ENTRY_HEADER, end - at), got)
+
+
+def _plan_ranges(head: bytes) -> tuple[_Collector, int] | None:
+    """A collector wanting the ranges the facts need, planned from the headers in ``head``,
+    and where the first loadable segment ends."""
     try:
-        order, fields, segments = _headers(head)
+        _, fields, segments = _headers(head)
     except (ValueError, struct.error, IndexError, OverflowError):
         return None  # not headers we can plan from: the caller reads the file whole
     loads = [(offset, size) for kind, offset, size, _ in segments if kind == _PT_LOAD]
@@ -187,55 +228,33 @@ def read_streamed_facts(chunks: Iterable[bytes], shown_as: str) -> ElfFacts | No
     if fields["shoff"]:
         before = min(_WINDOW, fields["shoff"])
         collector.want(fields["shoff"] - before, before + table_size)
+    return collector, first_end
 
-    def on_container(start: int) -> Callable[[bytes], None]:
-        def done(header: bytes) -> None:
-            _, _, header_size, body_size = struct.unpack_from("<IHHQ", header, 0)
-            end = start + header_size + body_size
 
-            def follow(at: int) -> None:
-                def got(entry: bytes) -> None:
-                    _, _, entry_size, payload = struct.unpack_from("<HHIQ", entry, 0)
-                    following = at + entry_size + payload
-                    if entry_size and following + 48 <= end:
-                        follow(following)
-
-                if at + 48 <= end:
-                    collector.want(at, min(_FATBIN_ENTRY_HEADER, end - at), got)
-
-            follow(start + header_size)
-
-        return done
-
-    def scan(chunk: bytes, chunk_start: int) -> None:
-        found = chunk.find(_FATBIN_MAGIC_BYTES)
-        while found != -1:
-            absolute = chunk_start + found
-            if absolute % 8 == 0 and absolute >= first_end:
-                collector.want(absolute, 16, on_container(absolute))
-            found = chunk.find(_FATBIN_MAGIC_BYTES, found + 1)
-
-    if order == "<":
-        scan(head, 0)
-    collector.feed(head)
-    tail = head[-3:]  # a magic may straddle the head and the next chunk
+def read_streamed_facts(chunks: Iterable[bytes], shown_as: str) -> ElfFacts | None:
+    """Facts from the file's bytes in order; None when they need a byte that was not kept."""
+    iterator = iter(chunks)
+    head = b""
     for chunk in iterator:
-        # a magic split across two chunks is found in the joined boundary
-        boundary_start = collector.position - len(tail)
-        joined = tail + chunk[:3]
-        if order == "<" and tail:
-            found = joined.find(_FATBIN_MAGIC_BYTES)
-            if 0 <= found < len(tail) and (boundary_start + found) % 8 == 0:
-                collector.want(boundary_start + found, 16, on_container(boundary_start + found))
-        if order == "<":
-            scan(chunk, collector.position)
+        head += chunk
+        if len(head) >= 64 << 10:
+            break
+    planned = _plan_ranges(head)
+    if planned is None:
+        return None
+    collector, first_segment_end = planned
+    little_endian = head[5:6] == b"\x01"
+    fatbins = _FatbinHeaders(collector, after=first_segment_end) if little_endian else None
+    for chunk in itertools.chain([head], iterator):
+        if fatbins is not None:
+            fatbins.scan(chunk, collector.position)
         collector.feed(chunk)
-        tail = chunk[-3:]
     if collector.missed:
         return None
     sparse = SparseFile(collector.pieces, collector.position)
+    stream = cast(BinaryIO, sparse)  # a read-only, seekable binary file: all pyelftools uses
     try:
-        return read_facts_from(ELFFile(sparse), sparse, shown_as)
+        return read_facts_from(ELFFile(stream), stream, shown_as)
     except (NotCaptured, TvmFfiWheelError, *ELF_READ_ERRORS) as err:
         if sparse.missed:
             return None

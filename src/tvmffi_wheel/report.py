@@ -1,37 +1,35 @@
 """`tvmffi-wheel check`: what a wheel's binaries need and whether the wheel is sound.
 
-It reads the wheel with the same inspect stage and judges it with the same policy and
-verify functions as the backend; nothing here decides anything of its own.
+It reads the wheel with the same inspect stage, classifies with the same `Classifier`
+and judges with the same platform and verify functions as the backend; nothing here
+decides anything of its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import posixpath
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
 
-from tvmffi_wheel._auditwheel import system_library_dirs
+from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.classify import Classifier, Kind
 from tvmffi_wheel.elf import ElfFacts, device_code_totals, read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.policy import (
-    Kind,
-    WheelBinary,
+from tvmffi_wheel.inspect import WheelBinary, inspect_wheel
+from tvmffi_wheel.platforms import (
     best_fitting_policy,
     check_architecture,
-    classify,
     policy_for_tag,
     wheel_architecture,
 )
-from tvmffi_wheel.repair import inspect_wheel
 from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, tvm_ffi_requirement
 from tvmffi_wheel.verify import leaked_exports, verify_wheel
-from tvmffi_wheel.wheelfile import WheelArchive
+from tvmffi_wheel.wheel_reader import WheelArchive, WheelName
 
-JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = 2
 _FLOOR_FAMILIES = ("GLIBC", "GLIBCXX", "CXXABI", "GCC")
 
 
@@ -45,7 +43,7 @@ class Floor:
 @dataclasses.dataclass(frozen=True)
 class BinaryReport:
     path: str
-    needed: tuple[tuple[str, str], ...]  # (soname, how it is satisfied)
+    needed: tuple[tuple[str, str], ...]  # (soname, what satisfies it: a Kind's value)
     run_paths: tuple[str, ...]
     floors: tuple[Floor, ...]
     python_c_api: tuple[str, ...]
@@ -76,6 +74,18 @@ class WheelReport:
         return data
 
 
+@dataclasses.dataclass(frozen=True)
+class WheelContents:
+    """What `check` reads from a wheel: everything its judgement depends on."""
+
+    file_name: str
+    name: WheelName
+    binaries: list[WheelBinary]
+    members: list[str]
+    metadata: str
+    record_problems: list[str]
+
+
 def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
@@ -92,14 +102,6 @@ def floors(facts: ElfFacts) -> tuple[Floor, ...]:
         symbols = tuple(f"{s}@{top.version}" for s in top.symbols)
         result.append(Floor(family, top.version[len(family) + 1 :], symbols))
     return tuple(result)
-
-
-def _satisfied_by(kind: Kind, provider: str | None) -> str:
-    if kind is Kind.IN_WHEEL and provider and ".libs/" in provider:
-        return "vendored"
-    if kind is Kind.VENDORED:
-        return "missing"
-    return kind.value
 
 
 def _requirement_problems(requirement: Requirement | None, needs_tvm_ffi: bool) -> list[str]:
@@ -127,79 +129,97 @@ def _libc_exports() -> frozenset[str]:
     return frozenset()
 
 
-def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
-    problems: list[str] = []
-    warnings: list[str] = []
+def read_wheel(path: Path) -> WheelContents:
     with WheelArchive(path) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-check-") as tmp:
         inspection = inspect_wheel(archive, Path(tmp), strict=False)
-        binaries: list[WheelBinary] = inspection.binaries
-        problems += [f"RECORD: {problem}" for problem in inspection.record_problems]
-        name = archive.name
-        requirement = tvm_ffi_requirement(archive.dist_info_text("METADATA"))
-        members = [m.filename for m in archive.members]
+        return WheelContents(
+            file_name=path.name,
+            name=archive.name,
+            binaries=inspection.binaries,
+            members=archive.member_names,
+            metadata=archive.dist_info_text("METADATA"),
+            record_problems=inspection.record_problems,
+        )
 
-    carried_platform = name.platforms[0]
-    policy = None
-    deserved = "any"
-    if binaries:
-        try:
-            check_architecture(name.platforms, binaries)
-        except TvmFfiWheelError as err:
-            problems.append(err.problem)
-        arch = wheel_architecture(binaries)
-        policy = policy_for_tag(carried_platform, arch)
-        best = best_fitting_policy(binaries, excludes)
-        deserved = best.name if best is not None else f"linux_{arch}"
-        if policy is None:
-            problems.append(f"tagged {carried_platform}, which promises nothing about the "
-                            "system it runs on and PyPI refuses; run `tvmffi-wheel repair`")
-    problems += verify_wheel(
-        [(b.path, b.facts) for b in binaries],
-        members,
-        policy=policy,
-        python_tag=name.python_tag,
-        excludes=excludes,
-        repaired=True,
+
+def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
+    contents = read_wheel(path)
+    libc_exports = _libc_exports() if contents.binaries else frozenset()
+    return judge_wheel(contents, excludes, libc_exports)
+
+
+def _platform_findings(
+    contents: WheelContents, excludes: tuple[str, ...], problems: list[str]
+) -> tuple[PlatformPolicy | None, str, Classifier]:
+    """The policy the carried tag names, the platform the binaries deserve, and the wheel's
+    classifier (judging against the carried platform, else the deserved one)."""
+    binaries, name = contents.binaries, contents.name
+    classifier = Classifier.for_wheel(
+        [(b.path, b.facts) for b in binaries], distribution=name.distribution, excludes=excludes
+    )
+    if not binaries:
+        return None, "any", classifier
+    try:
+        check_architecture(name.platforms, binaries)
+    except TvmFfiWheelError as err:
+        problems.append(err.problem)
+    arch = wheel_architecture(binaries)
+    carried = policy_for_tag(name.platforms[0], arch)
+    best = best_fitting_policy(binaries, classifier)
+    if carried is None:
+        problems.append(f"tagged {name.platforms[0]}, which promises nothing about the "
+                        "system it runs on and PyPI refuses; run `tvmffi-wheel repair`")
+    judged_against = carried or best
+    if judged_against is not None:
+        classifier = classifier.with_whitelist(judged_against.whitelist)
+    return carried, best.name if best is not None else f"linux_{arch}", classifier
+
+
+def _binary_report(
+    binary: WheelBinary, classifier: Classifier, libc_exports: frozenset[str], warnings: list[str]
+) -> BinaryReport:
+    leaked = leaked_exports(binary.facts, libc_exports)
+    if leaked:
+        warnings.append(f"{binary.path} exports {len(leaked)} symbols of the C++ standard "
+                        f"library, its runtime or glibc (e.g. {leaked[0]}); link with "
+                        "tvmffi_wheel_configure_target() to keep them private")
+    return BinaryReport(
+        path=binary.path,
+        needed=tuple((soname, kind.value) for soname, kind in classifier.needs(binary.facts)),
+        run_paths=binary.facts.run_paths,
+        floors=floors(binary.facts),
+        python_c_api=binary.facts.python_c_api,
+        leaked_exports=tuple(leaked),
+        device_code=tuple(device_code_totals(binary.facts.device_code)),
     )
 
-    provided = {}
-    for binary in binaries:
-        for provided_name in filter(None, (binary.facts.soname, posixpath.basename(binary.path))):
-            provided[provided_name] = binary.path
-    whitelist = policy.whitelist if policy is not None else frozenset()
-    if policy is None and deserved.startswith("manylinux"):
-        whitelist = policy_for_tag(deserved, wheel_architecture(binaries)).whitelist
-    libc_exports = _libc_exports() if binaries else frozenset()
-    reports = []
-    for binary in binaries:
-        needed = []
-        for soname in binary.facts.needed:
-            kind = classify(soname, excludes=excludes, in_wheel=frozenset(provided), whitelist=whitelist)
-            needed.append((soname, _satisfied_by(kind, provided.get(soname))))
-        leaked = leaked_exports(binary.facts, libc_exports)
-        if leaked:
-            warnings.append(f"{binary.path} exports {len(leaked)} symbols of the C++ standard "
-                            f"library, its runtime or glibc (e.g. {leaked[0]}); link with "
-                            "tvmffi_wheel_configure_target() to keep them private")
-        reports.append(BinaryReport(
-            device_code=tuple(device_code_totals(binary.facts.device_code)),
-            path=binary.path,
-            needed=tuple(needed),
-            run_paths=binary.facts.run_paths,
-            floors=floors(binary.facts),
-            python_c_api=binary.facts.python_c_api,
-            leaked_exports=tuple(leaked),
-        ))
 
+def judge_wheel(
+    contents: WheelContents, excludes: tuple[str, ...], libc_exports: frozenset[str]
+) -> WheelReport:
+    """The report on a wheel's contents: a pure function, for the command and for tests."""
+    problems = [f"RECORD: {problem}" for problem in contents.record_problems]
+    warnings: list[str] = []
+    policy, deserved, classifier = _platform_findings(contents, excludes, problems)
+    problems += verify_wheel(
+        contents.binaries,
+        contents.members,
+        classifier=classifier,
+        policy=policy,
+        python_tag=contents.name.python_tag,
+        repaired=True,
+    )
+    reports = [_binary_report(b, classifier, libc_exports, warnings) for b in contents.binaries]
     needs_tvm_ffi = any(kind == Kind.TVM_FFI.value for r in reports for _, kind in r.needed)
+    requirement = tvm_ffi_requirement(contents.metadata)
     problems += _requirement_problems(requirement, needs_tvm_ffi)
-    interpreter, abi = name.python_tag
-    if abi not in ("none", "abi3") and binaries and not any(r.python_c_api for r in reports):
+    interpreter, abi = contents.name.python_tag
+    if abi not in ("none", "abi3") and reports and not any(r.python_c_api for r in reports):
         warnings.append(f"tagged {interpreter}-{abi}, but no binary uses the Python C API: "
                         "one py3-none wheel would serve every Python version")
     return WheelReport(
-        wheel=path.name,
-        tag=name.tag_text,
+        wheel=contents.file_name,
+        tag=contents.name.tag_text,
         deserved_platform=deserved,
         tvm_ffi_requirement=str(requirement) if requirement is not None else None,
         binaries=tuple(reports),

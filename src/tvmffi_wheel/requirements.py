@@ -54,7 +54,7 @@ def find_build_tvm_ffi() -> TvmFfiInstall:
 
 def compatible_range(version: Version) -> SpecifierSet:
     """`>=version,<next ABI`: the minor for 0.X releases, the major from 1.0 on."""
-    major, minor = (version.release + (0, 0))[:2]
+    major, minor = (*version.release, 0, 0)[:2]
     upper = f"0.{minor + 1}" if major == 0 else f"{major + 1}"
     return SpecifierSet(f">={version},<{upper}")
 

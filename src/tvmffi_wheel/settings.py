@@ -16,7 +16,7 @@ import dataclasses
 import difflib
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 from tvmffi_wheel.errors import TvmFfiWheelError
 
@@ -24,23 +24,26 @@ CONFIG_PREFIX = "tvmffi-wheel."
 ENV_PREFIX = "TVMFFI_WHEEL_"
 TOML_TABLE = "tool.tvmffi-wheel"
 
-REPAIR_MODES = ("auto", "skip")
+# The values an option takes; "" means "decide from the plain CMake settings".
+RepairMode = Literal["auto", "skip"]
+CudaRuntimeOption = Literal["", "static", "shared", "none"]
+CudaToolkitOption = Literal["", "system", "pip"]
 
 
-def _option(key: str, default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:  # noqa: ANN401
+def _option(key: str, default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:
     metadata = {"key": key, "doc": doc, "choices": choices}
     return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    repair: str = _option(
+    repair: RepairMode = _option(
         "repair",
         "auto",
         "`auto` repairs the wheel: vendors libraries outside the manylinux policy, sets run "
         "paths, gives it the best manylinux tag its binaries allow and verifies it. `skip` "
         "writes the wheel as compiled, tagged `linux_<arch>` (not uploadable to PyPI).",
-        choices=REPAIR_MODES,
+        choices=get_args(RepairMode),
     )
     exclude: tuple[str, ...] = _option(
         "exclude",
@@ -77,7 +80,7 @@ class Settings:
         "Confirm `all` or `all-major` in `cuda.architectures`: every architecture the toolkit "
         "knows, which makes large wheels.",
     )
-    cuda_runtime: str = _option(
+    cuda_runtime: CudaRuntimeOption = _option(
         "cuda.runtime",
         "",
         "How the CUDA runtime is linked, always passed as CMAKE_CUDA_RUNTIME_LIBRARY. "
@@ -85,9 +88,9 @@ class Settings:
         "NVIDIA's runtime wheel, which becomes a requirement, reached through a run path. "
         "`none`: the driver API only. Empty: CMAKE_CUDA_RUNTIME_LIBRARY given the plain CMake "
         "way, else `static`.",
-        choices=("", "static", "shared", "none"),
+        choices=get_args(CudaRuntimeOption),
     )
-    cuda_toolkit: str = _option(
+    cuda_toolkit: CudaToolkitOption = _option(
         "cuda.toolkit",
         "",
         "Where nvcc comes from. `system`: $CUDACXX, PATH, $CUDA_HOME or /usr/local/cuda. "
@@ -95,7 +98,7 @@ class Settings:
         "installed into the isolated build environment, so a machine with no CUDA builds "
         "CUDA kernels. Empty: `system` when nvcc is found, else `pip` when the project sets "
         "CUDA architectures.",
-        choices=("", "system", "pip"),
+        choices=get_args(CudaToolkitOption),
     )
     cuda_version: str = _option(
         "cuda.version",
@@ -153,7 +156,7 @@ def _unknown_key_error(key: str, where: str) -> TvmFfiWheelError:
     )
 
 
-def _convert(field: dataclasses.Field, value: Any, where: str, *, from_text: bool) -> Any:  # noqa: ANN401
+def _convert(field: dataclasses.Field, value: Any, where: str, *, from_text: bool) -> Any:
     """Check a raw value's type; text from -C or the environment is split on `;` for lists."""
     key = toml_key(field)
     if _is_list(field):

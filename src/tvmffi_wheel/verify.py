@@ -10,35 +10,21 @@ import posixpath
 from collections.abc import Sequence
 
 from tvmffi_wheel._auditwheel import PlatformPolicy
-from tvmffi_wheel.cuda import cuda_major_of, library_folder, nvidia_library
-from tvmffi_wheel.elf import ElfFacts
-from tvmffi_wheel.policy import (
+from tvmffi_wheel.classify import (
     TVM_FFI_LIB_DIR,
+    Classifier,
     Kind,
-    classify,
-    install_path,
     is_never_vendored,
     is_tvm_ffi_library,
-    origin_target,
-    policy_violations,
 )
+from tvmffi_wheel.elf import ElfFacts
+from tvmffi_wheel.inspect import WheelBinary
+from tvmffi_wheel.nvidia import folder_of
+from tvmffi_wheel.platforms import policy_violations
+from tvmffi_wheel.runpath import install_path, origin_target, reached_folders
 
 
-def verify_wheel(
-    binaries: Sequence[tuple[str, ElfFacts]],
-    members: Sequence[str],
-    *,
-    policy: PlatformPolicy | None,
-    python_tag: tuple[str, str],
-    excludes: Sequence[str],
-    repaired: bool,
-) -> list[str]:
-    """Problems with the wheel, one line each; empty when it is sound.
-
-    ``policy`` is the platform the wheel is tagged for (None for a `linux_*` wheel, which
-    promises nothing about the system it runs on). ``repaired``: the run paths must be
-    relative and reach tvm_ffi/lib (false only for `repair=skip`).
-    """
+def _forbidden_members(members: Sequence[str]) -> list[str]:
     problems = []
     for member in members:
         name = posixpath.basename(member)
@@ -50,48 +36,60 @@ def verify_wheel(
             problems.append(f"{member}: CUDA's driver and libraries must come from the system "
                             "or NVIDIA's wheels, not from this wheel (remove the install() "
                             "rule that copies it)")
+    return problems
 
-    provided = set()
-    for member, facts in binaries:
-        provided.add(posixpath.basename(member))
-        if facts.soname:
-            provided.add(facts.soname)
 
-    for member, facts in binaries:
+def _binary_problems(
+    binary: WheelBinary, classifier: Classifier, policy: PlatformPolicy | None, repaired: bool
+) -> list[str]:
+    member, facts = binary.path, binary.facts
+    problems = []
+    reached = reached_folders(member, facts.run_paths)
+    if repaired:
         location = install_path(member) or ""
-        if repaired:
-            for entry in facts.run_paths:
-                if origin_target(entry, location) is None:
-                    problems.append(f"{member}: run path entry {entry!r} is not relative to $ORIGIN")
-        for soname in facts.needed:
-            kind = classify(
-                soname,
-                excludes=excludes,
-                in_wheel=frozenset(provided),
-                whitelist=policy.whitelist if policy is not None else frozenset(),
+        for entry in facts.run_paths:
+            if origin_target(entry, location) is None:
+                problems.append(f"{member}: run path entry {entry!r} is not relative to $ORIGIN")
+    for soname, kind in classifier.needs(facts):
+        if kind is Kind.TVM_FFI and repaired and TVM_FFI_LIB_DIR not in reached:
+            problems.append(
+                f"{member}: needs {soname} but has no run path to {TVM_FFI_LIB_DIR}, "
+                "so it only loads after `import tvm_ffi`"
             )
-            if kind is Kind.TVM_FFI and repaired:
-                targets = {origin_target(e, location) for e in facts.run_paths}
-                if TVM_FFI_LIB_DIR not in targets:
-                    problems.append(
-                        f"{member}: needs {soname} but has no run path to {TVM_FFI_LIB_DIR}, "
-                        "so it only loads after `import tvm_ffi`"
-                    )
-            elif kind is Kind.CUDA_LIBRARY and repaired:
-                library = nvidia_library(soname)
-                major = cuda_major_of(soname)
-                folder = library_folder(library, major) if library and major else None
-                targets = {origin_target(e, location) for e in facts.run_paths}
-                if folder is not None and folder not in targets:
-                    problems.append(f"{member}: needs {soname} but has no run path to {folder}")
-            elif kind is Kind.VENDORED and policy is not None:
-                problems.append(f"{member}: needs {soname}, which {policy.name} does not "
-                                "provide and the wheel does not contain")
-        if python_tag[1] == "none" and facts.python_c_api:
-            problems.append(f"{member}: uses the Python C API ({facts.python_c_api[0]}) in a "
-                            f"{python_tag[0]}-none wheel")
+        elif kind is Kind.NVIDIA_WHEEL and repaired:
+            folder = folder_of(soname)
+            if folder is not None and folder not in reached:
+                problems.append(f"{member}: needs {soname} but has no run path to {folder}")
+        elif kind is Kind.NOT_PROVIDED and policy is not None:
+            problems.append(f"{member}: needs {soname}, which {policy.name} does not "
+                            "provide and the wheel does not contain")
+    return problems
+
+
+def verify_wheel(
+    binaries: Sequence[WheelBinary],
+    members: Sequence[str],
+    *,
+    classifier: Classifier,
+    policy: PlatformPolicy | None,
+    python_tag: tuple[str, str],
+    repaired: bool,
+) -> list[str]:
+    """Problems with the wheel, one line each; empty when it is sound.
+
+    ``classifier`` judges the final binaries against ``policy``, the platform the wheel is
+    tagged for (None for a `linux_*` wheel, which promises nothing about the system it runs
+    on). ``repaired``: the run paths must be relative and reach tvm_ffi/lib (false only
+    for `repair=skip`).
+    """
+    problems = _forbidden_members(members)
+    for binary in binaries:
+        problems += _binary_problems(binary, classifier, policy, repaired)
+        if python_tag[1] == "none" and binary.facts.python_c_api:
+            problems.append(f"{binary.path}: uses the Python C API ({binary.facts.python_c_api[0]}) "
+                            f"in a {python_tag[0]}-none wheel")
     if policy is not None:
-        problems += [str(v) for v in policy_violations(policy, binaries)]
+        problems += [str(v) for v in policy_violations(policy, [(b.path, b.facts) for b in binaries])]
     return problems
 
 

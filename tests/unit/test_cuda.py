@@ -11,17 +11,14 @@ from tvmffi_wheel.cuda import (
     Architecture,
     Toolkit,
     find_nvcc,
-    library_folder,
     missing_device_code,
-    nvidia_library,
     parse_architectures,
     plan_cuda,
-    runtime_requirement,
     validate_architectures,
-    wheel_for,
 )
 from tvmffi_wheel.elf import DeviceImage, read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.nvidia import library_folder, nvidia_library, runtime_requirement, wheel_for
 
 CUDA13 = Toolkit(Path("nvcc"), Version("13.0"), frozenset({75, 80, 86, 89, 90, 100, 103, 110, 120, 121}))
 CUDA128 = Toolkit(Path("nvcc"), Version("12.8"), frozenset({50, 75, 80, 90, 100, 120}))
@@ -46,7 +43,7 @@ def test_native_is_refused():
 
 @pytest.mark.parametrize("special", ["all", "all-major"])
 def test_all_needs_confirmation(special):
-    with pytest.raises(TvmFfiWheelError, match="cuda.allow-all-architectures"):
+    with pytest.raises(TvmFfiWheelError, match=r"cuda\.allow-all-architectures"):
         validate_architectures(special, CUDA13, allow_all=False)
     assert validate_architectures(special, CUDA13, allow_all=True) == (None, [])
 
@@ -92,15 +89,15 @@ def test_nvidia_wheels(soname, wheel, folder):
 
 
 def test_runtime_requirement_follows_the_toolkit_major():
-    assert runtime_requirement(CUDA13) == "nvidia-cuda-runtime>=13.0,<14"
-    assert runtime_requirement(CUDA128) == "nvidia-cuda-runtime-cu12>=12.8,<13"
+    assert runtime_requirement(CUDA13.version) == "nvidia-cuda-runtime>=13.0,<14"
+    assert runtime_requirement(CUDA128.version) == "nvidia-cuda-runtime-cu12>=12.8,<13"
 
 
 def plan(**overrides):
-    arguments = dict(
-        architectures="", allow_all=False, runtime="", compress=True, toolkit_source="system",
-        version="13.0", search_path=[], user_defines={}, environ={}, default_roots=(),
-    )
+    arguments = {
+        "architectures": "", "allow_all": False, "runtime": "", "compress": True, "toolkit_source": "system",
+        "version": "13.0", "search_path": [], "user_defines": {}, "environ": {}, "default_roots": (),
+    }
     arguments.update(overrides)
     return plan_cuda(**arguments)
 
@@ -120,7 +117,7 @@ def test_the_users_own_cmake_variables_are_not_overridden():
 
 
 def test_missing_nvcc_is_an_error_when_architectures_are_set():
-    with pytest.raises(TvmFfiWheelError, match='(?s)nvcc is not found.*cuda.toolkit = "pip"'):
+    with pytest.raises(TvmFfiWheelError, match=r'(?s)nvcc is not found.*cuda\.toolkit = "pip"'):
         plan(architectures="80-real", environ={"PATH": "/nonexistent"})
     assert plan(environ={"PATH": "/nonexistent"}).extra_requirements == ()
 

@@ -54,5 +54,5 @@ def test_python_c_api_imports_are_found(tmp_path):
 def test_damaged_elf_is_a_clear_error(tmp_path):
     damaged = tmp_path / "bad.so"
     damaged.write_bytes(b"\x7fELF" + b"\x02\x01\x01" + b"\x00" * 20)
-    with pytest.raises(TvmFfiWheelError, match="bad.so looks like an ELF file but cannot be read"):
+    with pytest.raises(TvmFfiWheelError, match=r"bad\.so looks like an ELF file but cannot be read"):
         read_elf_facts(damaged, "bad.so")

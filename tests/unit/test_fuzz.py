@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from tvmffi_wheel.elf import read_elf_facts
 from tvmffi_wheel.elf_stream import read_streamed_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.repair import inspect_wheel
-from tvmffi_wheel.wheelfile import WheelArchive
+from tvmffi_wheel.inspect import inspect_wheel
+from tvmffi_wheel.wheel_reader import WheelArchive
 
 # A bounded budget in the suite; FUZZ_EXAMPLES=5000 for a longer run by hand.
 BUDGET = settings(
@@ -110,9 +110,22 @@ def test_wheel_reader_on_random_bytes(data):
     wheel_or_our_error(data)
 
 
-def test_the_unmutated_inputs_are_readable():
-    wheel_or_our_error(WHEEL)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "libk.so"
-        path.write_bytes(LIBRARY)
-        assert "f" in read_elf_facts(path, "libk.so").exported
+def test_the_unmutated_inputs_are_readable(tmp_path):
+    """The inputs the fuzzers mutate are read without any error, ours included: otherwise
+    every mutation would be rejected up front and the fuzzing would test nothing."""
+    path = tmp_path / "demo-1.0-py3-none-linux_x86_64.whl"
+    path.write_bytes(WHEEL)
+    with WheelArchive(path) as archive:
+        inspection = inspect_wheel(archive, tmp_path / "scratch", strict=False)
+    assert [b.path for b in inspection.binaries] == ["demo/libk.so"]
+    assert "f" in inspection.binaries[0].facts.exported
+    # Its RECORD is empty on purpose, so the RECORD check is fuzzed too.
+    assert inspection.record_problems == [
+        f"{name} is not listed in RECORD"
+        for name in ("demo/libk.so", "demo-1.0.dist-info/METADATA", "demo-1.0.dist-info/WHEEL")
+    ]
+    library = tmp_path / "libk.so"
+    library.write_bytes(LIBRARY)
+    assert "f" in read_elf_facts(library, "libk.so").exported
+    streamed = read_streamed_facts([LIBRARY[i : i + 4096] for i in range(0, len(LIBRARY), 4096)], "libk.so")
+    assert streamed == read_elf_facts(library, "libk.so")

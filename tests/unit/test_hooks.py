@@ -1,5 +1,8 @@
 """The PEP 517 hooks' own logic, in process (the builds themselves are in test_build.py)."""
 
+import dataclasses
+import os
+
 import pytest
 
 from tvmffi_wheel import build
@@ -52,3 +55,69 @@ def test_our_config_settings_do_not_reach_scikit_build_core(project):
     project()
     # scikit-build-core stops on keys it does not know; this must pass.
     build.get_requires_for_build_sdist({"tvmffi-wheel.repair": "skip"})
+
+
+def fake_nvcc(folder, version="13.0"):
+    """An nvcc that answers --version and --list-gpu-arch like CUDA's, and compiles nothing."""
+    nvcc = folder / "bin" / "nvcc"
+    nvcc.parent.mkdir(parents=True)
+    nvcc.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = --version ] && echo "Cuda compilation tools, release {version}, V{version}.0"\n'
+        '[ "$1" = --list-gpu-arch ] && printf "compute_75\\ncompute_90\\n"\n'
+        "exit 0\n"
+    )
+    nvcc.chmod(0o755)
+    return nvcc
+
+
+def test_cudaflags_are_composed_in_cuda_py_and_joined_with_spaces(tmp_path, monkeypatch):
+    """The build's CUDAFLAGS: the user's, then compression, then the host flags; a pip
+    toolkit's CUDAToolkit_ROOT replaces a stale one instead of being `:`-joined to it."""
+    from tvmffi_wheel.cuda import plan_cuda
+
+    nvcc = fake_nvcc(tmp_path / "pip-toolkit")
+    cuda = plan_cuda(
+        architectures="75-real", allow_all=False, runtime="", compress=True, toolkit_source="system",
+        version="13.0", search_path=[], user_defines={}, environ={"CUDACXX": str(nvcc)}, default_roots=(),
+    )
+    assert cuda.compile_flags == ("--compress-mode=size",)
+    prefix, project = tmp_path / "site-packages", tmp_path / "project"
+    appended, replaced = build.cmake_environment(prefix, project, cuda)
+    host = f"-ffile-prefix-map={prefix}=/site-packages -ffile-prefix-map={project.resolve()}=."
+    expected = f"--compress-mode=size -Xcompiler={host.replace(' ', ' -Xcompiler=')}"
+    assert appended["CUDAFLAGS"] == (" ", expected)
+    assert appended["CFLAGS"] == appended["CXXFLAGS"] == (" ", host)
+    assert replaced == {}
+
+    pip_plan = dataclasses.replace(
+        cuda, toolkit_environment={"CUDAToolkit_ROOT": "/pip/cu13"}, library_path="/pip/cu13/lib"
+    )
+    monkeypatch.setenv("CUDAFLAGS", "-O3")
+    monkeypatch.setenv("CUDAToolkit_ROOT", "/stale/cuda")
+    monkeypatch.delenv("LIBRARY_PATH", raising=False)
+    appended, replaced = build.cmake_environment(prefix, project, pip_plan)
+    with build._changed_environment(appended, replaced):
+        assert os.environ["CUDAFLAGS"] == f"-O3 {expected}"
+        assert os.environ["CUDAToolkit_ROOT"] == "/pip/cu13"
+        assert os.environ["LIBRARY_PATH"] == "/pip/cu13/lib"
+    assert os.environ["CUDAFLAGS"] == "-O3"
+    assert os.environ["CUDAToolkit_ROOT"] == "/stale/cuda"
+    assert "LIBRARY_PATH" not in os.environ
+
+
+def test_cuda_facts_are_typed_and_recorded_as_json(tmp_path):
+    from tvmffi_wheel.cuda import plan_cuda
+
+    nvcc = fake_nvcc(tmp_path / "toolkit")
+    cuda = plan_cuda(
+        architectures="75-real;90-virtual", allow_all=False, runtime="shared", compress=False,
+        toolkit_source="system", version="13.0", search_path=[], user_defines={},
+        environ={"CUDACXX": str(nvcc)}, default_roots=(),
+    )
+    assert cuda.facts is not None
+    assert cuda.facts.to_json() == {
+        "toolkit": "13.0", "toolkit_source": "system", "architectures": "75-real;90-virtual", "runtime": "shared"
+    }
+    assert cuda.compile_flags == ()
+    assert cuda.extra_requirements == ("nvidia-cuda-runtime>=13.0,<14",)

@@ -14,7 +14,7 @@ BUILT = Version("0.1.15.post2")
 )
 def test_compatible_range_stops_at_the_next_abi(version, expected):
     spec = compatible_range(Version(version))
-    assert set(str(s) for s in spec) == set(expected.split(","))
+    assert {str(s) for s in spec} == set(expected.split(","))
 
 
 def test_no_user_requirement_gets_the_pin():
@@ -49,7 +49,7 @@ def test_exclusions_and_markers_are_kept():
 
 
 def test_user_range_that_excludes_the_build_environment_is_an_error():
-    with pytest.raises(TvmFfiWheelError, match="build environment has 0.1.15.post2"):
+    with pytest.raises(TvmFfiWheelError, match=r"build environment has 0\.1\.15\.post2"):
         merge(Requirement("apache-tvm-ffi<0.1.10"), BUILT)
 
 

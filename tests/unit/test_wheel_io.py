@@ -1,3 +1,5 @@
+"""Reading wheels safely and writing new ones atomically with a correct RECORD."""
+
 import csv
 import io
 import tempfile
@@ -7,21 +9,23 @@ from pathlib import Path
 import pytest
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.wheelfile import (
-    WheelArchive,
-    WheelName,
+from tvmffi_wheel.inspect import inspect_wheel
+from tvmffi_wheel.wheel_reader import Hasher, WheelArchive, WheelName
+from tvmffi_wheel.wheel_writer import (
+    WheelChanges,
     WheelWriter,
     ensure_writable_directory,
     rewrite_wheel_file,
 )
 
 
-def write_wheel(archive, out_path, **changes):
+def write_wheel(archive, out_path, changes):
     """Everything written in one go (no copy ahead), as the writer's simplest use."""
     writer = WheelWriter(archive, out_path.parent)
     try:
         writer.create()
-        writer.finish(out_path, **changes)
+        writer.finish(changes)
+        writer.publish(out_path)
     except BaseException:
         writer.abort()
         raise
@@ -29,8 +33,6 @@ def write_wheel(archive, out_path, **changes):
 
 def verify_record(path):
     """RECORD lists every member with the hash and size of its content (inspect_wheel checks)."""
-    from tvmffi_wheel.repair import inspect_wheel
-
     with WheelArchive(path) as archive, tempfile.TemporaryDirectory() as scratch:
         inspect_wheel(archive, Path(scratch))
 
@@ -87,15 +89,14 @@ def test_written_wheel_has_a_correct_record_and_new_members(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     target = out / "demo-1.0-cp311-cp311-linux_x86_64.whl"
+    metadata = "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: x\n"
     with WheelArchive(source) as archive:
-        write_wheel(
-            archive,
-            target,
+        changes = WheelChanges(
             digests={},
-            replaced={},
             added={"demo.libs/libextra.so": extra},
-            dist_info_files={"demo-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: x\n"},
+            dist_info_files={"demo-1.0.dist-info/METADATA": metadata},
         )
+        write_wheel(archive, target, changes)
     verify_record(target)
     assert sorted(p.name for p in out.iterdir()) == [target.name]
     with zipfile.ZipFile(target) as archive:
@@ -111,15 +112,9 @@ def test_failed_write_leaves_nothing(tmp_path):
     source = make_wheel(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
+    changes = WheelChanges(digests={}, replaced={"demo/__init__.py": tmp_path / "missing"})
     with WheelArchive(source) as archive, pytest.raises(FileNotFoundError):
-        write_wheel(
-            archive,
-            out / "demo-1.0-cp311-cp311-linux_x86_64.whl",
-            digests={},
-            replaced={"demo/__init__.py": tmp_path / "missing"},
-            added={},
-            dist_info_files={},
-        )
+        write_wheel(archive, out / "demo-1.0-cp311-cp311-linux_x86_64.whl", changes)
     assert list(out.iterdir()) == []
 
 
@@ -137,9 +132,8 @@ def test_output_folder_that_is_a_file_is_refused(tmp_path):
 
 
 def test_copy_ahead_then_a_replaced_member_rewinds_and_stays_valid(tmp_path):
-    from tvmffi_wheel.wheelfile import Hasher
-
-    source = make_wheel(tmp_path, members={"demo/a.py": b"a = 1\n", "demo/b.py": b"b = 2\n", "demo/c.py": b"c\n"})
+    members = {"demo/a.py": b"a = 1\n", "demo/b.py": b"b = 2\n", "demo/c.py": b"c\n"}
+    source = make_wheel(tmp_path, members=members)
     replacement = tmp_path / "b.py"
     replacement.write_bytes(b"b = 3\n")
     out = tmp_path / "out"
@@ -154,14 +148,11 @@ def test_copy_ahead_then_a_replaced_member_rewinds_and_stays_valid(tmp_path):
         writer = WheelWriter(archive, out)
         writer.create()
         writer.copy_ahead()
-        writer.finish(
-            out / "demo-1.0-cp311-cp311-linux_x86_64.whl",
-            digests=digests,
-            replaced={"demo/b.py": replacement},
-            added={},
-            dist_info_files={},
-        )
-    target = out / "demo-1.0-cp311-cp311-linux_x86_64.whl"
+        target = out / "demo-1.0-cp311-cp311-linux_x86_64.whl"
+        size = writer.finish(WheelChanges(digests=digests, replaced={"demo/b.py": replacement}))
+        assert [p.name for p in out.iterdir()] == [writer.temp_path.name]  # not visible before publish
+        assert size == writer.temp_path.stat().st_size
+        writer.publish(target)
     verify_record(target)
     with zipfile.ZipFile(target) as archive:
         assert archive.read("demo/b.py") == b"b = 3\n"

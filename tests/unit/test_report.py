@@ -1,0 +1,119 @@
+"""`check`'s judgement of a wheel's contents, on synthetic facts."""
+
+from synthetic import GLIBC_OLD, GLIBCXX_26, binary
+
+from tvmffi_wheel.elf import DeviceImage
+from tvmffi_wheel.report import WheelContents, floors, judge_wheel
+from tvmffi_wheel.wheel_reader import WheelName
+
+PIN = "Requires-Dist: apache-tvm-ffi<0.2,>=0.1.15"
+TO_TVM_FFI = "$ORIGIN/../tvm_ffi/lib"
+
+
+def contents(binaries, *, tag="py3-none-manylinux_2_31_x86_64", requires=PIN, members=None, record_problems=()):
+    file_name = f"pkg-1.0-{tag}.whl"
+    metadata = f"Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n{requires}\n\n"
+    return WheelContents(
+        file_name=file_name,
+        name=WheelName.parse(file_name),
+        binaries=list(binaries),
+        members=[b.path for b in binaries] if members is None else members,
+        metadata=metadata,
+        record_problems=list(record_problems),
+    )
+
+
+def kernel(**overrides):
+    arguments = {
+        "needed": ["libtvm_ffi.so", "libstdc++.so.6", "libc.so.6"],
+        "versions": [GLIBC_OLD, GLIBCXX_26],
+        "runpath": [TO_TVM_FFI],
+        **overrides,
+    }
+    return binary("pkg/libk.so", **arguments)
+
+
+def judge(wheel_contents, excludes=(), libc_exports=frozenset()):
+    return judge_wheel(wheel_contents, excludes, libc_exports)
+
+
+def test_a_sound_wheel():
+    report = judge(contents([kernel()]))
+    assert report.sound and report.problems == () and report.warnings == ()
+    assert report.deserved_platform == "manylinux_2_31_x86_64"
+    assert report.tvm_ffi_requirement == "apache-tvm-ffi<0.2,>=0.1.15"
+    (binary_report,) = report.binaries
+    assert binary_report.needed == (("libtvm_ffi.so", "tvm-ffi"), ("libstdc++.so.6", "system"), ("libc.so.6", "system"))
+    assert [f.family for f in binary_report.floors] == ["GLIBC", "GLIBCXX"]
+
+
+def test_a_linux_tag_is_a_problem_and_the_deserved_platform_judges_the_libraries():
+    report = judge(contents([kernel()], tag="py3-none-linux_x86_64"))
+    assert not report.sound
+    assert any(p.startswith("tagged linux_x86_64, which promises nothing") for p in report.problems)
+    assert report.deserved_platform == "manylinux_2_31_x86_64"
+    assert report.binaries[0].needed[1] == ("libstdc++.so.6", "system")
+
+
+def test_a_library_nothing_provides_reads_not_provided_and_the_wheel_deserves_linux():
+    report = judge(contents([kernel(needed=["libtvm_ffi.so", "libgomp.so.1"])], tag="py3-none-linux_x86_64"))
+    assert report.binaries[0].needed[1] == ("libgomp.so.1", "not-provided")
+    assert report.deserved_platform == "linux_x86_64"
+
+
+def test_vendored_and_in_wheel_libraries_are_told_apart():
+    main = kernel(needed=["libtvm_ffi.so", "libhelper.so", "libgomp-1a2b3c4d.so.1"],
+                  runpath=[TO_TVM_FFI, "$ORIGIN", "$ORIGIN/../pkg.libs"])
+    helper = binary("pkg/libhelper.so", soname="libhelper.so")
+    vendored = binary("pkg.libs/libgomp-1a2b3c4d.so.1", soname="libgomp-1a2b3c4d.so.1")
+    report = judge(contents([main, helper, vendored]))
+    assert report.sound, report.problems
+    assert report.binaries[0].needed[1:] == (("libhelper.so", "in-wheel"), ("libgomp-1a2b3c4d.so.1", "vendored"))
+
+
+def test_record_problems_and_architecture_mismatch_are_problems():
+    report = judge(contents([kernel(machine="EM_AARCH64")], record_problems=["pkg/x.py is not listed in RECORD"]))
+    assert report.problems[0] == "RECORD: pkg/x.py is not listed in RECORD"
+    assert any("binaries are built for aarch64" in p for p in report.problems)
+
+
+def test_tvm_ffi_requirement_shapes():
+    assert judge(contents([kernel()], requires="")).problems == (
+        "no Requires-Dist on apache-tvm-ffi, although a binary needs libtvm_ffi",
+    )
+
+    def first_problem(specifier):
+        return judge(contents([kernel()], requires=f"Requires-Dist: apache-tvm-ffi{specifier}")).problems[0]
+
+    assert "pins one version" in first_problem("==0.1.15")
+    assert "no upper bound" in first_problem(">=0.1.15")
+    assert "no lower bound" in first_problem("<0.2")
+
+
+def test_warnings_for_leaks_and_a_needless_cpython_tag():
+    leaky = kernel(exported=["__tvm_ffi_f", "_ZNSt6vectorIlE17_M_realloc_insert", "memcpy"])
+    report = judge(contents([leaky], tag="cp311-cp311-manylinux_2_31_x86_64"), libc_exports=frozenset({"memcpy"}))
+    assert report.sound
+    assert report.binaries[0].leaked_exports == ("_ZNSt6vectorIlE17_M_realloc_insert", "memcpy")
+    assert report.warnings[0].startswith("pkg/libk.so exports 2 symbols of the C++ standard library")
+    assert report.warnings[1].startswith("tagged cp311-cp311, but no binary uses the Python C API")
+
+
+def test_device_code_is_summed_per_image():
+    images = [DeviceImage("sass", 90, "", 100, True), DeviceImage("sass", 90, "", 50, True),
+              DeviceImage("ptx", 120, "", 10, True)]
+    report = judge(contents([kernel(device_code=images)]))
+    assert report.binaries[0].device_code == (("PTX compute_120", 10), ("SASS sm_90", 150))
+    assert report.to_json()["binaries"][0]["device_code"] == [
+        {"image": "PTX compute_120", "bytes": 10}, {"image": "SASS sm_90", "bytes": 150}
+    ]
+
+
+def test_a_wheel_without_binaries():
+    report = judge(contents([], tag="py3-none-any", requires=""))
+    assert report.sound and report.deserved_platform == "any"
+
+
+def test_floors_name_the_symbols():
+    (glibcxx,) = [f for f in floors(kernel().facts) if f.family == "GLIBCXX"]
+    assert (glibcxx.version, glibcxx.symbols) == ("3.4.26", ("_ZNSt7__cxx1119basic_ostringstreamC1Ev@GLIBCXX_3.4.26",))

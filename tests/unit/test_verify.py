@@ -1,0 +1,116 @@
+"""verify_wheel on synthetic facts: each rule a wheel must pass before it is written."""
+
+import pytest
+from synthetic import GLIBC_OLD, GLIBCXX_26, binary
+
+from tvmffi_wheel._auditwheel import manylinux_policies
+from tvmffi_wheel.classify import Classifier
+from tvmffi_wheel.platforms import policy_named
+from tvmffi_wheel.verify import leaked_exports, verify_wheel
+
+POLICY = policy_named("manylinux_2_28", "x86_64")
+TO_TVM_FFI = "$ORIGIN/../tvm_ffi/lib"
+
+
+def verify(binaries, *, members=None, policy=POLICY, python_tag=("py3", "none"), repaired=True, excludes=()):
+    classifier = Classifier.for_wheel(
+        [(b.path, b.facts) for b in binaries],
+        distribution="pkg",
+        excludes=excludes,
+        whitelist=policy.whitelist if policy is not None else frozenset(),
+    )
+    members = [b.path for b in binaries] if members is None else members
+    return verify_wheel(
+        binaries, members, classifier=classifier, policy=policy, python_tag=python_tag, repaired=repaired
+    )
+
+
+def sound_kernel(**overrides):
+    arguments = {
+        "needed": ["libtvm_ffi.so", "libstdc++.so.6", "libc.so.6"],
+        "versions": [GLIBC_OLD],
+        "runpath": [TO_TVM_FFI],
+        **overrides,
+    }
+    return binary("pkg/libk.so", **arguments)
+
+
+def test_a_sound_wheel_has_no_problems():
+    assert verify([sound_kernel()]) == []
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        ("pkg/lib/libtvm_ffi.so", "a copy of libtvm_ffi is inside the wheel"),
+        ("pkg.libs/libtvm_ffi-1a2b3c4d.so", "a copy of libtvm_ffi is inside the wheel"),
+        ("pkg/libcuda.so.1", "CUDA's driver and libraries must come from the system"),
+        ("pkg.libs/libcudart-1a2b3c4d.so.13", "CUDA's driver and libraries must come from the system"),
+    ],
+)
+def test_libraries_that_must_never_be_inside(member, message):
+    (problem,) = verify([sound_kernel()], members=["pkg/libk.so", member])
+    assert problem.startswith(f"{member}: {message}")
+
+
+def test_an_absolute_run_path_is_a_problem_only_for_a_repaired_wheel():
+    kernel = sound_kernel(runpath=[TO_TVM_FFI, "/tmp/build/lib"])
+    assert verify([kernel]) == ["pkg/libk.so: run path entry '/tmp/build/lib' is not relative to $ORIGIN"]
+    assert verify([kernel], repaired=False, policy=None) == []
+
+
+def test_libtvm_ffi_must_be_reached_through_the_run_path():
+    kernel = sound_kernel(runpath=["$ORIGIN"])
+    (problem,) = verify([kernel])
+    assert problem == (
+        "pkg/libk.so: needs libtvm_ffi.so but has no run path to tvm_ffi/lib, "
+        "so it only loads after `import tvm_ffi`"
+    )
+    assert verify([kernel], repaired=False) == []
+
+
+def test_nvidia_library_must_be_reached_in_its_wheel():
+    reached = binary("pkg/lib/libk.so", needed=["libcudart.so.13"], runpath=["$ORIGIN/../../nvidia/cu13/lib"])
+    assert verify([reached]) == []
+    unreached = binary("pkg/lib/libk.so", needed=["libcudart.so.13"])
+    assert verify([unreached]) == ["pkg/lib/libk.so: needs libcudart.so.13 but has no run path to nvidia/cu13/lib"]
+
+
+def test_a_library_nothing_provides_is_a_problem_under_a_platform_policy():
+    kernel = sound_kernel(needed=["libtvm_ffi.so", "libgomp.so.1"])
+    assert verify([kernel]) == [
+        "pkg/libk.so: needs libgomp.so.1, which manylinux_2_28_x86_64 does not provide and the wheel "
+        "does not contain"
+    ]
+    assert verify([kernel], excludes=("libgomp.so*",)) == []
+    assert verify([kernel], policy=None) == []  # a linux_* wheel promises nothing
+
+
+def test_libraries_the_wheel_provides_itself_are_fine():
+    kernel = sound_kernel(needed=["libtvm_ffi.so", "libhelper.so", "libgomp-1a2b3c4d.so.1"],
+                          runpath=[TO_TVM_FFI, "$ORIGIN/sub", "$ORIGIN/../pkg.libs"])
+    helper = binary("pkg/sub/libhelper.so", soname="libhelper.so")
+    vendored = binary("pkg.libs/libgomp-1a2b3c4d.so.1", soname="libgomp-1a2b3c4d.so.1")
+    assert verify([kernel, helper, vendored]) == []
+
+
+def test_python_c_api_in_a_py3_none_wheel():
+    extension = binary("pkg/ext.so", c_api=["PyLong_FromLong"])
+    assert verify([extension]) == ["pkg/ext.so: uses the Python C API (PyLong_FromLong) in a py3-none wheel"]
+    assert verify([extension], python_tag=("cp311", "cp311")) == []
+
+
+def test_symbol_versions_beyond_the_platform_name_the_symbol():
+    kernel = sound_kernel(versions=[GLIBC_OLD, GLIBCXX_26])
+    (problem,) = verify([kernel])
+    assert problem.startswith("pkg/libk.so: needs _ZNSt7__cxx1119basic_ostringstreamC1Ev@GLIBCXX_3.4.26")
+    newest = manylinux_policies("x86_64")[-1]
+    assert verify([kernel], policy=newest) == []
+
+
+def test_leaked_exports_are_the_cpp_runtimes_and_glibcs():
+    kernel = binary("pkg/libk.so", exported=["__tvm_ffi_add", "_ZNSt6vectorIlE17_M_realloc_insert", "memcpy",
+                                            "__cxa_throw", "my_kernel"])
+    assert leaked_exports(kernel.facts, frozenset({"memcpy"})) == [
+        "_ZNSt6vectorIlE17_M_realloc_insert", "__cxa_throw", "memcpy"
+    ]
