@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +26,9 @@ _MEASURE = (
 )
 
 
-def run_measured(command: list[str], *, cwd: Path | None = None, env: dict | None = None) -> tuple[float, float, str]:
+def run_measured(
+    command: Sequence[str | Path], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """Run ``command``; return (seconds, peak resident MB of it and its children, output)."""
     result = subprocess.run(
         [sys.executable, "-c", _MEASURE, *[str(c) for c in command]],

@@ -47,7 +47,7 @@ def main() -> None:
         base_env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
                         CMAKE_CXX_COMPILER_LAUNCHER=str(launcher),
                         CMAKE_CXX_LINKER_LAUNCHER=str(launcher))
-        pip = [BIN / "python", "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q"]
+        pip: list[str | Path] = [BIN / "python", "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q"]
         ours, theirs, share = [], [], []
         for round_index in range(args.rounds):
             # tvmffi-wheel

@@ -42,9 +42,9 @@ def main() -> None:
             env["SKBUILD_CMAKE_DEFINE"] = "EXAMPLE_KERNELS_CUDA=ON"
             env["TVMFFI_WHEEL_CUDA_ARCHITECTURES"] = "75-real;90-virtual"
         print(f"sources: src/kernels.cc{' and src/add_one_cuda.cu' if cuda else ''}")
-        pip = [BIN / "python", "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v",
+        pip: list[str | Path] = [BIN / "python", "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v",
                "-C", f"build-dir={BUILD_DIR}", "-w", out, project]
-        hook = [BIN / "python", "-c", HOOK, project, out]
+        hook: list[str | Path] = [BIN / "python", "-c", HOOK, project, out]
         for label, command in (("pip wheel --no-build-isolation", pip), ("build_wheel hook", hook)):
             shutil.rmtree(project / "build", ignore_errors=True)
             full, _, _ = run_measured(command, env=env)

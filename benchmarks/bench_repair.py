@@ -69,7 +69,11 @@ def make_wheel(work: Path, megabytes: int) -> Path:
         b"Tag: py3-none-linux_x86_64\n",
     }
     rows = [
-        (name, "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode(), str(len(data)))
+        (
+            name,
+            "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode(),
+            str(len(data)),
+        )
         for name, data in members.items()
     ]
     buffer = io.StringIO()

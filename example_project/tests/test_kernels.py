@@ -1,9 +1,8 @@
 """Tests of example_kernels' own API, run against the installed wheel."""
 
+import example_kernels
 import numpy as np
 import pytest
-
-import example_kernels
 
 
 def test_add_one():

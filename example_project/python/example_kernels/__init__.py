@@ -24,22 +24,22 @@ LIBRARY_PATH = _library_path()
 _LIB = tvm_ffi.load_module(str(LIBRARY_PATH))
 
 
-def add_one(x, out) -> None:  # noqa: ANN001
+def add_one(x, out) -> None:
     """out = x + 1"""
     _LIB.add_one(x, out)
 
 
-def axpy(a: float, x, y, out) -> None:  # noqa: ANN001
+def axpy(a: float, x, y, out) -> None:
     """out = a * x + y"""
     _LIB.axpy(float(a), x, y, out)
 
 
-def total(x) -> float:  # noqa: ANN001
+def total(x) -> float:
     """The sum of x, accumulated in double precision."""
     return _LIB.total(x)
 
 
-def add_one_cuda(x, out) -> None:  # noqa: ANN001
+def add_one_cuda(x, out) -> None:
     """out = x + 1 on a CUDA device, on the stream set in tvm-ffi's environment.
 
     Only in wheels built with -C cmake.define.EXAMPLE_KERNELS_CUDA=ON.
