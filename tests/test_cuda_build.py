@@ -140,7 +140,8 @@ def test_linked_cuda_library_without_its_wheel_is_refused(tmp_path, build_env):
     result = pip_wheel(project, tmp_path / "dist", build_env, ok=False)
     assert_refused(
         result, tmp_path / "dist", "needs libcudart.so.13, which tvmffi-wheel never vendors",
-        "nvidia-cuda-runtime", "cuda.runtime",
+        "add 'nvidia-cuda-runtime' to [project] dependencies",
+        "CUDA::cudart_static instead of CUDA::cudart in target_link_libraries",
     )
 
 
@@ -186,3 +187,32 @@ def test_pip_toolkit_builds_without_the_systems_cuda(tmp_path, build_env):
 @pytest.mark.parametrize("fixture", ["static_build", "shared_build"])
 def test_cuda_wheels_pass_independent_validators(request, tmp_path, fixture):
     assert_independently_valid(request.getfixturevalue(fixture)[0], tmp_path)
+
+
+def test_cuda_settings_are_what_scikit_build_core_passes_to_cmake(tmp_path, build_env):
+    """Architectures from an env table and the runtime from an `if.env` override: the
+    checks judge what CMake got, and the wheel records it."""
+    project = copy_project(EXAMPLE, tmp_path / "example")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("[tool.scikit-build]\n", "")
+        .replace('wheel.packages = ["python/example_kernels"]\ncmake.build-type = "Release"\n', "")
+        + "\n[tool.scikit-build]\n"
+        'wheel.packages = ["python/example_kernels"]\n'
+        "[tool.scikit-build.cmake.define]\n"
+        "EXAMPLE_KERNELS_CUDA = true\n"
+        'CMAKE_CUDA_ARCHITECTURES = {env = "EXAMPLE_ARCHS", default = "90-real"}\n'
+        "[[tool.scikit-build.overrides]]\n"
+        'if.env.EXAMPLE_SHARED_RUNTIME = "1"\n'
+        'inherit.cmake.define = "append"\n'
+        'cmake.define.CMAKE_CUDA_RUNTIME_LIBRARY = "Shared"\n'
+    )
+    env = dict(build_env, EXAMPLE_ARCHS="75-real;90-virtual", EXAMPLE_SHARED_RUNTIME="1")
+    pip_wheel(project, tmp_path / "dist", env)
+    wheel = only_wheel(tmp_path / "dist")
+    recorded = json.loads(wheel_text(wheel, ".dist-info/tvmffi_wheel.json"))
+    assert recorded["cuda"]["architectures"] == "75-real;90-virtual"
+    assert recorded["cuda"]["runtime"] == "shared"
+    assert recorded["device_code"] == ["PTX compute_90", "SASS sm_75"]
+    assert "nvidia-cuda-runtime>=13.0,<14" in requires_dist(wheel)
+    assert "libcudart.so.13" in library_facts(wheel, tmp_path).needed

@@ -1,7 +1,8 @@
 """The one module that calls scikit-build-core, and the one thing it adjusts.
 
 We compile through scikit-build-core's own PEP 517 hooks, so `[tool.scikit-build]`
-keeps its meaning. One setting cannot work unchanged behind our backend: tvm-ffi's
+keeps its meaning, and read its settings through its own reader (`read_build_settings`),
+so what we check is what CMake gets. One setting cannot work unchanged behind our backend: tvm-ffi's
 documented recipe says `minimum-version = "build-system.requires"`, which makes
 scikit-build-core look for its own name in `[build-system] requires`; once that names
 `tvmffi-wheel` instead, it stops. There is no option to change where it looks, so while
@@ -12,16 +13,20 @@ itself declares. pyproject.toml pins scikit-build-core to the 1.1 series.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata as importlib_metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from scikit_build_core.settings import skbuild_read_settings
+
+from tvmffi_wheel.errors import TvmFfiWheelError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,46 +85,61 @@ def has_prepare_metadata() -> bool:
         return True  # our hooks report the broken pyproject.toml when called
 
 
-def _define_pairs(args: list[str]) -> dict[str, str]:
-    """`-DNAME=VALUE` and `-DNAME:TYPE=VALUE` from a list of CMake arguments."""
-    defines = {}
-    for argument in args:
-        if argument.startswith("-D") and "=" in argument:
-            name, value = argument[2:].split("=", 1)
-            defines[name.split(":", 1)[0]] = value
-    return defines
+@dataclasses.dataclass(frozen=True)
+class BuildSettings:
+    """What scikit-build-core will build with, as its own settings reader sees it: env
+    tables, overrides, `-C` config-settings and SKBUILD_* variables applied."""
+
+    # Every CMake variable the user sets: cmake.define, then the -D of cmake.args and of
+    # $CMAKE_ARGS, in the order scikit-build-core passes them, so the last one wins as in CMake.
+    cmake_defines: dict[str, str]
+    # The environment CMake runs in: this process's, with [tool.scikit-build.env] applied.
+    environment: dict[str, str]
+    packages: dict[str, str]  # where each package lands in the wheel -> its source folder
+    sdist_exclude: tuple[str, ...]
+    editable_mode: str  # "redirect" or "inplace"
+    editable_rebuild: bool  # scikit-build-core rebuilds on import, without tvmffi-wheel
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "ON" if value else "OFF"
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    return str(value)
+BuildState = Literal["sdist", "wheel", "editable", "metadata_wheel", "metadata_editable"]
 
 
-def user_cmake_defines(
-    pyproject: Mapping[str, Any], config_settings: Mapping[str, Any], environ: Mapping[str, str]
-) -> dict[str, str]:
-    """The CMake variables the user set through scikit-build-core's own channels.
+def read_build_settings(
+    pyproject: dict[str, Any],
+    config_settings: Mapping[str, Any],
+    environ: Mapping[str, str],
+    state: BuildState,
+) -> BuildSettings:
+    """scikit-build-core's settings for this build, read by scikit-build-core itself.
 
-    Read so that what we pass (the CUDA runtime and architectures) never overrides them:
-    [tool.scikit-build] cmake.define and cmake.args, -C cmake.define.X / cmake.args, and the
-    SKBUILD_CMAKE_DEFINE, SKBUILD_CMAKE_ARGS and CMAKE_ARGS environment variables.
+    ``config_settings`` must hold scikit-build-core's keys only (ours removed). Env tables
+    resolve against os.environ, as scikit-build-core resolves them.
     """
-    cmake = pyproject.get("tool", {}).get("scikit-build", {}).get("cmake", {})
-    defines = {k: _as_text(v) for k, v in cmake.get("define", {}).items()}
-    defines.update(_define_pairs(list(cmake.get("args", []))))
-    for key, value in config_settings.items():
-        if key.startswith("cmake.define."):
-            defines[key[len("cmake.define.") :]] = _as_text(value)
-        elif key == "cmake.args":
-            items = value if isinstance(value, list) else str(value).split(";")
-            defines.update(_define_pairs(items))
-    for item in environ.get("SKBUILD_CMAKE_DEFINE", "").split(";"):
-        if "=" in item:
-            name, value = item.split("=", 1)
-            defines[name.split(":", 1)[0]] = value
-    defines.update(_define_pairs(environ.get("SKBUILD_CMAKE_ARGS", "").split(";")))
-    defines.update(_define_pairs(environ.get("CMAKE_ARGS", "").split()))
-    return defines
+    from scikit_build_core.build._editable import get_packages
+    from scikit_build_core.builder.builder import set_environment_from_settings
+    from scikit_build_core.builder.cmake_args import iter_cmake_defines
+    from scikit_build_core.settings.skbuild_read_settings import SettingsReader
+
+    try:
+        with _minimum_version_from_our_requirement():
+            reader = SettingsReader(pyproject, dict(config_settings), state=state, env=environ)
+    except (ValueError, TypeError, KeyError) as err:
+        raise TvmFfiWheelError(
+            f"scikit-build-core cannot read [tool.scikit-build] ({type(err).__name__}: {err})",
+            "fix the setting it names; scikit-build-core's documentation lists them",
+        ) from None
+    settings = reader.settings
+    defines = {name: str(value) for name, value in settings.cmake.define.items()}
+    args = [*settings.cmake.args, *shlex.split(environ.get("CMAKE_ARGS", ""))]
+    defines.update({define.name: define.value for define in iter_cmake_defines(args)})
+    environment = dict(environ)
+    set_environment_from_settings(environment, settings)
+    name = str(pyproject.get("project", {}).get("name", ""))
+    return BuildSettings(
+        cmake_defines=defines,
+        environment=environment,
+        packages=get_packages(packages=settings.wheel.packages, name=name),
+        sdist_exclude=tuple(settings.sdist.exclude),
+        editable_mode=settings.editable.mode,
+        editable_rebuild=settings.editable.rebuild_on_import,
+    )

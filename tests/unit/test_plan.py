@@ -153,3 +153,12 @@ def test_nvidia_library_with_its_wheel_gets_a_run_path_into_it():
         "$ORIGIN/../../nvidia/cu13/lib", "$ORIGIN/../../tvm_ffi/lib"
     )
     assert result.vendored == ()
+
+
+def test_cuda_runtime_without_its_wheel_names_what_really_links_it_statically():
+    kernel = binary("pkg/libk.so", needed=["libcudart.so.13"])
+    with pytest.raises(TvmFfiWheelError) as caught:
+        make_plan([kernel])
+    # cuda.runtime alone does not change an explicit CUDA::cudart link, so the fix names the target.
+    assert "CUDA::cudart_static instead of CUDA::cudart" in caught.value.fix
+    assert "add 'nvidia-cuda-runtime' to [project] dependencies" in caught.value.fix

@@ -9,18 +9,9 @@ from pathlib import Path
 
 import tvm_ffi
 
-
-def _library_path() -> Path:
-    # An editable install (scikit-build-core's redirect mode) keeps this file in the
-    # source tree and the compiled library in site-packages; __path__ holds both.
-    for folder in __path__:
-        candidate = Path(folder) / "lib" / "libexample_kernels.so"
-        if candidate.is_file():
-            return candidate
-    raise ImportError(f"libexample_kernels.so is missing from {list(__path__)}; reinstall")
-
-
-LIBRARY_PATH = _library_path()
+# Next to this file in a wheel and, since editable builds copy the library beside the
+# sources, in an editable install too.
+LIBRARY_PATH = Path(__file__).parent / "lib" / "libexample_kernels.so"
 _LIB = tvm_ffi.load_module(str(LIBRARY_PATH))
 
 
