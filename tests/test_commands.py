@@ -120,11 +120,21 @@ def test_bad_wheels_get_one_message_and_nothing_written(command, example_wheel, 
     assert list(out.iterdir()) == []
 
 
-@pytest.mark.parametrize("kind", ["missing", "a-file"])
-def test_repair_output_folder_must_exist(command, example_wheel, tmp_path, kind):
+def test_repair_creates_its_output_folder_with_parents(command, example_wheel, tmp_path):
+    out = tmp_path / "deeper" / "wheelhouse"
+    command("repair", "-w", out, example_wheel)
+    assert [p.name for p in out.iterdir()] == [example_wheel.name]
+
+
+def test_repair_writes_to_wheelhouse_by_default(command, example_wheel, tmp_path):
+    command("repair", example_wheel, cwd=tmp_path)
+    assert [p.name for p in (tmp_path / "wheelhouse").iterdir()] == [example_wheel.name]
+
+
+def test_repair_output_folder_that_is_a_file(command, example_wheel, tmp_path):
     out = tmp_path / "out"
-    if kind == "a-file":
-        out.write_text("")
+    out.write_text("")
     result = command("repair", "-w", out, example_wheel, ok=False)
-    assert f"the output folder {out} does not exist" in result.stdout
-    assert (not out.exists()) if kind == "missing" else out.read_text() == ""
+    assert f"the output folder {out} cannot be created" in result.stdout
+    assert "Traceback" not in result.stdout
+    assert out.read_text() == ""

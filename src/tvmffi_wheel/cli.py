@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -26,6 +24,7 @@ from tvmffi_wheel.errors import (
 )
 from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, pinned_version
 from tvmffi_wheel.wheel_reader import WheelArchive
+from tvmffi_wheel.wheel_writer import ensure_writable_directory
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     repair.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL")
     repair.add_argument("-w", "--wheel-dir", type=Path, default=Path("wheelhouse"),
-                        help="existing folder to write repaired wheels to (default: wheelhouse)")
+                        help="folder to write repaired wheels to, created if missing (default: wheelhouse)")
     repair.add_argument("--plat", default="", metavar="TAG",
                         help="platform tag to give the wheels, e.g. manylinux_2_28_x86_64 "
                         "(default: the best the binaries allow)")
@@ -67,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                        help="library the users' systems provide (as for repair); repeatable")
 
+    init = commands.add_parser(
+        "init",
+        help="write a new kernel package that builds and tests out of the box",
+        description="Write a kernel package: pyproject.toml using this backend, CMakeLists.txt, a C++ "
+        "kernel (and a CUDA one with --cuda), the Python package, tests, a README, .gitignore and a "
+        "cibuildwheel workflow. PATH must be new or empty.",
+    )
+    init.add_argument("path", type=Path, metavar="PATH")
+    init.add_argument("--name", default=None, help="distribution name (default: the folder's name)")
+    init.add_argument("--cuda", action="store_true", help="add a CUDA kernel and its architectures")
     commands.add_parser("settings", help="print the configuration reference (Markdown)")
     commands.add_parser("cmake-dir", help="print the folder holding TvmFfiWheel.cmake")
     return parser
@@ -97,26 +106,16 @@ def _tvm_ffi_version(flag: str | None, wheel: Path) -> Version:
         ) from None
 
 
-def _existing_folder(path: Path) -> Path:
-    if not path.is_dir():
-        raise TvmFfiWheelError(f"the output folder {path} does not exist", f"create it: mkdir -p {path}")
-    try:
-        # A name of its own: two repairs into one folder must not remove each other's probe.
-        descriptor, probe = tempfile.mkstemp(prefix=".tvmffi-wheel-probe-", dir=path)
-        os.close(descriptor)
-        os.unlink(probe)
-    except OSError as err:
-        raise TvmFfiWheelError(f"the output folder {path} cannot be written ({err.strerror})") from None
-    return path
-
-
 def _repair(args: argparse.Namespace) -> int:
     from tvmffi_wheel.repair import (  # imported per command: startup time
         RepairOptions,
         repair_wheel,
     )
 
-    out_dir = _existing_folder(args.wheel_dir)
+    out_dir = args.wheel_dir
+    # Created with its parents, as auditwheel and pip wheel -w do. Checked without writing
+    # anything: a probe file would be one more name that concurrent repairs share.
+    ensure_writable_directory(out_dir)
     for wheel in args.wheels:
         options = RepairOptions(
             mode="auto",
@@ -141,6 +140,15 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if all(r.sound for r in reports) else 1
 
 
+def _init(args: argparse.Namespace) -> int:
+    from tvmffi_wheel.scaffold import init_project
+
+    written = init_project(args.path, args.name, cuda=args.cuda)
+    info(f"wrote {len(written)} files into {args.path}")
+    info(f"next: pip wheel --no-deps -w dist {args.path}   (or pip install -e '{args.path}[test]' && pytest)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -148,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _repair(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "init":
+            return _init(args)
         if args.command == "settings":
             from tvmffi_wheel.settings import reference_markdown
 
