@@ -65,8 +65,9 @@ class Venv:
     def pip_install(self, *requirements) -> None:
         run([self.python, "-m", "pip", "install", "-q", *requirements], env=self.env)
 
-    def run(self, *args, cwd=None, ok=True):
-        return run([self.python, *args], cwd=cwd, env=self.env, ok=ok)
+    def run(self, *args, cwd=None, ok=True, env=None):
+        """Run the venv's python; ``env`` adds variables to the venv's environment."""
+        return run([self.python, *args], cwd=cwd, env={**self.env, **(env or {})}, ok=ok)
 
 
 @pytest.fixture(scope="session")

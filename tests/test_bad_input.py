@@ -24,6 +24,14 @@ def append(path: Path, text: str) -> None:
     path.write_text(path.read_text() + text)
 
 
+def add_option(project: Path, line: str) -> None:
+    """Add a line to the project's [tool.tvmffi-wheel] table."""
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "[tool.tvmffi-wheel]\n" in text
+    pyproject.write_text(text.replace("[tool.tvmffi-wheel]\n", f"[tool.tvmffi-wheel]\n{line}\n"))
+
+
 def assert_failed_cleanly(result, out: Path, *expected: str) -> None:
     assert result.returncode != 0
     for text in expected:
@@ -34,7 +42,7 @@ def assert_failed_cleanly(result, out: Path, *expected: str) -> None:
 
 
 def test_misspelled_option(example, tmp_path, build_env):
-    append(example / "pyproject.toml", '\n[tool.tvmffi-wheel]\nrepiar = "skip"\n')
+    add_option(example, 'repiar = "skip"')
     result = pip_wheel(example, tmp_path / "dist", build_env, ok=False)
     assert_failed_cleanly(
         result, tmp_path / "dist", "unknown option `repiar`", "did you mean `repair`", "valid options are"
@@ -42,7 +50,7 @@ def test_misspelled_option(example, tmp_path, build_env):
 
 
 def test_option_of_the_wrong_type(example, tmp_path, build_env):
-    append(example / "pyproject.toml", '\n[tool.tvmffi-wheel]\nexclude = "libfoo.so"\n')
+    add_option(example, 'exclude = "libfoo.so"')
     result = pip_wheel(example, tmp_path / "dist", build_env, ok=False)
     assert_failed_cleanly(result, tmp_path / "dist", "option `exclude`", "must be a list of strings")
 
@@ -101,3 +109,26 @@ def test_tvm_ffi_missing_from_the_build_environment(example, tmp_path, backend_d
         "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", out, example, ok=False
     )
     assert_failed_cleanly(result, out, "apache-tvm-ffi cannot be imported in the build environment")
+
+
+@pytest.mark.parametrize(
+    ("loader", "message"),
+    [
+        ("_native.py", "is not a module path inside a package"),
+        ("example_kernels/__init__.py", "would overwrite the source file python/example_kernels/__init__.py"),
+    ],
+)
+def test_loader_in_the_wrong_place_stops_before_compiling(example, tmp_path, build_env, loader, message):
+    pyproject = example / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('loader = "example_kernels/_native.py"', f'loader = "{loader}"'))
+    result = pip_wheel(example, tmp_path / "dist", build_env, ok=False)
+    assert_failed_cleanly(result, tmp_path / "dist", message)
+    assert "Building CXX object" not in result.stdout
+
+
+def test_loader_outside_the_packages_of_the_wheel(example, tmp_path, build_env):
+    pyproject = example / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('loader = "example_kernels/_native.py"',
+                                                       'loader = "elsewhere/_native.py"'))
+    result = pip_wheel(example, tmp_path / "dist", build_env, ok=False)
+    assert_failed_cleanly(result, tmp_path / "dist", "is outside the wheel's packages: the wheel has no elsewhere/")

@@ -17,6 +17,7 @@ from conftest import (
     only_wheel,
     pip_wheel,
     requires_dist,
+    run,
     wheel_text,
 )
 from tvmffi_wheel.cuda import find_nvcc
@@ -73,7 +74,6 @@ def test_static_runtime_needs_no_libcudart_and_has_the_declared_device_code(stat
 
 
 def test_check_reports_the_device_code(static_build, backend_venv):
-    from conftest import run
 
     result = run([backend_venv.path / "bin" / "tvmffi-wheel", "check", static_build[0]], env=backend_venv.env)
     assert "device    PTX compute_90" in result.stdout and "SASS sm_75" in result.stdout
@@ -216,3 +216,57 @@ def test_cuda_settings_are_what_scikit_build_core_passes_to_cmake(tmp_path, buil
     assert recorded["device_code"] == ["PTX compute_90", "SASS sm_75"]
     assert "nvidia-cuda-runtime>=13.0,<14" in requires_dist(wheel)
     assert "libcudart.so.13" in library_facts(wheel, tmp_path).needed
+
+
+# --------------------------------------------------------------------------- the generated loader's GPU check
+
+
+@pytest.fixture(scope="session")
+def stub_driver(tmp_path_factory) -> Path:
+    """A folder with a libcuda.so.1 that reports the compute capability in $STUB_CUDA_CC."""
+    folder = tmp_path_factory.mktemp("stub-driver")
+    run(["cc", "-shared", "-fPIC", "-o", folder / "libcuda.so.1", PROJECTS / "stub_cuda" / "libcuda.c"])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sm80_ptx90_venv(tmp_path_factory, build_env, fresh_venv):
+    """The example with the generated loader, SASS for sm_80 and PTX for compute_90, installed."""
+    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("gpu-check") / "example")
+    out = tmp_path_factory.mktemp("gpu-check-dist")
+    pip_wheel(project, out, build_env, "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON",
+              "-C", "tvmffi-wheel.cuda.architectures=80-real;90-virtual")
+    environment = fresh_venv("gpu-check")
+    environment.pip_install(only_wheel(out), "numpy")
+    return environment
+
+
+IMPORT = "import example_kernels as k; print('loaded', k.BUILD['libraries']['example_kernels']['device_code'])"
+
+
+@pytest.mark.parametrize(
+    ("capability", "loads", "message"),
+    [
+        ("6.1", False, "Stub GPU 0 (device 0), sm_61, cannot run libexample_kernels.so: it has device code for "
+                       "compute_90, sm_80 only"),
+        ("8.6", True, "loaded ['compute_90', 'sm_80']"),  # sm_80 SASS runs on 8.6
+        ("12.0", True, "from PTX compute_90 when first used"),  # newer than any SASS: PTX, with a note
+    ],
+)
+def test_the_loader_checks_each_gpu_against_the_device_code(sm80_ptx90_venv, stub_driver, tmp_path, capability,
+                                                            loads, message):
+    driver = {"LD_LIBRARY_PATH": str(stub_driver), "STUB_CUDA_CC": capability}
+    result = sm80_ptx90_venv.run("-c", IMPORT, cwd=tmp_path, ok=loads, env=driver)
+    assert message in result.stdout
+    if loads:
+        assert "loaded" in result.stdout
+    else:
+        assert "ImportError" in result.stdout
+
+
+def test_without_a_driver_or_a_gpu_the_loader_does_not_check(sm80_ptx90_venv, stub_driver, tmp_path):
+    result = sm80_ptx90_venv.run("-W", "error", "-c", IMPORT, cwd=tmp_path)  # no libcuda.so.1 here
+    assert "loaded ['compute_90', 'sm_80']" in result.stdout
+    no_gpu = {"LD_LIBRARY_PATH": str(stub_driver), "STUB_CUDA_COUNT": "0", "STUB_CUDA_CC": "6.1"}
+    result = sm80_ptx90_venv.run("-W", "error", "-c", IMPORT, cwd=tmp_path, env=no_gpu)
+    assert "loaded" in result.stdout

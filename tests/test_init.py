@@ -32,6 +32,8 @@ def test_init_builds_and_its_tests_pass(command, tmp_path, build_env, fresh_venv
     assert cibuildwheel["audit-command"] == "tvmffi-wheel check {wheel}"
     assert cibuildwheel["audit-requires"] == ["tvmffi-wheel"]  # the audit runs in an environment of its own
     assert "tvmffi_wheel_configure_target(my_kernels" in (project / "CMakeLists.txt").read_text()
+    assert config["tool"]["tvmffi-wheel"]["loader"] == "my_kernels/_native.py"
+    assert cibuildwheel["test-command"] == "pytest {project}/tests && tvmffi-wheel compat {wheel}"
 
     pip_wheel(project, tmp_path / "dist", build_env)
     wheel = only_wheel(tmp_path / "dist")
@@ -40,6 +42,8 @@ def test_init_builds_and_its_tests_pass(command, tmp_path, build_env, fresh_venv
     environment.pip_install(wheel, "numpy", "pytest")
     result = environment.run("-m", "pytest", "-q", "-p", "no:cacheprovider", project / "tests", cwd=tmp_path)
     assert "3 passed" in result.stdout
+    built = environment.run("-c", "import my_kernels; print(my_kernels.BUILD['libraries'])", cwd=tmp_path)
+    assert "'my_kernels': {'device_code': [], 'member': 'my_kernels/lib/libmy_kernels.so'" in built.stdout
 
 
 @pytest.mark.skipif(find_nvcc(os.environ) is None, reason="needs nvcc")

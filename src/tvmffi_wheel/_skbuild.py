@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import functools
 import shlex
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata as importlib_metadata
 from types import ModuleType
@@ -27,11 +26,6 @@ from packaging.utils import canonicalize_name
 from scikit_build_core.settings import skbuild_read_settings
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SKBUILD = "scikit-build-core"
 
@@ -77,14 +71,6 @@ def call(hook_name: str, *args: Any) -> Any:
         return hook(*args)
 
 
-def has_prepare_metadata() -> bool:
-    """scikit-build-core leaves these hooks out when an override retries on failure."""
-    try:
-        return hasattr(_hooks(), "prepare_metadata_for_build_wheel")
-    except tomllib.TOMLDecodeError:
-        return True  # our hooks report the broken pyproject.toml when called
-
-
 @dataclasses.dataclass(frozen=True)
 class BuildSettings:
     """What scikit-build-core will build with, as its own settings reader sees it: env
@@ -101,7 +87,7 @@ class BuildSettings:
     editable_rebuild: bool  # scikit-build-core rebuilds on import, without tvmffi-wheel
 
 
-BuildState = Literal["sdist", "wheel", "editable", "metadata_wheel", "metadata_editable"]
+BuildState = Literal["sdist", "wheel", "editable"]
 
 
 def read_build_settings(

@@ -1,6 +1,10 @@
 """PEP 517 and PEP 660 hooks: compile with scikit-build-core, then repair, tag, pin, verify.
 
-The hooks only wire stages together; each stage lives in its own module.
+The hooks only wire stages together; each stage lives in its own module. There are no
+prepare_metadata_for_build_* hooks, on purpose: the apache-tvm-ffi requirement depends on
+what the compiled binaries import (abi.py), so metadata cannot be known before compiling.
+Frontends then take the metadata from the built wheel (pip and build reuse that wheel),
+and what a resolver sees is always the final wheel's METADATA.
 """
 
 from __future__ import annotations
@@ -33,10 +37,10 @@ from tvmffi_wheel.errors import (
     report_internal_error,
     report_user_error,
 )
+from tvmffi_wheel.loader import check_loader_path
 from tvmffi_wheel.requirements import (
     TVM_FFI_DISTRIBUTION,
     find_build_tvm_ffi,
-    pin_metadata,
 )
 from tvmffi_wheel.settings import Settings, load_settings, split_config_settings
 from tvmffi_wheel.wheel_reader import WheelName
@@ -188,21 +192,6 @@ def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:
     return _skbuild.call("build_sdist", sdist_directory, context.forwarded)
 
 
-def _prepare_metadata(
-    skbuild_hook: str, metadata_directory: str, config_settings: Any, state: _skbuild.BuildState
-) -> str:
-    context = _context(config_settings, state)
-    tvm_ffi = find_build_tvm_ffi()
-    cuda = _cuda(context)
-    dist_info = _skbuild.call(skbuild_hook, metadata_directory, context.forwarded)
-    metadata = Path(metadata_directory) / dist_info / "METADATA"
-    pinned = pin_metadata(
-        metadata.read_text("utf-8"), tvm_ffi.version, extra_requirements=cuda.extra_requirements
-    )
-    metadata.write_text(pinned, "utf-8")
-    return dist_info
-
-
 @contextlib.contextmanager
 def _changed_environment(appended: dict[str, tuple[str, str]], replaced: dict[str, str]) -> Iterator[None]:
     """While CMake runs: append (separator, value) to some variables, set others; then restore.
@@ -250,6 +239,20 @@ def cmake_environment(
     return appended, dict(cuda.toolkit_environment)
 
 
+def _check_loader_against_sources(loader: str, packages: dict[str, str]) -> None:
+    """Before compiling: the loader must not replace a source file (editable installs
+    import the package from the sources, where the wheel's check cannot see it)."""
+    check_loader_path(loader)
+    for folder, source in packages.items():
+        if loader.startswith(folder.rstrip("/") + "/"):
+            existing = Path(source) / loader[len(folder) + 1 :]
+            if existing.exists():
+                raise TvmFfiWheelError(
+                    f"loader = {loader!r} would overwrite the source file {existing}",
+                    "choose a module name that no source file has, e.g. _native.py",
+                )
+
+
 def _reproducible_flags(tvm_ffi_prefix: Path, project: Path) -> list[str]:
     """Map the paths that differ between two builds of the same source out of the binaries.
 
@@ -279,6 +282,8 @@ def _build(
             "leave editable.rebuild unset and rebuild with `pip install -e .` (incremental with "
             'build-dir set and --no-build-isolation; see "Fast rebuilds" in the README)',
         )
+    if settings.loader:
+        _check_loader_against_sources(settings.loader, context.build.packages)
     tvm_ffi = find_build_tvm_ffi()
     cuda = _cuda(context)
     out_dir = Path(wheel_directory).resolve()
@@ -304,6 +309,9 @@ def _build(
         extra_requirements=cuda.extra_requirements,
         max_wheel_size_mb=settings.max_wheel_size_mb,
         build=BuildRecord(cuda=cuda.facts),
+        tvm_ffi_library=tvm_ffi.library,
+        loader=settings.loader,
+        packages=tuple(context.build.packages),
     )
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
         # metadata_directory is not passed on: scikit-build-core would compare it with
@@ -338,20 +346,3 @@ def build_editable(
     metadata_directory: str | None = None,
 ) -> str:
     return _build("build_editable", wheel_directory, config_settings, metadata_directory, "editable")
-
-
-if _skbuild.has_prepare_metadata():
-
-    @_reported
-    def prepare_metadata_for_build_wheel(metadata_directory: str, config_settings: Any = None) -> str:
-        return _prepare_metadata(
-            "prepare_metadata_for_build_wheel", metadata_directory, config_settings, "metadata_wheel"
-        )
-
-    @_reported
-    def prepare_metadata_for_build_editable(metadata_directory: str, config_settings: Any = None) -> str:
-        return _prepare_metadata(
-            "prepare_metadata_for_build_editable", metadata_directory, config_settings, "metadata_editable"
-        )
-
-    __all__ += ["prepare_metadata_for_build_editable", "prepare_metadata_for_build_wheel"]

@@ -76,6 +76,19 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("path", type=Path, metavar="PATH")
     init.add_argument("--name", default=None, help="distribution name (default: the folder's name)")
     init.add_argument("--cuda", action="store_true", help="add a CUDA kernel and its architectures")
+    compat = commands.add_parser(
+        "compat",
+        help="install wheels with chosen apache-tvm-ffi releases and load every kernel library",
+        description="For each chosen apache-tvm-ffi release: a fresh virtual environment, the wheel and "
+        "that release installed with pip, then every kernel library loaded with tvm_ffi.load_module "
+        "and the top-level packages imported, with immediate binding (LD_BIND_NOW=1). Exit 1 on any "
+        "failure. pip's settings apply (PIP_INDEX_URL, PIP_FIND_LINKS).",
+    )
+    compat.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL")
+    compat.add_argument("--versions", default="lowest,highest", metavar="SELECTION",
+                        help="lowest,highest (default) or all of the known releases the wheel admits, "
+                        "or versions such as 0.1.12,0.1.15.post2 (tested even outside the wheel's range)")
+    compat.add_argument("--json", action="store_true", help="print a JSON report")
     commands.add_parser("settings", help="print the configuration reference (Markdown)")
     commands.add_parser("cmake-dir", help="print the folder holding TvmFfiWheel.cmake")
     return parser
@@ -140,6 +153,18 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if all(r.sound for r in reports) else 1
 
 
+def _compat(args: argparse.Namespace) -> int:
+    from tvmffi_wheel.compat import JSON_SCHEMA_VERSION, render_text, run_compat, to_json
+
+    runs = [run_compat(wheel, args.versions) for wheel in args.wheels]
+    if args.json:
+        document = {"schema": JSON_SCHEMA_VERSION, "wheels": [to_json(w, r) for w, r in runs]}
+        print(json.dumps(document, indent=2))
+    else:
+        print("\n\n".join(render_text(w, r) for w, r in runs))
+    return 0 if all(result.ok for _, results in runs for result in results) else 1
+
+
 def _init(args: argparse.Namespace) -> int:
     from tvmffi_wheel.scaffold import init_project
 
@@ -158,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "init":
             return _init(args)
+        if args.command == "compat":
+            return _compat(args)
         if args.command == "settings":
             from tvmffi_wheel.settings import reference_markdown
 

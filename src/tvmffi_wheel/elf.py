@@ -64,9 +64,14 @@ class DeviceImage:
     compressed: bool
 
     @property
-    def name(self) -> str:
+    def arch_name(self) -> str:
+        """`sm_90a` for SASS, `compute_120` for PTX: the names nvcc and CUDA use."""
         prefix = "sm" if self.kind == "sass" else "compute"
-        return f"{self.kind.upper()} {prefix}_{self.arch}{self.variant}"
+        return f"{prefix}_{self.arch}{self.variant}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind.upper()} {self.arch_name}"
 
 
 def device_code_totals(images: tuple[DeviceImage, ...]) -> list[tuple[str, int]]:
@@ -91,6 +96,7 @@ class ElfFacts:
     exported: frozenset[str]  # defined, global or weak, default or protected visibility
     device_code: tuple[DeviceImage, ...] = ()  # CUDA fatbin images in .nv_fatbin
     compilers: tuple[str, ...] = ()  # .comment strings, e.g. "GCC: (Debian 12.2.0-14) 12.2.0"
+    weak_undefined: frozenset[str] = frozenset()  # imports that may stay unresolved (STB_WEAK)
 
     @property
     def run_paths(self) -> tuple[str, ...]:
@@ -207,6 +213,7 @@ def _read(elf: ELFFile, stream: BinaryIO) -> ElfFacts:
 
     symbols_by_index: dict[int, list[str]] = {index: [] for index in version_by_index}
     undefined: set[str] = set()
+    weak_undefined: set[str] = set()
     exported: set[str] = set()
     dynsym = elf.get_section_by_name(".dynsym")
     versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
@@ -224,6 +231,8 @@ def _read(elf: ELFFile, stream: BinaryIO) -> ElfFacts:
                     exported.add(symbol.name)
                 continue
             undefined.add(symbol.name)
+            if symbol["st_info"]["bind"] == "STB_WEAK":
+                weak_undefined.add(symbol.name)
             if version_entry is None:
                 continue
             index = version_entry["ndx"]
@@ -249,4 +258,5 @@ def _read(elf: ELFFile, stream: BinaryIO) -> ElfFacts:
         exported=frozenset(exported),
         device_code=_read_fatbins(elf, stream),
         compilers=_read_comment(elf),
+        weak_undefined=frozenset(weak_undefined),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import posixpath
 import shutil
 import subprocess
 import sys
@@ -21,16 +22,20 @@ from typing import Any
 from packaging.version import Version
 
 from tvmffi_wheel import __version__
-from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
-from tvmffi_wheel.classify import Classifier
+from tvmffi_wheel._auditwheel import PlatformPolicy, architecture_of, system_library_dirs
+from tvmffi_wheel.abi import AbiRange, check_against_built, decide_abi_range, tvm_ffi_imports
+from tvmffi_wheel.abi_table import load_table
+from tvmffi_wheel.classify import Classifier, libs_folder
 from tvmffi_wheel.cuda import Architecture, CudaFacts, missing_device_code
 from tvmffi_wheel.elf import device_code_totals, read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 from tvmffi_wheel.inspect import WheelBinary, inspect_wheel
+from tvmffi_wheel.loader import check_loader_place, render_loader
 from tvmffi_wheel.plan import LibraryFinder, RepairPlan, plan_repair
-from tvmffi_wheel.platforms import check_architecture
+from tvmffi_wheel.platforms import check_architecture, wheel_architecture
 from tvmffi_wheel.python_tag import choose_python_tag, python_c_api_users
-from tvmffi_wheel.requirements import pin_metadata, requirement_names
+from tvmffi_wheel.requirements import pin_metadata, requirement_names, tvm_ffi_requirement
+from tvmffi_wheel.runpath import install_path
 from tvmffi_wheel.settings import RepairMode
 from tvmffi_wheel.verify import verify_wheel
 from tvmffi_wheel.wheel_reader import WheelArchive, WheelName
@@ -58,6 +63,10 @@ class RepairOptions:
     extra_requirements: tuple[str, ...] = ()  # Requires-Dist lines to add, e.g. NVIDIA's runtime
     max_wheel_size_mb: int = 0  # 0: no limit
     build: BuildRecord | None = None  # None: built elsewhere; keep what the wheel recorded
+    # The libtvm_ffi.so the wheel was built against (None: take its exports from the table).
+    tvm_ffi_library: Path | None = None
+    loader: str = ""  # the module to generate, e.g. "my_pkg/_native.py" ("": none)
+    packages: tuple[str, ...] = ()  # the wheel's package folders, as scikit-build-core found them
 
 
 def _patchelf() -> str:
@@ -186,6 +195,72 @@ def _previous_facts(archive: WheelArchive) -> dict[str, Any]:
     return facts if isinstance(facts, dict) else {}
 
 
+def _built_against_exports(options: RepairOptions, arch: str) -> frozenset[str] | None:
+    """What the libtvm_ffi the wheel was built against exports: the file itself when we have
+    it (for this architecture), else the table's entry for its version."""
+    library = options.tvm_ffi_library
+    if library is not None and library.is_file():
+        facts = read_elf_facts(library, str(library))
+        if architecture_of(facts.machine, facts.elf_class) == arch:
+            return facts.exported
+    release = load_table().release(arch, options.tvm_ffi_version)
+    return release.exports if release is not None else None
+
+
+def _abi_range(binaries: list[WheelBinary], options: RepairOptions) -> AbiRange | None:
+    """The releases the binaries' tvm-ffi imports allow; logs why any is left out."""
+    imports = tvm_ffi_imports(binaries)
+    if not imports:
+        return None
+    arch = wheel_architecture(binaries)
+    version = options.tvm_ffi_version
+    exports = _built_against_exports(options, arch)
+    if exports is None:
+        info(f"warning: apache-tvm-ffi {version} is neither installed here nor in tvmffi-wheel's table, "
+             "so the symbols the binaries import from it are not checked")
+    else:
+        check_against_built(imports, exports, version)
+    cpp = [i for i in imports if i.abi == "c++"]
+    if cpp:
+        users = sorted({path for i in cpp for path in i.binaries})
+        symbols = ", ".join(i.symbol for i in cpp[:3]) + (" ..." if len(cpp) > 3 else "")
+        info(f"warning: C++ symbols imported from libtvm_ffi by {', '.join(users)}, outside tvm-ffi's "
+             f"stable C ABI: {symbols}; the wheel works only with releases that keep these exact C++ "
+             "signatures, so the requirement admits only the known releases that do")
+    abi = decide_abi_range((i.symbol for i in imports), version, load_table().for_arch(arch))
+    for line in abi.reasons():
+        info(line)
+    return abi
+
+
+def loader_facts(
+    archive: WheelArchive, binaries: list[WheelBinary], metadata: str, platform: str, options: RepairOptions
+) -> dict[str, Any]:
+    """The generated loader's BUILD: how the wheel was built, and where each library is."""
+    requirement = tvm_ffi_requirement(metadata)
+    loader_folder = posixpath.dirname(options.loader)
+    libraries: dict[str, Any] = {}
+    for binary in binaries:
+        location, name = install_path(binary.path), posixpath.basename(binary.path)
+        vendored = binary.path.startswith(libs_folder(archive.name.distribution) + "/")
+        if location is None or vendored or not (name.startswith("lib") and name.endswith(".so")):
+            continue
+        libraries[name[len("lib") : -len(".so")]] = {
+            "member": location,
+            "path": posixpath.relpath(location, loader_folder),
+            "device_code": sorted({image.arch_name for image in binary.facts.device_code}),
+        }
+    return {
+        "distribution": archive.name.distribution,
+        "version": archive.name.version,
+        "generator": f"tvmffi-wheel {__version__}",
+        "tvm_ffi_version": str(options.tvm_ffi_version),
+        "tvm_ffi_requirement": str(requirement.specifier) if requirement is not None else "",
+        "platform": platform,
+        "libraries": libraries,
+    }
+
+
 def _describe_tag(plan: RepairPlan) -> str:
     line = f"platform tag {'.'.join(plan.platform_tags)}"
     if plan.tag_reason:
@@ -282,6 +357,8 @@ def _verify(
 def _repair(
     archive: WheelArchive, options: RepairOptions, prepared_metadata: str | None, scratch: Path
 ) -> tuple[WheelName, WheelChanges]:
+    if options.loader:
+        check_loader_place(options.loader, archive.member_names, options.packages)
     inspection = inspect_wheel(archive, scratch / "wheel")
     binaries = inspection.binaries
     check_architecture(archive.name.platforms, binaries)
@@ -292,6 +369,7 @@ def _repair(
     metadata = pin_metadata(
         archive.dist_info_text("METADATA"),
         options.tvm_ffi_version,
+        abi=_abi_range(binaries, options),
         extra_requirements=options.extra_requirements,
     )
     if prepared_metadata is not None and metadata != prepared_metadata:
@@ -301,10 +379,16 @@ def _repair(
     _verify(archive, binaries, decision, python_tag, options)
     final_name = archive.name.with_tags(python_tag, decision.platforms)
     dist_info = archive.dist_info
+    new_files = {}
+    if options.loader:
+        facts = loader_facts(archive, binaries, metadata, decision.platforms[0], options)
+        new_files[options.loader] = render_loader(facts)
+        info(f"loader {options.loader} written for {', '.join(sorted(facts['libraries'])) or 'no library'}")
     changes = WheelChanges(
         digests=inspection.digests,
         replaced=decision.replaced,
         added=decision.added,
+        new_files=new_files,
         dist_info_files={
             f"{dist_info}/WHEEL": rewrite_wheel_file(archive.dist_info_text("WHEEL"), final_name),
             f"{dist_info}/METADATA": metadata,

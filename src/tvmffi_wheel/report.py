@@ -15,6 +15,8 @@ from typing import Any
 from packaging.requirements import Requirement
 
 from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.abi import ReleaseCheck, tvm_ffi_imports
+from tvmffi_wheel.abi_table import load_table
 from tvmffi_wheel.classify import Classifier, Kind
 from tvmffi_wheel.elf import ElfFacts, device_code_totals, read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
@@ -49,6 +51,7 @@ class BinaryReport:
     python_c_api: tuple[str, ...]
     leaked_exports: tuple[str, ...]
     device_code: tuple[tuple[str, int], ...]  # ("SASS sm_90", bytes), summed over fatbins
+    tvm_ffi_imports: tuple[tuple[str, str], ...] = ()  # (symbol, "c" or "c++")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,7 @@ class WheelReport:
     binaries: tuple[BinaryReport, ...]
     problems: tuple[str, ...]
     warnings: tuple[str, ...]
+    tvm_ffi_releases: tuple[ReleaseCheck, ...] = ()  # the known releases the requirement admits
 
     @property
     def sound(self) -> bool:
@@ -71,6 +75,11 @@ class WheelReport:
         for binary in data["binaries"]:
             binary["needed"] = [{"soname": s, "satisfied_by": k} for s, k in binary["needed"]]
             binary["device_code"] = [{"image": n, "bytes": b} for n, b in binary["device_code"]]
+            binary["tvm_ffi_imports"] = [{"symbol": s, "abi": a} for s, a in binary["tvm_ffi_imports"]]
+        data["tvm_ffi_releases"] = [
+            {"version": str(r.version), "exports_all": r.exports_all, "missing": list(r.missing)}
+            for r in self.tvm_ffi_releases
+        ]
         return data
 
 
@@ -175,6 +184,29 @@ def _platform_findings(
     return carried, best.name if best is not None else f"linux_{arch}", classifier
 
 
+def _release_reports(
+    binaries: list[WheelBinary], requirement: Requirement | None, problems: list[str]
+) -> tuple[ReleaseCheck, ...]:
+    """The known installable releases the requirement admits, each with what it lacks."""
+    imports = tvm_ffi_imports(binaries)
+    if requirement is None or not imports:
+        return ()
+    try:
+        arch = wheel_architecture(binaries)
+    except TvmFfiWheelError:
+        return ()  # reported by the platform findings already
+    needed = frozenset(i.symbol for i in imports)
+    reports = []
+    for release in load_table().for_arch(arch):
+        if release.installable and requirement.specifier.contains(release.version):
+            missing = tuple(sorted(needed - release.exports))
+            reports.append(ReleaseCheck(release.version, missing))
+            if missing:
+                problems.append(f"{requirement} admits apache-tvm-ffi {release.version}, which does not "
+                                f"export {', '.join(missing[:3])}; `tvmffi-wheel repair` narrows the range")
+    return tuple(reports)
+
+
 def _binary_report(
     binary: WheelBinary, classifier: Classifier, libc_exports: frozenset[str], warnings: list[str]
 ) -> BinaryReport:
@@ -191,6 +223,7 @@ def _binary_report(
         python_c_api=binary.facts.python_c_api,
         leaked_exports=tuple(leaked),
         device_code=tuple(device_code_totals(binary.facts.device_code)),
+        tvm_ffi_imports=tuple((i.symbol, i.abi) for i in tvm_ffi_imports([binary])),
     )
 
 
@@ -213,6 +246,7 @@ def judge_wheel(
     needs_tvm_ffi = any(kind == Kind.TVM_FFI.value for r in reports for _, kind in r.needed)
     requirement = tvm_ffi_requirement(contents.metadata)
     problems += _requirement_problems(requirement, needs_tvm_ffi)
+    releases = _release_reports(contents.binaries, requirement, problems)
     interpreter, abi = contents.name.python_tag
     if abi not in ("none", "abi3") and reports and not any(r.python_c_api for r in reports):
         warnings.append(f"tagged {interpreter}-{abi}, but no binary uses the Python C API: "
@@ -225,6 +259,7 @@ def judge_wheel(
         binaries=tuple(reports),
         problems=tuple(problems),
         warnings=tuple(warnings),
+        tvm_ffi_releases=releases,
     )
 
 
@@ -250,9 +285,19 @@ def render_text(report: WheelReport) -> str:
         if binary.device_code:
             shown = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for name, size in binary.device_code)
             lines.append(f"    {'device':<10}{shown}")
+        if binary.tvm_ffi_imports:
+            c_api = [s for s, abi in binary.tvm_ffi_imports if abi == "c"]
+            cpp = [s for s, abi in binary.tvm_ffi_imports if abi == "c++"]
+            shown = f"{len(c_api)} C" + (f", {len(cpp)} C++: {', '.join(cpp[:2])}" if cpp else "")
+            lines.append(f"    {'tvm-ffi':<10}imports {shown}")
         if binary.leaked_exports:
             shown = ", ".join(binary.leaked_exports[:3])
             lines.append(f"    {'leaks':<10}{len(binary.leaked_exports)} exported: {shown}")
+    if report.tvm_ffi_releases:
+        lacking = [r for r in report.tvm_ffi_releases if not r.exports_all]
+        shown = f"admits {len(report.tvm_ffi_releases)} known apache-tvm-ffi release(s); "
+        shown += f"{len(lacking)} lack needed symbols" if lacking else "each exports everything needed"
+        lines.append(f"  releases  {shown}")
     for warning in report.warnings:
         lines.append(f"  warning: {warning}")
     for problem in report.problems:

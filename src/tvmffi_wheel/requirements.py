@@ -1,8 +1,9 @@
 """Decide the apache-tvm-ffi requirement, and write it into METADATA.
 
 tvm-ffi versions are 0.X.Y and a change of X breaks the C ABI, so a kernel wheel needs
-`>=<version it was built against>,<0.(X+1)`. Never `==`: two kernel packages that pin
-different patch releases could then never be installed together.
+`>=<version it was built against>,<0.(X+1)`, narrowed further where a known release lacks
+a symbol the binaries import (abi.py). Never `==`: two kernel packages that pin different
+patch releases could then never be installed together.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from packaging.specifiers import Specifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tvmffi_wheel.abi import AbiRange, next_abi
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
 TVM_FFI_DISTRIBUTION = "apache-tvm-ffi"
@@ -28,6 +30,10 @@ class TvmFfiInstall:
 
     version: Version
     prefix: Path  # the site-packages folder holding tvm_ffi/, a CMake search prefix
+
+    @property
+    def library(self) -> Path:
+        return self.prefix / "tvm_ffi" / "lib" / "libtvm_ffi.so"
 
 
 def find_build_tvm_ffi() -> TvmFfiInstall:
@@ -52,11 +58,15 @@ def find_build_tvm_ffi() -> TvmFfiInstall:
     return TvmFfiInstall(Version(text), Path(spec.origin).resolve().parent.parent)
 
 
-def compatible_range(version: Version) -> SpecifierSet:
-    """`>=version,<next ABI`: the minor for 0.X releases, the major from 1.0 on."""
-    major, minor = (*version.release, 0, 0)[:2]
-    upper = f"0.{minor + 1}" if major == 0 else f"{major + 1}"
-    return SpecifierSet(f">={version},<{upper}")
+def compatible_range(version: Version, abi: AbiRange | None = None) -> SpecifierSet:
+    """`>=version,<upper` and `!=` each release that lacks what the binaries import.
+
+    The upper bound is the next ABI (the next minor for 0.X releases, the next major from
+    1.0 on) unless a needed symbol is gone from an earlier release onwards.
+    """
+    upper = abi.upper if abi is not None and abi.upper is not None else next_abi(version)
+    excluded = abi.excluded if abi is not None else ()
+    return SpecifierSet(",".join([f">={version}", f"<{upper}", *(f"!={v}" for v in excluded)]))
 
 
 def _bound(spec: Specifier) -> Version:
@@ -72,9 +82,11 @@ def _tighter(a: Specifier, b: Specifier, *, lower: bool) -> Specifier:
     return a if a.operator == strict else b
 
 
-def merge(user: Requirement | None, built_against: Version) -> tuple[Requirement, list[str]]:
+def merge(
+    user: Requirement | None, built_against: Version, abi: AbiRange | None = None
+) -> tuple[Requirement, list[str]]:
     """The requirement to publish, and one message for each bound that was tightened."""
-    pin = compatible_range(built_against)
+    pin = compatible_range(built_against, abi)
     if user is None:
         return Requirement(f"{TVM_FFI_DISTRIBUTION}{pin}"), []
     messages = []
@@ -99,6 +111,7 @@ def merge(user: Requirement | None, built_against: Version) -> tuple[Requirement
                 f"(built against {built_against})"
             )
         merged.append(best)
+    merged += [s for s in pin if s.operator == "!=" and s not in merged]
     specifier = SpecifierSet(",".join(str(s) for s in merged))
     if not specifier.contains(built_against, prereleases=True):
         raise TvmFfiWheelError(
@@ -139,13 +152,14 @@ def pin_metadata(
     text: str,
     built_against: Version,
     *,
+    abi: AbiRange | None = None,
     extra_requirements: tuple[str, ...] = (),
     quiet: bool = False,
 ) -> str:
     """METADATA with its apache-tvm-ffi Requires-Dist pinned (merged, or added after the rest),
     and each of ``extra_requirements`` added unless the project already requires that name.
 
-    Called by prepare_metadata_* and on the final wheel alike, so both come out the same.
+    ``abi`` narrows the range to the releases that export what the binaries import.
     """
     present = requirement_names(text)
     head, separator, body = text.partition("\n\n")
@@ -158,12 +172,12 @@ def pin_metadata(
         if requirement is None:
             continue
         found = True
-        merged, messages = merge(requirement, built_against)
+        merged, messages = merge(requirement, built_against, abi)
         lines[index] = f"Requires-Dist: {merged}"
         if not quiet:
             for message in messages:
                 info(message)
-    added = [] if found else [str(merge(None, built_against)[0])]
+    added = [] if found else [str(merge(None, built_against, abi)[0])]
     added += [r for r in extra_requirements if canonicalize_name(Requirement(r).name) not in present]
     requires = [i for i, line in enumerate(lines) if line.startswith("Requires-Dist:")]
     position = requires[-1] + 1 if requires else len(lines)

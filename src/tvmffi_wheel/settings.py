@@ -65,6 +65,15 @@ class Settings:
         "Fail the build when the wheel is larger than this many MB (0: no limit). Above 100 "
         "MB, PyPI's default file limit, a warning is printed either way.",
     )
+    loader: str = _option(
+        "loader",
+        "",
+        "A module to generate inside the package, e.g. `my_pkg/_native.py`: pure Python, written "
+        "into the wheel, whose `load(target)` returns the `tvm_ffi.Module` of `lib<target>.so` after "
+        "checking the installed apache-tvm-ffi against the wheel's range, binding the library "
+        "immediately and checking each visible GPU's compute capability against its device code; "
+        "`BUILD` holds the build facts. Empty: none.",
+    )
     cuda_architectures: str = _option(
         "cuda.architectures",
         "",

@@ -34,6 +34,7 @@ class WheelChanges:
     digests: Mapping[str, Digest]  # unchanged members, hashed from their content when inspected
     replaced: Mapping[str, Path] = dataclasses.field(default_factory=dict)  # new content on disk
     added: Mapping[str, Path] = dataclasses.field(default_factory=dict)  # new members (vendored)
+    new_files: Mapping[str, str] = dataclasses.field(default_factory=dict)  # new text members (a loader)
     # Dist-info members given as text; one the archive lacks is added.
     dist_info_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
@@ -90,8 +91,8 @@ class WheelWriter:
     """Writes a new version of a wheel under a temporary name in the output folder.
 
     Output order is fixed, so a repaired wheel repaired again comes out the same: the
-    archive's members outside the dist-info folder in their order, then added members
-    (sorted), then the dist-info files, then RECORD. Unchanged members are copied as they
+    archive's members outside the dist-info folder in their order, then added libraries
+    (sorted), then new text files (sorted), then the dist-info files, then RECORD. Unchanged members are copied as they
     are stored. ``copy_ahead`` starts copying the members outside the dist-info folder on
     a second thread while the caller still inspects and decides; ``finish`` then only
     rewinds to the first member that did change. ``publish`` renames the finished file;
@@ -158,6 +159,7 @@ class WheelWriter:
         for info in self._body()[kept:]:
             self._put_member(info, changes)
         self._put_added(changes.added)
+        self._put_new_files(changes.new_files)
         self._put_dist_info(changes)
         self._put_record()
         files = self._files()
@@ -220,6 +222,12 @@ class WheelWriter:
             template = zipfile.ZipInfo(name, date_time=self._stamp().date_time)
             template.external_attr = 0o100755 << 16  # vendored libraries are executable
             self._put_file(template, added[name])
+
+    def _put_new_files(self, new_files: Mapping[str, str]) -> None:
+        for name in sorted(new_files):
+            template = zipfile.ZipInfo(name, date_time=self._stamp().date_time)
+            template.external_attr = 0o100644 << 16
+            self._put_text(template, new_files[name])
 
     def _put_dist_info(self, changes: WheelChanges) -> None:
         archive = self._archive

@@ -22,6 +22,7 @@ def facts(
     exported: Iterable[str] = (),
     device_code: Iterable[DeviceImage] = (),
     machine: str = "EM_X86_64",
+    weak: Iterable[str] = (),
 ) -> ElfFacts:
     versions = tuple(versions)
     c_api = tuple(c_api)
@@ -37,6 +38,7 @@ def facts(
         undefined=frozenset(sym for _, _, sym in versions) | frozenset(c_api),
         exported=frozenset(exported),
         device_code=tuple(device_code),
+        weak_undefined=frozenset(weak),
     )
 
 

@@ -5,14 +5,13 @@ Every kernel takes 1-D, contiguous float32 arrays and writes into ``out``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tvm_ffi
 
-# Next to this file in a wheel and, since editable builds copy the library beside the
-# sources, in an editable install too.
-LIBRARY_PATH = Path(__file__).parent / "lib" / "libexample_kernels.so"
-_LIB = tvm_ffi.load_module(str(LIBRARY_PATH))
+# _native is the loader tvmffi-wheel generates into the wheel (pyproject.toml, `loader`):
+# it checks the installed tvm-ffi, the library's symbols and the GPUs before loading.
+from example_kernels._native import BUILD, load
+
+_LIB = load("example_kernels")
 
 
 def add_one(x, out) -> None:
@@ -43,4 +42,4 @@ class RunningMean(tvm_ffi.Object):
     """The running mean of every value passed to ``update``."""
 
 
-__all__ = ["LIBRARY_PATH", "RunningMean", "add_one", "add_one_cuda", "axpy", "total"]
+__all__ = ["BUILD", "RunningMean", "add_one", "add_one_cuda", "axpy", "total"]
