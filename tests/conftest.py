@@ -106,6 +106,15 @@ def pip_wheel(project: Path, out: Path, env, *extra, ok=True):
     )
 
 
+def assert_refused(result, out: Path, *texts: str) -> None:
+    """A build that failed with one clear message naming ``texts``, and left no wheel."""
+    assert result.returncode != 0
+    for text in texts:
+        assert text in result.stdout, f"{text!r} missing:\n{result.stdout[-4000:]}"
+    assert "Traceback" not in result.stdout
+    assert not list(out.glob("*.whl"))
+
+
 def only_wheel(folder: Path) -> Path:
     wheels = sorted(folder.glob("*.whl"))
     assert len(wheels) == 1, wheels

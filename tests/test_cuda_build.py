@@ -13,6 +13,7 @@ from conftest import (
     EXAMPLE,
     PROJECTS,
     assert_independently_valid,
+    assert_refused,
     copy_project,
     only_wheel,
     pip_wheel,
@@ -67,7 +68,7 @@ def test_static_runtime_needs_no_libcudart_and_has_the_declared_device_code(stat
         assert not [n for n in archive.namelist() if "libcudart" in n or ".libs/" in n]
     recorded = json.loads(wheel_text(wheel, ".dist-info/tvmffi_wheel.json"))
     assert recorded["cuda"] == {
-        "architectures": ARCHS, "runtime": "static", "toolkit": "13.0", "toolkit_source": "system"
+        "architectures": ARCHS, "runtime": "static", "toolkit": "13.0", "toolkit_source": "system", "variant": "none"
     }
     assert recorded["device_code"] == ["PTX compute_90", "SASS sm_75"]
     assert recorded["tvm_ffi_version"] and recorded["platform"].startswith("manylinux_")
@@ -105,14 +106,6 @@ def test_runtime_none_links_no_cuda_runtime(tmp_path_factory, build_env, tmp_pat
 
 
 # --------------------------------------------------------------------------- refusals
-
-
-def assert_refused(result, out: Path, *texts: str) -> None:
-    assert result.returncode != 0
-    for text in texts:
-        assert text in result.stdout, f"{text!r} missing:\n{result.stdout[-4000:]}"
-    assert "Traceback" not in result.stdout
-    assert not list(out.glob("*.whl"))
 
 
 @pytest.mark.parametrize(

@@ -16,14 +16,16 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-from tvmffi_wheel import _skbuild, editable
+from tvmffi_wheel import _skbuild, compiler_cache, editable
+from tvmffi_wheel.compiler_cache import CachePlan
 from tvmffi_wheel.cuda import (
     CudaPlan,
     declared_architectures,
@@ -43,6 +45,7 @@ from tvmffi_wheel.requirements import (
     find_build_tvm_ffi,
 )
 from tvmffi_wheel.settings import Settings, load_settings, split_config_settings
+from tvmffi_wheel.variant import Variant
 from tvmffi_wheel.wheel_reader import WheelName
 from tvmffi_wheel.wheel_writer import ensure_writable_directory
 
@@ -121,10 +124,11 @@ def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
 BACKEND_CMAKE_DEFINES = {"CMAKE_BUILD_WITH_INSTALL_RPATH": "ON"}
 
 
-def _cmake_defines(context: _Context, cuda: CudaPlan) -> dict[str, Any]:
+def _cmake_defines(context: _Context, cuda: CudaPlan, cache: CachePlan | None) -> dict[str, Any]:
     """Config-settings for scikit-build-core with our CMake variables, never one the user set."""
     ours = {k: v for k, v in BACKEND_CMAKE_DEFINES.items() if k not in context.build.cmake_defines}
-    return {**context.forwarded, **{f"cmake.define.{k}": v for k, v in {**ours, **cuda.defines}.items()}}
+    ours |= cuda.defines | (cache.defines if cache is not None else {})
+    return {**context.forwarded, **{f"cmake.define.{k}": v for k, v in ours.items()}}
 
 
 def _cuda(context: _Context) -> CudaPlan:
@@ -139,6 +143,8 @@ def _cuda(context: _Context) -> CudaPlan:
         search_path=sys.path,
         user_defines=context.build.cmake_defines,
         environ=context.build.environment,
+        threads=settings.cuda_threads,
+        variant=settings.cuda_variant,
     )
     for warning in plan.warnings:
         info(f"warning: {warning}")
@@ -166,7 +172,7 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
     declared = declared_architectures(settings.cuda_architectures, build.cmake_defines, build.environment)
     if uses_pip_toolkit(settings.cuda_toolkit, declared, build.environment):
         requires += pip_toolkit_requirements(settings.cuda_version)
-    return requires
+    return requires + compiler_cache.build_requirements(settings.cache)
 
 
 @_reported
@@ -215,19 +221,19 @@ def _changed_environment(appended: dict[str, tuple[str, str]], replaced: dict[st
 
 
 def cmake_environment(
-    tvm_ffi_prefix: Path, project: Path, cuda: CudaPlan
+    tvm_ffi_prefix: Path, prefix_map: Mapping[Path, str], cuda: CudaPlan
 ) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """The environment CMake runs in: (variables appended to, variables set).
 
     - CMAKE_PREFIX_PATH gets the build environment's site-packages holding tvm_ffi, since
       scikit-build-core adds only its own site-packages and pip installs what
       get_requires_for_build_* asks for (apache-tvm-ffi) into another one;
-    - CFLAGS and CXXFLAGS get the reproducibility flags, and CUDAFLAGS what cuda.py
-      composes from its own flags and those;
+    - CFLAGS and CXXFLAGS get one -ffile-prefix-map per entry of ``prefix_map`` (path to
+      placeholder), and CUDAFLAGS what cuda.py composes from its own flags and those;
     - with cuda.toolkit = pip, CUDACXX and CUDAToolkit_ROOT point at NVIDIA's toolkit wheels
       (plan_cuda refuses a CUDACXX the user set), and LIBRARY_PATH gets their lib folder.
     """
-    host_flags = _reproducible_flags(tvm_ffi_prefix, project)
+    host_flags = _reproducible_flags(prefix_map)
     appended = {
         "CMAKE_PREFIX_PATH": (os.pathsep, str(tvm_ffi_prefix)),
         "CFLAGS": (" ", " ".join(host_flags)),
@@ -237,6 +243,46 @@ def cmake_environment(
     if cuda.library_path is not None:
         appended["LIBRARY_PATH"] = (os.pathsep, cuda.library_path)
     return appended, dict(cuda.toolkit_environment)
+
+
+def _variant(settings: Settings, cuda: CudaPlan) -> Variant | None:
+    if settings.cuda_variant == "none":
+        return None
+    if cuda.facts is None:
+        raise TvmFfiWheelError(
+            f'cuda.variant = "{settings.cuda_variant}" names the wheel after its CUDA major, but this '
+            "build uses no CUDA (no CUDA architectures or runtime are set)",
+            "remove cuda.variant, or set cuda.architectures",
+        )
+    release = Version(cuda.facts.toolkit)
+    return Variant(settings.cuda_variant, release.major, release.minor)
+
+
+def _compile(
+    skbuild_hook: str, staging: str, context: _Context, cuda: CudaPlan, tvm_ffi_prefix: Path
+) -> str:
+    """Run scikit-build-core's hook in the environment CMake needs; the wheel it wrote."""
+    project = Path.cwd().resolve()
+    cache_option = context.settings.cache
+    with contextlib.ExitStack() as stack:
+        cache = None
+        if cache_option != "none":
+            cache = compiler_cache.plan_cache(
+                cache_option, environ=context.build.environment, user_defines=context.build.cmake_defines,
+                base_dirs=[tvm_ffi_prefix, project], server_socket=stack.enter_context(compiler_cache.server_socket()),
+            )
+        prefix_map = {tvm_ffi_prefix: "/site-packages", project: "."}
+        if cache_option == "sccache":
+            # A path that changes with every isolated build cannot be in a cached compile's arguments.
+            del prefix_map[tvm_ffi_prefix]
+        appended, replaced = cmake_environment(tvm_ffi_prefix, prefix_map, cuda)
+        replaced |= cache.environment if cache is not None else {}
+        stack.enter_context(_changed_environment(appended, replaced))
+        stack.enter_context(compiler_cache.running(cache))
+        # metadata_directory is not passed on: scikit-build-core would compare it with
+        # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
+        built: str = _skbuild.call(skbuild_hook, staging, _cmake_defines(context, cuda, cache))
+    return built
 
 
 def _check_loader_against_sources(loader: str, packages: dict[str, str]) -> None:
@@ -253,17 +299,14 @@ def _check_loader_against_sources(loader: str, packages: dict[str, str]) -> None
                 )
 
 
-def _reproducible_flags(tvm_ffi_prefix: Path, project: Path) -> list[str]:
+def _reproducible_flags(prefix_map: Mapping[Path, str]) -> list[str]:
     """Map the paths that differ between two builds of the same source out of the binaries.
 
     tvm-ffi's headers put __FILE__ into error messages, and an isolated build environment
     has a new path every time; so does a project copied elsewhere. Without this, two builds
     of the same source differ in those strings and in the build ID computed from them.
     """
-    return [
-        f"-ffile-prefix-map={path}={placeholder}"
-        for path, placeholder in ((tvm_ffi_prefix, "/site-packages"), (project.resolve(), "."))
-    ]
+    return [f"-ffile-prefix-map={path.resolve()}={placeholder}" for path, placeholder in prefix_map.items()]
 
 
 def _build(
@@ -308,17 +351,15 @@ def _build(
         cuda_architectures=cuda.declared,
         extra_requirements=cuda.extra_requirements,
         max_wheel_size_mb=settings.max_wheel_size_mb,
+        strict_architectures=settings.cuda_strict_architectures,
+        variant=_variant(settings, cuda),
         build=BuildRecord(cuda=cuda.facts),
         tvm_ffi_library=tvm_ffi.library,
         loader=settings.loader,
         packages=tuple(context.build.packages),
     )
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
-        # metadata_directory is not passed on: scikit-build-core would compare it with
-        # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
-        appended, replaced = cmake_environment(tvm_ffi.prefix, Path.cwd(), cuda)
-        with _changed_environment(appended, replaced):
-            built = _skbuild.call(skbuild_hook, staging, _cmake_defines(context, cuda))
+        built = _compile(skbuild_hook, staging, context, cuda, tvm_ffi.prefix)
         final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
     if state == "editable" and context.build.editable_mode == "redirect":
         distribution = WheelName.parse(final.name).distribution

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -20,10 +21,10 @@ from packaging.version import Version
 
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.nvidia import runtime_requirement
-from tvmffi_wheel.settings import CudaRuntimeOption, CudaToolkitOption
+from tvmffi_wheel.settings import CudaRuntimeOption, CudaToolkitOption, CudaVariant
 
 if TYPE_CHECKING:
-    from tvmffi_wheel.elf import DeviceImage
+    from tvmffi_wheel.device_code import DeviceImage
 
 CudaRuntime = Literal["static", "shared", "none"]
 ToolkitSource = Literal["system", "pip"]
@@ -85,34 +86,37 @@ def pip_toolkit_requirements(version: str) -> list[str]:
     nvcc alone is not enough: cicc comes from nvvm, the host headers from crt, and
     cuda_runtime.h needs cccl; the runtime provides libcudart and libcudadevrt.
     """
-    release = _cuda_release(version)
-    if release.major >= 13:
-        names = ["nvidia-cuda-nvcc", "nvidia-nvvm", "nvidia-cuda-crt", "nvidia-cuda-cccl",
-                 "nvidia-cuda-runtime"]
-    else:
-        names = ["nvidia-cuda-nvcc-cu12", "nvidia-cuda-cccl-cu12", "nvidia-cuda-runtime-cu12"]
+    release = _pip_cuda_release(version)
+    names = ["nvidia-cuda-nvcc", "nvidia-nvvm", "nvidia-cuda-crt", "nvidia-cuda-cccl", "nvidia-cuda-runtime"]
     return [f"{name}=={release.major}.{release.minor}.*" for name in names]
 
 
-def _cuda_release(version: str) -> Version:
+def _pip_cuda_release(version: str) -> Version:
     try:
         release = Version(version)
     except ValueError:
         release = None
-    if release is None or len(release.release) < 2 or release.major < 12:
+    if release is None or len(release.release) < 2:
         raise TvmFfiWheelError(
-            f"cuda.version {version!r} is not a CUDA release NVIDIA ships as wheels",
-            'write it as major.minor, 12.0 or newer, e.g. cuda.version = "13.0"',
+            f"cuda.version {version!r} is not a CUDA release",
+            'write it as major.minor, e.g. cuda.version = "13.0"',
+        )
+    if release.major < 13:
+        # nvidia-cuda-nvcc-cu12 holds ptxas and libnvvm only: no nvcc, no cicc.
+        raise TvmFfiWheelError(
+            f"cuda.version = {version!r} with cuda.toolkit = \"pip\": NVIDIA publishes no nvcc for "
+            "CUDA 12 on PyPI (nvidia-cuda-nvcc-cu12 holds ptxas only)",
+            f'build with a CUDA {version} toolkit installed: cuda.toolkit = "system" and CUDACXX '
+            f"pointing at its nvcc (e.g. /usr/local/cuda-{version}/bin/nvcc); or use CUDA 13 or newer",
         )
     return release
 
 
 def pip_toolkit_root(version: str, search_path: Sequence[str]) -> Path:
     """The toolkit tree the pip wheels installed into the build environment."""
-    release = _cuda_release(version)
-    relative = f"nvidia/cu{release.major}" if release.major >= 13 else "nvidia/cuda_nvcc"
+    release = _pip_cuda_release(version)
     for entry in search_path:
-        root = Path(entry) / relative
+        root = Path(entry) / f"nvidia/cu{release.major}"
         if (root / "bin" / "nvcc").is_file():
             return root
     wheels = " ".join(f'"{r}"' for r in pip_toolkit_requirements(version))
@@ -215,18 +219,36 @@ def validate_architectures(
     return parsed, warnings
 
 
+def _matches(image: DeviceImage, kind: str, entry: Architecture) -> bool:
+    # A bare cubin's ELF header does not tell `a`/`f` apart: it stands for any variant.
+    variant_fits = image.variant == entry.variant or not image.variant_known
+    return image.kind == kind and image.arch == entry.number and variant_fits
+
+
 def missing_device_code(
     declared: Sequence[Architecture], inventory: Sequence[DeviceImage]
 ) -> list[str]:
-    """Declared architectures a binary's fatbins lack, e.g. ['SASS sm_90', 'PTX compute_120']."""
-    have = {(image.kind, image.arch, image.variant) for image in inventory}
+    """Declared architectures the device code lacks, e.g. ['SASS sm_90', 'PTX compute_120']."""
     missing = []
     for entry in declared:
-        if entry.sass and ("sass", entry.number, entry.variant) not in have:
+        if entry.sass and not any(_matches(image, "sass", entry) for image in inventory):
             missing.append(f"SASS sm_{entry.number}{entry.variant}")
-        if entry.ptx and ("ptx", entry.number, entry.variant) not in have:
+        if entry.ptx and not any(_matches(image, "ptx", entry) for image in inventory):
             missing.append(f"PTX compute_{entry.number}{entry.variant}")
     return missing
+
+
+def stray_device_code(declared: Sequence[Architecture], inventory: Sequence[DeviceImage]) -> list[str]:
+    """Device code for an architecture nothing declared, e.g. the sm_52 of a device link."""
+    stray = {
+        image.name
+        for image in inventory
+        if not any(
+            _matches(image, image.kind, entry) and (entry.sass if image.kind == "sass" else entry.ptx)
+            for entry in declared
+        )
+    }
+    return sorted(stray)
 
 
 # --------------------------------------------------------------------------- the build
@@ -240,6 +262,7 @@ class CudaFacts:
     toolkit_source: ToolkitSource
     architectures: str  # as declared, in CMake syntax
     runtime: CudaRuntime
+    variant: CudaVariant = "none"
 
     def to_json(self) -> dict[str, str]:
         return dataclasses.asdict(self)
@@ -317,6 +340,28 @@ def _runtime_mode(runtime: CudaRuntimeOption, user_defines: Mapping[str, str]) -
     return _runtime_from_define(user_runtime) if user_runtime else "static"
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _compile_flags(toolkit: Toolkit, user_flags: str, compress: bool, declared: str, threads: int) -> tuple[str, ...]:
+    """The backend's own CUDAFLAGS: fatbin compression, and with more than one architecture
+    nvcc's --threads, so the architectures compile in parallel (unless the user set either)."""
+    flags = []
+    compression = compression_flag(toolkit)
+    if compress and compression not in user_flags:
+        flags.append(compression)
+    entries = [e for e in declared.replace(",", ";").split(";") if e.strip()]
+    several = declared in ("all", "all-major") or len(entries) > 1
+    if several and not re.search(r"(^|\s)(--threads|-t)(\s|=|$)", user_flags):
+        flags += ["--threads", str(threads or available_cpus())]
+    return tuple(flags)
+
+
 def _pip_toolkit_environment(version: str, search_path: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
     if environ.get("CUDACXX"):
         raise TvmFfiWheelError(
@@ -339,6 +384,8 @@ def plan_cuda(
     user_defines: Mapping[str, str],
     environ: Mapping[str, str],
     default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS,
+    threads: int = 0,
+    variant: CudaVariant = "none",
 ) -> CudaPlan:
     """Validate the CUDA options before anything compiles, and say what to pass to CMake."""
     declared_text = declared_architectures(architectures, user_defines, environ)
@@ -370,12 +417,11 @@ def plan_cuda(
     if declared_text:
         entries, warnings = validate_architectures(declared_text, toolkit, allow_all=allow_all)
         declared = tuple(entries) if entries is not None else None
-    flag = compression_flag(toolkit)
-    compile_flags = (flag,) if compress and flag not in environ.get("CUDAFLAGS", "") else ()
+    compile_flags = _compile_flags(toolkit, environ.get("CUDAFLAGS", ""), compress, declared_text, threads)
     facts = None
     if declared_text or runtime or user_runtime:
         source: ToolkitSource = "pip" if toolkit_environment else "system"
-        facts = CudaFacts(str(toolkit.version), source, declared_text, mode)
+        facts = CudaFacts(str(toolkit.version), source, declared_text, mode, variant)
     # The pip wheels' nvcc.profile looks for libraries in lib64; the linker reads LIBRARY_PATH.
     library_path = str(Path(toolkit_environment["CUDAToolkit_ROOT"]) / "lib") if toolkit_environment else None
     return CudaPlan(

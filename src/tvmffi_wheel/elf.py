@@ -1,15 +1,17 @@
 """The facts about one ELF binary that the decisions need, read with pyelftools.
 
 Read: the dynamic section (NEEDED, SONAME, run paths), the dynamic symbol table and the
-GNU version sections (imports, exports, symbol versions), the headers of the CUDA fatbins
-in `.nv_fatbin` (never their payload), and `.comment` (the compilers). Nothing else of a
-(possibly very large) kernel library is touched.
+GNU version sections (imports, exports, symbol versions), the headers of the CUDA device
+code in `.nv_fatbin` and embedded in any other section (device_code.py; never the
+payload, though finding embedded code scans the sections' bytes), and `.comment` (the
+compilers). Nothing else of a (possibly very large) kernel library is interpreted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,17 +21,16 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
+from tvmffi_wheel.device_code import (
+    DamagedDeviceCode,
+    DeviceImage,
+    embedded_images,
+    fatbin_section,
+    find_candidates,
+)
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 ELF_MAGIC = b"\x7fELF"
-FATBIN_MAGIC = 0xBA55ED50
-# Fatbin entry kinds and flags, as nvcc writes them (checked against nvcc 13 output in
-# tests/unit/test_cuda.py): kind 1 is PTX, 2 a cubin (SASS); flag bits mark compression
-# and the `a` (arch-specific) and `f` (family) variants.
-_FATBIN_KINDS = {1: "ptx", 2: "sass"}
-_FLAG_COMPRESSED = 0x8000
-_FLAG_ARCH_SPECIFIC = 0x100000
-_FLAG_FAMILY = 0x200000
 
 # What reading a damaged ELF file raises, from pyelftools or from offsets that point nowhere
 # (the fuzz tests in tests/unit/test_fuzz.py found each of these).
@@ -54,35 +55,6 @@ class VersionNeed:
 
 
 @dataclasses.dataclass(frozen=True)
-class DeviceImage:
-    """One image in a CUDA fatbin: SASS for one GPU architecture, or PTX."""
-
-    kind: str  # "sass", "ptx", or "kind<N>" for others
-    arch: int  # e.g. 90
-    variant: str  # "", "a" or "f"
-    size: int  # bytes stored (compressed size when compressed)
-    compressed: bool
-
-    @property
-    def arch_name(self) -> str:
-        """`sm_90a` for SASS, `compute_120` for PTX: the names nvcc and CUDA use."""
-        prefix = "sm" if self.kind == "sass" else "compute"
-        return f"{prefix}_{self.arch}{self.variant}"
-
-    @property
-    def name(self) -> str:
-        return f"{self.kind.upper()} {self.arch_name}"
-
-
-def device_code_totals(images: tuple[DeviceImage, ...]) -> list[tuple[str, int]]:
-    """Bytes per image kind and architecture, summed over a binary's fatbins, sorted."""
-    totals: dict[str, int] = {}
-    for image in images:
-        totals[image.name] = totals.get(image.name, 0) + image.size
-    return sorted(totals.items())
-
-
-@dataclasses.dataclass(frozen=True)
 class ElfFacts:
     machine: str  # e_machine, e.g. "EM_X86_64"
     elf_class: int  # 32 or 64
@@ -94,7 +66,7 @@ class ElfFacts:
     python_c_api: tuple[str, ...]  # undefined CPython C API symbols, sorted
     undefined: frozenset[str]
     exported: frozenset[str]  # defined, global or weak, default or protected visibility
-    device_code: tuple[DeviceImage, ...] = ()  # CUDA fatbin images in .nv_fatbin
+    device_code: tuple[DeviceImage, ...] = ()  # CUDA device code, in .nv_fatbin or embedded anywhere
     compilers: tuple[str, ...] = ()  # .comment strings, e.g. "GCC: (Debian 12.2.0-14) 12.2.0"
     weak_undefined: frozenset[str] = frozenset()  # imports that may stay unresolved (STB_WEAK)
 
@@ -124,10 +96,14 @@ def _damaged(shown_as: str, err: Exception) -> TvmFfiWheelError:
     )
 
 
-def read_facts_from(elf: ELFFile, stream: BinaryIO, shown_as: str) -> ElfFacts:
+def read_facts_from(
+    elf: ELFFile, stream: BinaryIO, shown_as: str, device_candidates: Sequence[int] | None = None
+) -> ElfFacts:
     """Facts from an opened ELF file (on disk, or the sparse copy elf_stream keeps)."""
     try:
-        return _read(elf, stream)
+        return _read(elf, stream, device_candidates)
+    except DamagedDeviceCode as err:
+        raise TvmFfiWheelError(f"{shown_as}: {err}", "rebuild the binary, or remove the damaged device code") from None
     except ELF_READ_ERRORS as err:
         raise _damaged(shown_as, err) from None
 
@@ -136,40 +112,54 @@ def _split_paths(value: str) -> tuple[str, ...]:
     return tuple(entry for entry in value.split(":") if entry)
 
 
-def _read_fatbins(elf: ELFFile, stream: BinaryIO) -> tuple[DeviceImage, ...]:
-    """The images of every fatbin in .nv_fatbin, from their headers only (no payload is read)."""
-    section = elf.get_section_by_name(".nv_fatbin")
-    if section is None or section["sh_type"] == "SHT_NOBITS":
-        return ()
-    offset, end = section["sh_offset"], section["sh_offset"] + section["sh_size"]
-    images = []
-    while offset + 16 <= end:
+def _content_sections(elf: ELFFile) -> list[tuple[str, int, int]]:
+    """(name, start, end) of every section with bytes in the file, but .nv_fatbin."""
+    found = []
+    for section in elf.iter_sections():
+        start, size = section["sh_offset"], section["sh_size"]
+        if section["sh_type"] != "SHT_NOBITS" and size and start and section.name != ".nv_fatbin":
+            found.append((section.name, start, start + size))
+    return found
+
+
+def _scan(stream: BinaryIO, sections: list[tuple[str, int, int]]) -> list[int]:
+    """Where a fatbin or a cubin may start in the sections (the file reader's own scan)."""
+    candidates: list[int] = []
+    for _, start, end in sections:
+        offset = start
+        while offset < end:
+            stream.seek(offset)
+            data = stream.read(min(_SCAN_CHUNK + 3, end - offset))  # 3: a magic across chunks
+            candidates += find_candidates(data, offset)
+            offset += _SCAN_CHUNK
+    return candidates
+
+
+_SCAN_CHUNK = 1 << 20
+
+
+def _read_device_code(elf: ELFFile, stream: BinaryIO, candidates: Sequence[int] | None) -> tuple[DeviceImage, ...]:
+    """Device code in .nv_fatbin, and fatbins and cubins embedded in any other section.
+
+    ``candidates``: where one may start, as the stream reader found them while the file
+    streamed past; None to scan the sections here.
+    """
+
+    def read(offset: int, length: int) -> bytes:
         stream.seek(offset)
-        magic, _, header_size, body_size = struct.unpack("<IHHQ", stream.read(16))
-        if magic != FATBIN_MAGIC:
-            if magic == 0:  # alignment padding between fatbins
-                offset += 8
-                continue
-            raise ValueError(f"no fatbin header at offset {offset:#x} of .nv_fatbin")
-        entry, body_end = offset + header_size, offset + header_size + body_size
-        while entry + 48 <= body_end:
-            stream.seek(entry)
-            head = stream.read(48)
-            kind, _, entry_header_size, payload = struct.unpack_from("<HHIQ", head, 0)
-            (arch,) = struct.unpack_from("<I", head, 28)
-            (flags,) = struct.unpack_from("<Q", head, 40)
-            variant = "a" if flags & _FLAG_ARCH_SPECIFIC else "f" if flags & _FLAG_FAMILY else ""
-            images.append(DeviceImage(
-                kind=_FATBIN_KINDS.get(kind, f"kind{kind}"),
-                arch=arch,
-                variant=variant,
-                size=payload,
-                compressed=bool(flags & _FLAG_COMPRESSED),
-            ))
-            if entry_header_size == 0:
-                raise ValueError("fatbin entry with an empty header")
-            entry += entry_header_size + payload
-        offset = body_end
+        data = stream.read(length)
+        if len(data) != length:
+            raise DamagedDeviceCode(offset, "it is cut short")
+        return data
+
+    images: list[DeviceImage] = []
+    section = elf.get_section_by_name(".nv_fatbin")
+    if section is not None and section["sh_type"] != "SHT_NOBITS":
+        start = section["sh_offset"]
+        images += fatbin_section(read, start, start + section["sh_size"], ".nv_fatbin")
+    sections = _content_sections(elf)
+    found = _scan(stream, sections) if candidates is None else candidates
+    images += embedded_images(read, found, sections)
     return tuple(images)
 
 
@@ -181,7 +171,7 @@ def _read_comment(elf: ELFFile) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip() for t in texts if t.strip()))
 
 
-def _read(elf: ELFFile, stream: BinaryIO) -> ElfFacts:
+def _read(elf: ELFFile, stream: BinaryIO, device_candidates: Sequence[int] | None) -> ElfFacts:
     soname = None
     needed: list[str] = []
     rpath: tuple[str, ...] = ()
@@ -256,7 +246,7 @@ def _read(elf: ELFFile, stream: BinaryIO) -> ElfFacts:
         python_c_api=tuple(sorted(s for s in undefined if s.startswith(PYTHON_C_API_PREFIXES))),
         undefined=frozenset(undefined),
         exported=frozenset(exported),
-        device_code=_read_fatbins(elf, stream),
+        device_code=_read_device_code(elf, stream, device_candidates),
         compilers=_read_comment(elf),
         weak_undefined=frozenset(weak_undefined),
     )

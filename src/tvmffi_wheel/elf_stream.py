@@ -5,13 +5,14 @@ of megabytes of device code. So instead of unpacking it to disk for pyelftools, 
 only the byte ranges the facts need, chosen from the ELF and program headers at the start
 of the file: the first loadable segment (dynamic symbols, their strings and versions), the
 dynamic segment, the first bytes after the loaded segments (.comment), the section header
-table and what precedes it (.shstrtab), and the headers of every CUDA fatbin found on the
-way. pyelftools then reads that sparse copy. If it asks for a byte that was not kept (an
+table and what precedes it (.shstrtab), and the headers of the CUDA device code (fatbins
+and cubins) found on the way. pyelftools then reads that sparse copy. If it asks for a byte that was not kept (an
 unusual layout), the caller falls back to unpacking the member and reading it whole.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import io
 import itertools
@@ -21,10 +22,21 @@ from typing import BinaryIO, cast
 
 from elftools.elf.elffile import ELFFile
 
+from tvmffi_wheel.device_code import (
+    CUBIN_HEADER,
+    FATBIN_ENTRY_HEADER,
+    FATBIN_ENTRY_HEADER_KEPT,
+    FATBIN_HEADER,
+    DamagedDeviceCode,
+    DeviceImage,
+    embedded_images,
+    find_candidates,
+    is_fatbin_header,
+    ptx_image,
+)
 from tvmffi_wheel.elf import (
     ELF_MAGIC,
     ELF_READ_ERRORS,
-    FATBIN_MAGIC,
     ElfFacts,
     read_facts_from,
 )
@@ -32,8 +44,6 @@ from tvmffi_wheel.errors import TvmFfiWheelError
 
 _HEAD_LIMIT = 32 << 20  # a first segment larger than this is read from disk instead
 _WINDOW = 256 << 10  # kept after the loaded segments and before the section headers
-_FATBIN_MAGIC_BYTES = struct.pack("<I", FATBIN_MAGIC)
-_FATBIN_ENTRY_HEADER = 128  # more than any entry header nvcc writes (64 to 112 bytes)
 
 
 class NotCaptured(Exception):
@@ -82,7 +92,13 @@ class SparseFile(io.RawIOBase):
 
 
 class _Collector:
-    """Keeps wanted byte ranges of a stream; wants can be added while it streams."""
+    """Keeps wanted byte ranges of a stream; wants can be added while it streams.
+
+    The last bytes fed are remembered, so a want may start a little behind the stream
+    (a header that began in the previous chunk).
+    """
+
+    _RECENT = 64
 
     def __init__(self) -> None:
         self.position = 0
@@ -90,17 +106,31 @@ class _Collector:
         self._wants: list[tuple[int, int, int]] = []  # (start, end, id) heap
         self._open: dict[int, tuple[int, int, bytearray, Callable[[bytes], None] | None]] = {}
         self._next_id = 0
-        self.missed = False  # a want started before the stream position
+        self._recent = b""  # the last bytes fed, ending at position
+        self.missed = False  # a want started before what is remembered
 
     def want(self, start: int, length: int, done: Callable[[bytes], None] | None = None) -> None:
         if length <= 0:
             return
+        prefill = b""
         if start < self.position:
-            self.missed = True
+            recent_start = self.position - len(self._recent)
+            if start < recent_start:
+                self.missed = True
+                return
+            prefill = self._recent[start - recent_start :][:length]
+        if len(prefill) == length:
+            self._complete(start, prefill, done)
             return
         self._next_id += 1
-        self._open[self._next_id] = (start, start + length, bytearray(), done)
+        self._open[self._next_id] = (start, start + length, bytearray(prefill), done)
         heapq.heappush(self._wants, (start, start + length, self._next_id))
+
+    def _complete(self, start: int, data: bytes, done: Callable[[bytes], None] | None) -> None:
+        if len(data) > len(self.pieces.get(start, b"")):
+            self.pieces[start] = data
+        if done is not None:
+            done(data)
 
     def feed(self, chunk: bytes) -> None:
         chunk_start, chunk_end = self.position, self.position + len(chunk)
@@ -117,16 +147,13 @@ class _Collector:
                 if start + len(buffer) >= end:
                     active.remove(want_id)
                     del self._open[want_id]
-                    data = bytes(buffer)
-                    if len(data) > len(self.pieces.get(start, b"")):
-                        self.pieces[start] = data
-                    if done is not None:
-                        done(data)
+                    self._complete(start, bytes(buffer), done)
             if not (self._wants and self._wants[0][0] < chunk_end):
                 break
         for want_id in active:  # continues into the next chunk
             start, end, _, _ = self._open[want_id]
             heapq.heappush(self._wants, (start, end, want_id))
+        self._recent = (self._recent + chunk[-self._RECENT :])[-self._RECENT :]
         self.position = chunk_end
 
 
@@ -160,48 +187,49 @@ def _headers(head: bytes) -> tuple[str, dict[str, int], list[tuple[int, int, int
 _PT_LOAD, _PT_DYNAMIC = 1, 2
 
 
-class _FatbinHeaders:
-    """Asks a collector for the headers of every CUDA fatbin whose magic streams past.
+class _DeviceCodeHeaders:
+    """Notes where device code may start as the file streams past, and asks a collector for
+    the headers there: a cubin's ELF header, or a fatbin's header and then each entry
+    header in turn (each names the size of its payload, so the next one's offset).
 
-    A fatbin starts, 8-byte aligned, with its magic and sizes; its entries follow one
-    another, each header giving the size of its payload, so each wanted entry header
-    names the next one. Only little-endian files have fatbins.
+    Device code can sit anywhere, unaligned (tvm-ffi embeds it with `ld -r -b binary`), so
+    every fatbin or ELF magic is a candidate; device_code.py decides what it really is.
+    Only little-endian files carry device code.
     """
 
-    def __init__(self, collector: _Collector, after: int) -> None:
+    def __init__(self, collector: _Collector) -> None:
         self._collector = collector
-        self._after = after  # fatbins are never in the first loadable segment
         self._tail = b""  # the last bytes seen: a magic may straddle two chunks
+        self.candidates: list[int] = []
 
     def scan(self, chunk: bytes, chunk_start: int) -> None:
         if self._tail:
-            boundary_start = chunk_start - len(self._tail)
-            found = (self._tail + chunk[:3]).find(_FATBIN_MAGIC_BYTES)
-            if 0 <= found < len(self._tail):
-                self._magic_at(boundary_start + found)
-        found = chunk.find(_FATBIN_MAGIC_BYTES)
-        while found != -1:
-            self._magic_at(chunk_start + found)
-            found = chunk.find(_FATBIN_MAGIC_BYTES, found + 1)
+            boundary = self._tail + chunk[:3]
+            for found in find_candidates(boundary, chunk_start - len(self._tail)):
+                if found < chunk_start:  # starts in the previous chunk
+                    self._candidate(found)
+        for found in find_candidates(chunk, chunk_start):
+            self._candidate(found)
         self._tail = chunk[-3:]
 
-    def _magic_at(self, start: int) -> None:
-        if start % 8 == 0 and start >= self._after:
-            self._collector.want(start, 16, lambda header: self._container(start, header))
+    def _candidate(self, start: int) -> None:
+        self.candidates.append(start)
+        self._collector.want(start, CUBIN_HEADER, lambda head: self._container(start, head))
 
-    def _container(self, start: int, header: bytes) -> None:
-        _, _, header_size, body_size = struct.unpack_from("<IHHQ", header, 0)
-        self._entry(start + header_size, start + header_size + body_size)
+    def _container(self, start: int, head: bytes) -> None:
+        if is_fatbin_header(head):
+            (body,) = struct.unpack_from("<Q", head, 8)
+            self._entry(start + FATBIN_HEADER, start + FATBIN_HEADER + body)
 
     def _entry(self, at: int, end: int) -> None:
         def got(entry: bytes) -> None:
             _, _, entry_size, payload = struct.unpack_from("<HHIQ", entry, 0)
             following = at + entry_size + payload
-            if entry_size and following + 48 <= end:
+            if entry_size and following + FATBIN_ENTRY_HEADER <= end:
                 self._entry(following, end)
 
-        if at + 48 <= end:
-            self._collector.want(at, min(_FATBIN_ENTRY_HEADER, end - at), got)
+        if at + FATBIN_ENTRY_HEADER <= end:
+            self._collector.want(at, min(FATBIN_ENTRY_HEADER_KEPT, end - at), got)
 
 
 def _plan_ranges(head: bytes) -> tuple[_Collector, int] | None:
@@ -242,22 +270,56 @@ def read_streamed_facts(chunks: Iterable[bytes], shown_as: str) -> ElfFacts | No
     planned = _plan_ranges(head)
     if planned is None:
         return None
-    collector, first_segment_end = planned
+    collector, _ = planned
     little_endian = head[5:6] == b"\x01"
-    fatbins = _FatbinHeaders(collector, after=first_segment_end) if little_endian else None
+    device_code = _DeviceCodeHeaders(collector) if little_endian else None
     for chunk in itertools.chain([head], iterator):
-        if fatbins is not None:
-            fatbins.scan(chunk, collector.position)
+        if device_code is not None:
+            device_code.scan(chunk, collector.position)
         collector.feed(chunk)
     if collector.missed:
         return None
     sparse = SparseFile(collector.pieces, collector.position)
     stream = cast(BinaryIO, sparse)  # a read-only, seekable binary file: all pyelftools uses
+    candidates = device_code.candidates if device_code is not None else []
     try:
-        return read_facts_from(ELFFile(stream), stream, shown_as)
+        return read_facts_from(ELFFile(stream), stream, shown_as, candidates)
     except (NotCaptured, TvmFfiWheelError, *ELF_READ_ERRORS) as err:
         if sparse.missed:
             return None
         if isinstance(err, TvmFfiWheelError):
             raise
         raise TvmFfiWheelError(f"{shown_as} looks like an ELF file but cannot be read ({err})") from None
+
+
+def read_device_file(chunks: Iterable[bytes], shown_as: str, size: int) -> tuple[DeviceImage, ...]:
+    """The device code of a `.cubin`, `.fatbin` or `.ptx` file, from the bytes in order."""
+    iterator = iter(chunks)
+    if shown_as.endswith(".ptx"):
+        head = b""
+        for chunk in iterator:
+            head += chunk
+            if len(head) >= _PTX_HEAD:
+                break
+        image = ptx_image(head[:_PTX_HEAD].decode("utf-8", "replace"), size)
+        return (image,) if image is not None else ()
+    collector = _Collector()
+    headers = _DeviceCodeHeaders(collector)
+    for chunk in iterator:
+        headers.scan(chunk, collector.position)
+        collector.feed(chunk)
+    sparse = SparseFile(collector.pieces, collector.position)
+
+    def read(offset: int, length: int) -> bytes:
+        sparse.seek(offset)
+        return sparse.read(length)
+
+    try:
+        images = embedded_images(read, headers.candidates, [("file", 0, collector.position)])
+    except (NotCaptured, DamagedDeviceCode) as err:
+        damage = err if isinstance(err, DamagedDeviceCode) else "it is cut short"
+        raise TvmFfiWheelError(f"{shown_as}: {damage}", "rebuild it, or remove it from the wheel") from None
+    return tuple(image if image.section == "file" else dataclasses.replace(image, section="file") for image in images)
+
+
+_PTX_HEAD = 64 << 10  # `.target` comes in the first lines of a PTX file

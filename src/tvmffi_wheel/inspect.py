@@ -1,4 +1,5 @@
-"""Inspect: read a wheel once, yielding the ELF facts of every binary and every member's hash.
+"""Inspect: read a wheel once, yielding the ELF facts of every binary, the device code of
+every `.cubin`, `.fatbin` and `.ptx` file, and every member's hash.
 
 `repair` and `check` both start here, so they judge the same facts.
 """
@@ -9,8 +10,9 @@ import dataclasses
 import itertools
 from pathlib import Path
 
+from tvmffi_wheel.device_code import CUBIN_HEADER, DEVICE_FILE_SUFFIXES, DeviceImage, cubin_image
 from tvmffi_wheel.elf import ElfFacts, is_elf_header, read_elf_facts
-from tvmffi_wheel.elf_stream import read_streamed_facts
+from tvmffi_wheel.elf_stream import read_device_file, read_streamed_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.wheel_reader import Digest, Hasher, WheelArchive
 
@@ -57,10 +59,24 @@ class WheelBinary:
 
 
 @dataclasses.dataclass(frozen=True)
+class DeviceFile:
+    """CUDA device code shipped as a file: a `.cubin`, `.fatbin` or `.ptx`."""
+
+    path: str  # archive member name
+    images: tuple[DeviceImage, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class Inspection:
     binaries: list[WheelBinary]
     digests: dict[str, Digest]  # every member but RECORD, from its content
     record_problems: list[str]  # members whose content RECORD does not describe
+    device_files: list[DeviceFile] = dataclasses.field(default_factory=list)
+
+
+def _is_device_file(name: str, first: bytes) -> bool:
+    """A cubin (an ELF file for the GPU), or a file named like device code."""
+    return cubin_image(first[:CUBIN_HEADER], "file") is not None or name.endswith(DEVICE_FILE_SUFFIXES)
 
 
 def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) -> Inspection:
@@ -74,6 +90,7 @@ def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) 
     unpacker = Unpacker(archive, scratch)
     recorded = archive.record_rows()
     binaries: list[WheelBinary] = []
+    device_files: list[DeviceFile] = []
     digests: dict[str, Digest] = {}
     problems: list[str] = []
     for member in archive.members:
@@ -83,7 +100,11 @@ def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) 
         chunks = hasher.wrap(archive.stream(member, hashed=member.filename in recorded))
         first = next(chunks, b"")
         facts = None
-        if is_elf_header(first):
+        device_file = _is_device_file(member.filename, first)
+        if device_file:
+            images = read_device_file(itertools.chain([first], chunks), member.filename, member.file_size)
+            device_files.append(DeviceFile(member.filename, images))
+        elif is_elf_header(first):
             facts = read_streamed_facts(itertools.chain([first], chunks), member.filename)
         for _ in chunks:  # hash whatever the reader did not need
             pass
@@ -94,7 +115,7 @@ def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) 
         elif listed != (digest.hash, str(digest.size)):
             problems.append(f"{member.filename} does not match its RECORD hash and size")
         digests[member.filename] = digest
-        if is_elf_header(first):
+        if is_elf_header(first) and not device_file:
             if facts is None:
                 facts = read_elf_facts(unpacker.unpack(member.filename), member.filename)
             binaries.append(WheelBinary(member.filename, facts, unpacker))
@@ -106,4 +127,4 @@ def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) 
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
             "rebuild the wheel; do not edit a wheel's files in place",
         )
-    return Inspection(binaries, digests, problems)
+    return Inspection(binaries, digests, problems, device_files)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,11 @@ from tvmffi_wheel._auditwheel import PlatformPolicy, architecture_of, system_lib
 from tvmffi_wheel.abi import AbiRange, check_against_built, decide_abi_range, tvm_ffi_imports
 from tvmffi_wheel.abi_table import load_table
 from tvmffi_wheel.classify import Classifier, libs_folder
-from tvmffi_wheel.cuda import Architecture, CudaFacts, missing_device_code
-from tvmffi_wheel.elf import device_code_totals, read_elf_facts
+from tvmffi_wheel.cuda import Architecture, CudaFacts, missing_device_code, stray_device_code
+from tvmffi_wheel.device_code import DeviceImage, bytes_by_arch, describe, format_size, savings, size_findings
+from tvmffi_wheel.elf import read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError, info
-from tvmffi_wheel.inspect import WheelBinary, inspect_wheel
+from tvmffi_wheel.inspect import DeviceFile, WheelBinary, inspect_wheel
 from tvmffi_wheel.loader import check_loader_place, render_loader
 from tvmffi_wheel.plan import LibraryFinder, RepairPlan, plan_repair
 from tvmffi_wheel.platforms import check_architecture, wheel_architecture
@@ -37,12 +38,10 @@ from tvmffi_wheel.python_tag import choose_python_tag, python_c_api_users
 from tvmffi_wheel.requirements import pin_metadata, requirement_names, tvm_ffi_requirement
 from tvmffi_wheel.runpath import install_path
 from tvmffi_wheel.settings import RepairMode
+from tvmffi_wheel.variant import Variant, announce, file_name_part, metadata_field, with_fields
 from tvmffi_wheel.verify import verify_wheel
-from tvmffi_wheel.wheel_reader import WheelArchive, WheelName
+from tvmffi_wheel.wheel_reader import BUILD_FACTS_FILE, WheelArchive, WheelName
 from tvmffi_wheel.wheel_writer import WheelChanges, WheelWriter, rewrite_wheel_file
-
-BUILD_FACTS_FILE = "tvmffi_wheel.json"
-PYPI_SIZE_LIMIT_MB = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +61,8 @@ class RepairOptions:
     cuda_architectures: tuple[Architecture, ...] | None = None
     extra_requirements: tuple[str, ...] = ()  # Requires-Dist lines to add, e.g. NVIDIA's runtime
     max_wheel_size_mb: int = 0  # 0: no limit
+    variant: Variant | None = None  # a CUDA variant's name or version
+    strict_architectures: bool = False  # device code nothing declared is an error, not a warning
     build: BuildRecord | None = None  # None: built elsewhere; keep what the wheel recorded
     # The libtvm_ffi.so the wheel was built against (None: take its exports from the table).
     tvm_ffi_library: Path | None = None
@@ -135,64 +136,86 @@ def _apply(
     return replaced, added
 
 
-def _check_device_code(binaries: list[WheelBinary], declared: tuple[Architecture, ...] | None) -> None:
-    """Log each binary's device code inventory; fail when a declared architecture is missing."""
-    for binary in binaries:
-        inventory = binary.facts.device_code
-        if not inventory:
-            continue
-        shown = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for name, size in device_code_totals(inventory))
-        info(f"device code of {binary.path}: {shown}")
-        if declared is None:
-            continue
-        missing = missing_device_code(declared, inventory)
-        if missing:
-            raise TvmFfiWheelError(
-                f"{binary.path} lacks device code for {', '.join(missing)}, which "
-                f"cuda.architectures ({';'.join(str(a) for a in declared)}) declares",
-                "compile every CUDA target with CMAKE_CUDA_ARCHITECTURES (do not override "
-                "CUDA_ARCHITECTURES or pass -gencode flags per target), or declare what it has",
-            )
-
-
-def check_size(size: int, limit_mb: int) -> None:
-    megabytes = size / 1_000_000
-    if limit_mb and megabytes > limit_mb:
+def _check_inventory(shown: str, inventory: Sequence[DeviceImage], options: RepairOptions) -> None:
+    """Declared against found for one binary (or the wheel's device code files)."""
+    declared = options.cuda_architectures
+    if declared is None:
+        return
+    declared_text = ";".join(str(a) for a in declared)
+    missing = missing_device_code(declared, inventory)
+    if missing:
         raise TvmFfiWheelError(
-            f"the wheel is {megabytes:.1f} MB, over max-wheel-size-mb = {limit_mb}",
-            "ship fewer CUDA architectures, compress device code (cuda.compress), or raise the limit",
+            f"{shown} lacks device code for {', '.join(missing)}, which cuda.architectures "
+            f"({declared_text}) declares",
+            "compile every CUDA target with CMAKE_CUDA_ARCHITECTURES (do not override "
+            "CUDA_ARCHITECTURES or pass -gencode flags per target), or declare what it has",
         )
-    if megabytes > PYPI_SIZE_LIMIT_MB:
-        info(f"warning: the wheel is {megabytes:.1f} MB; PyPI refuses files over "
-             f"{PYPI_SIZE_LIMIT_MB} MB unless the project has a raised limit")
+    stray = stray_device_code(declared, inventory)
+    if not stray:
+        return
+    message = (f"{shown} has device code for {', '.join(stray)}, which cuda.architectures "
+               f"({declared_text}) does not declare")
+    fix = ("give every CUDA target and nvcc call the declared architectures (without -arch, nvcc "
+           "compiles for sm_52 on CUDA 12 and sm_75 on CUDA 13), or declare these")
+    if options.strict_architectures:
+        raise TvmFfiWheelError(message, fix)
+    info(f"warning: {message}; {fix} (cuda.strict-architectures = true makes this an error)")
+
+
+def _check_device_code(binaries: list[WheelBinary], files: list[DeviceFile], options: RepairOptions) -> None:
+    """Log the device code inventory and its size per architecture; check it against the
+    declared architectures, per binary and for the device code files together."""
+    for binary in binaries:
+        if binary.facts.device_code:
+            info(f"device code of {binary.path}: {describe(binary.facts.device_code)}")
+            _check_inventory(binary.path, binary.facts.device_code, options)
+    for file in files:
+        info(f"device code in {file.path}: {describe(file.images) or 'none that tvmffi-wheel can read'}")
+    if files:
+        shown = "the device code files (" + ", ".join(f.path for f in files) + ")"
+        _check_inventory(shown, [image for f in files for image in f.images], options)
+    everything = all_device_code(binaries, files)
+    if everything:
+        total = sum(image.size for image in everything)
+        by_arch = "; ".join(savings(bytes_by_arch(everything)))
+        info(f"device code in all: {format_size(total)}; by architecture: {by_arch}")
+
+
+def all_device_code(binaries: Sequence[WheelBinary], files: Sequence[DeviceFile]) -> list[DeviceImage]:
+    return [image for b in binaries for image in b.facts.device_code] + [i for f in files for i in f.images]
+
+
+def check_size(size: int, limit_mb: int, device_code: Sequence[DeviceImage] = ()) -> None:
+    problem, warning = size_findings(size, limit_mb, device_code)
+    if problem is not None:
+        raise TvmFfiWheelError(
+            problem, "ship fewer CUDA architectures, compress device code (cuda.compress), or raise the limit"
+        )
+    if warning is not None:
+        info(f"warning: {warning}")
 
 
 def build_facts_json(
-    options: RepairOptions, binaries: list[WheelBinary], platform: str, previous: Mapping[str, Any]
+    options: RepairOptions,
+    binaries: list[WheelBinary],
+    files: list[DeviceFile],
+    platform: str,
+    previous: Mapping[str, Any],
 ) -> str:
     """The dist-info file recording how the wheel was built, for whoever debugs it later."""
+    everything = all_device_code(binaries, files)
     facts = {
         **previous,  # what an earlier build recorded and this run cannot know (the toolkit)
         "generator": f"tvmffi-wheel {__version__}",
         "tvm_ffi_version": str(options.tvm_ffi_version),
         "platform": platform,
         "compilers": sorted({c for b in binaries for c in b.facts.compilers}),
-        "device_code": sorted({image.name for b in binaries for image in b.facts.device_code}),
+        "device_code": sorted({image.name for image in everything}),
+        "device_code_by_arch": bytes_by_arch(everything),
     }
     if options.build is not None:
         facts["cuda"] = options.build.cuda.to_json() if options.build.cuda is not None else None
     return json.dumps(facts, indent=2, sort_keys=True) + "\n"
-
-
-def _previous_facts(archive: WheelArchive) -> dict[str, Any]:
-    member = f"{archive.dist_info}/{BUILD_FACTS_FILE}"
-    if member not in archive.member_names:
-        return {}
-    try:
-        facts = json.loads(archive.read_text(member))
-    except ValueError:
-        return {}
-    return facts if isinstance(facts, dict) else {}
 
 
 def _built_against_exports(options: RepairOptions, arch: str) -> frozenset[str] | None:
@@ -234,7 +257,8 @@ def _abi_range(binaries: list[WheelBinary], options: RepairOptions) -> AbiRange 
 
 
 def loader_facts(
-    archive: WheelArchive, binaries: list[WheelBinary], metadata: str, platform: str, options: RepairOptions
+    wheel: WheelName, binaries: list[WheelBinary], files: list[DeviceFile], metadata: str, platform: str,
+    options: RepairOptions,
 ) -> dict[str, Any]:
     """The generated loader's BUILD: how the wheel was built, and where each library is."""
     requirement = tvm_ffi_requirement(metadata)
@@ -242,7 +266,7 @@ def loader_facts(
     libraries: dict[str, Any] = {}
     for binary in binaries:
         location, name = install_path(binary.path), posixpath.basename(binary.path)
-        vendored = binary.path.startswith(libs_folder(archive.name.distribution) + "/")
+        vendored = binary.path.startswith(libs_folder(wheel.distribution) + "/")
         if location is None or vendored or not (name.startswith("lib") and name.endswith(".so")):
             continue
         libraries[name[len("lib") : -len(".so")]] = {
@@ -251,13 +275,18 @@ def loader_facts(
             "device_code": sorted({image.arch_name for image in binary.facts.device_code}),
         }
     return {
-        "distribution": archive.name.distribution,
-        "version": archive.name.version,
+        "distribution": wheel.distribution,
+        "version": wheel.version,
         "generator": f"tvmffi-wheel {__version__}",
         "tvm_ffi_version": str(options.tvm_ffi_version),
         "tvm_ffi_requirement": str(requirement.specifier) if requirement is not None else "",
         "platform": platform,
         "libraries": libraries,
+        "device_files": {
+            posixpath.relpath(location, loader_folder): sorted({image.arch_name for image in file.images})
+            for file in files
+            if (location := install_path(file.path)) is not None
+        },
     }
 
 
@@ -266,6 +295,33 @@ def _describe_tag(plan: RepairPlan) -> str:
     if plan.tag_reason:
         line += f" (an older one is ruled out by {plan.tag_reason[0]})"
     return line
+
+
+@dataclasses.dataclass(frozen=True)
+class _Identity:
+    """Who the new wheel is: the input's name and version, or its CUDA variant's."""
+
+    name: WheelName  # the tags are still the input's
+    renames: dict[str, str]  # member-name prefixes to rename (.dist-info, .data)
+    fields: tuple[str, str] | None  # (Name, Version) for METADATA when they change
+
+    @property
+    def dist_info(self) -> str:
+        return f"{self.name.distribution}-{self.name.version}.dist-info"
+
+
+def _identity(archive: WheelArchive, variant: Variant | None) -> _Identity:
+    if variant is None:
+        return _Identity(archive.name, {}, None)
+    metadata = archive.dist_info_text("METADATA")
+    name = variant.distribution(metadata_field(metadata, "Name"))
+    version = variant.version(metadata_field(metadata, "Version"))
+    renamed = dataclasses.replace(archive.name, distribution=file_name_part(name), version=version)
+    old_data = archive.dist_info[: -len(".dist-info")] + ".data/"
+    new_data = f"{renamed.distribution}-{version}.data/"
+    renames = {f"{archive.dist_info}/": f"{renamed.distribution}-{version}.dist-info/", old_data: new_data}
+    announce(variant, name, version)
+    return _Identity(renamed, renames, (name, version))
 
 
 def repair_wheel(
@@ -277,12 +333,13 @@ def repair_wheel(
 ) -> Path:
     """Write the repaired, tagged, pinned and verified version of ``wheel`` into ``out_dir``."""
     with WheelArchive(wheel) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-wheel-") as tmp:
-        writer = WheelWriter(archive, out_dir)
+        identity = _identity(archive, options.variant)
+        writer = WheelWriter(archive, out_dir, identity.renames)
         try:
             writer.create()
             writer.copy_ahead()  # most members do not change: copy them while we inspect
-            final_name, changes = _repair(archive, options, prepared_metadata, Path(tmp))
-            check_size(writer.finish(changes), options.max_wheel_size_mb)
+            final_name, changes, device_code = _repair(archive, identity, options, prepared_metadata, Path(tmp))
+            check_size(writer.finish(changes), options.max_wheel_size_mb, device_code)
             out_path = out_dir / final_name.file_name
             writer.publish(out_path)
             return out_path
@@ -300,7 +357,8 @@ class _Decision:
 
 
 def _decide_and_patch(
-    archive: WheelArchive, binaries: list[WheelBinary], options: RepairOptions, metadata: str, scratch: Path
+    archive: WheelArchive, distribution: str, binaries: list[WheelBinary], options: RepairOptions,
+    metadata: str, scratch: Path,
 ) -> _Decision:
     platforms = archive.name.platforms
     if options.mode == "skip":
@@ -310,7 +368,7 @@ def _decide_and_patch(
         return _Decision(platforms, None, {}, {})
     classifier = Classifier.for_wheel(
         [(b.path, b.facts) for b in binaries],
-        distribution=archive.name.distribution,
+        distribution=distribution,
         excludes=options.excludes,
     )
     plan = plan_repair(
@@ -326,7 +384,7 @@ def _decide_and_patch(
 
 
 def _verify(
-    archive: WheelArchive, binaries: list[WheelBinary], decision: _Decision,
+    archive: WheelArchive, distribution: str, binaries: list[WheelBinary], decision: _Decision,
     python_tag: tuple[str, str], options: RepairOptions,
 ) -> None:
     final = [
@@ -337,7 +395,7 @@ def _verify(
     policy = decision.policy
     classifier = Classifier.for_wheel(
         [(b.path, b.facts) for b in final],
-        distribution=archive.name.distribution,
+        distribution=distribution,
         excludes=options.excludes,
         whitelist=policy.whitelist if policy is not None else frozenset(),
     )
@@ -355,8 +413,8 @@ def _verify(
 
 
 def _repair(
-    archive: WheelArchive, options: RepairOptions, prepared_metadata: str | None, scratch: Path
-) -> tuple[WheelName, WheelChanges]:
+    archive: WheelArchive, identity: _Identity, options: RepairOptions, prepared_metadata: str | None, scratch: Path
+) -> tuple[WheelName, WheelChanges, list[DeviceImage]]:
     if options.loader:
         check_loader_place(options.loader, archive.member_names, options.packages)
     inspection = inspect_wheel(archive, scratch / "wheel")
@@ -365,9 +423,10 @@ def _repair(
     python_tag, note = choose_python_tag(archive.name.python_tag, python_c_api_users(binaries))
     if note:
         info(note)
-    _check_device_code(binaries, options.cuda_architectures)
+    _check_device_code(binaries, inspection.device_files, options)
+    original = archive.dist_info_text("METADATA")
     metadata = pin_metadata(
-        archive.dist_info_text("METADATA"),
+        with_fields(original, *identity.fields) if identity.fields else original,
         options.tvm_ffi_version,
         abi=_abi_range(binaries, options),
         extra_requirements=options.extra_requirements,
@@ -375,13 +434,14 @@ def _repair(
     if prepared_metadata is not None and metadata != prepared_metadata:
         raise RuntimeError("the wheel's METADATA differs from the one prepared earlier")
 
-    decision = _decide_and_patch(archive, binaries, options, metadata, scratch)
-    _verify(archive, binaries, decision, python_tag, options)
-    final_name = archive.name.with_tags(python_tag, decision.platforms)
+    distribution = identity.name.distribution
+    decision = _decide_and_patch(archive, distribution, binaries, options, metadata, scratch)
+    _verify(archive, distribution, binaries, decision, python_tag, options)
+    final_name = identity.name.with_tags(python_tag, decision.platforms)
     dist_info = archive.dist_info
     new_files = {}
     if options.loader:
-        facts = loader_facts(archive, binaries, metadata, decision.platforms[0], options)
+        facts = loader_facts(final_name, binaries, inspection.device_files, metadata, decision.platforms[0], options)
         new_files[options.loader] = render_loader(facts)
         info(f"loader {options.loader} written for {', '.join(sorted(facts['libraries'])) or 'no library'}")
     changes = WheelChanges(
@@ -393,8 +453,8 @@ def _repair(
             f"{dist_info}/WHEEL": rewrite_wheel_file(archive.dist_info_text("WHEEL"), final_name),
             f"{dist_info}/METADATA": metadata,
             f"{dist_info}/{BUILD_FACTS_FILE}": build_facts_json(
-                options, binaries, decision.platforms[0], _previous_facts(archive)
+                options, binaries, inspection.device_files, decision.platforms[0], archive.build_facts()
             ),
         },
     )
-    return final_name, changes
+    return final_name, changes, all_device_code(binaries, inspection.device_files)

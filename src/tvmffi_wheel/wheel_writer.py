@@ -62,8 +62,8 @@ def _new_info(name: str, template: zipfile.ZipInfo) -> zipfile.ZipInfo:
     return info
 
 
-def _stored_copy_info(template: zipfile.ZipInfo) -> zipfile.ZipInfo:
-    info = _new_info(template.filename, template)
+def _stored_copy_info(name: str, template: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    info = _new_info(name, template)
     info.compress_type = template.compress_type
     info.CRC = template.CRC
     info.compress_size = template.compress_size
@@ -99,9 +99,11 @@ class WheelWriter:
     ``abort`` removes it. The caller checks the file in between (its size, say).
     """
 
-    def __init__(self, archive: WheelArchive, out_dir: Path) -> None:
+    def __init__(self, archive: WheelArchive, out_dir: Path, renames: Mapping[str, str] | None = None) -> None:
+        """``renames`` maps member-name prefixes (a .dist-info or .data folder) to new ones."""
         self._archive = archive
         self._out_dir = out_dir
+        self._renames = dict(renames or {})
         self.temp_path: Path | None = None
         self._open: _Open | None = None
         self._copied: list[str] = []  # members copied ahead, in order
@@ -125,11 +127,19 @@ class WheelWriter:
         prefix = self._archive.dist_info + "/"
         return [i for i in self._archive.members if not i.is_dir() and not i.filename.startswith(prefix)]
 
+    def _target(self, name: str) -> str:
+        """A member's name in the new wheel."""
+        for old, new in self._renames.items():
+            if name.startswith(old):
+                return new + name[len(old) :]
+        return name
+
     def _copy_stored(self, info: zipfile.ZipInfo) -> None:
         files = self._files()
         with damage_reported(self._archive.path):
             start = _zipraw.data_offset(files.source, info)
-            _zipraw.append_stored(files.zip, _stored_copy_info(info), files.source, start)
+            copy = _stored_copy_info(self._target(info.filename), info)
+            _zipraw.append_stored(files.zip, copy, files.source, start)
 
     def copy_ahead(self) -> None:
         def run() -> None:
@@ -175,14 +185,15 @@ class WheelWriter:
             if not changes.keeps(name):
                 break
             digest = changes.digests[name]
-            self._record.append((name, digest.hash, str(digest.size)))
+            self._record.append((self._target(name), digest.hash, str(digest.size)))
             kept += 1
         _zipraw.truncate(self._files().zip, kept)
         del self._copied[kept:]
         return kept
 
     def _put(self, template: zipfile.ZipInfo, source: IO[bytes], size_hint: int) -> None:
-        info = _new_info(template.filename, template)
+        name = self._target(template.filename)
+        info = _new_info(name, template)
         digest = hashlib.sha256()
         size = 0
         with self._files().zip.open(info, "w", force_zip64=size_hint >= zipfile.ZIP64_LIMIT) as sink:
@@ -190,7 +201,7 @@ class WheelWriter:
                 digest.update(block)
                 size += len(block)
                 sink.write(block)
-        self._record.append((template.filename, record_hash(digest), str(size)))
+        self._record.append((name, record_hash(digest), str(size)))
 
     def _put_file(self, template: zipfile.ZipInfo, path: Path) -> None:
         with path.open("rb") as stream:
@@ -208,7 +219,7 @@ class WheelWriter:
         elif info.filename in changes.digests:
             self._copy_stored(info)
             digest = changes.digests[info.filename]
-            self._record.append((info.filename, digest.hash, str(digest.size)))
+            self._record.append((self._target(info.filename), digest.hash, str(digest.size)))
         else:
             with damage_reported(self._archive.path), self._archive.open_member(info) as stream:
                 self._put(info, stream, info.file_size)
@@ -246,8 +257,9 @@ class WheelWriter:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerows(self._record)
-        writer.writerow((self._archive.record_name, "", ""))
-        self._files().zip.writestr(_new_info(self._archive.record_name, self._stamp()), buffer.getvalue())
+        record_name = self._target(self._archive.record_name)
+        writer.writerow((record_name, "", ""))
+        self._files().zip.writestr(_new_info(record_name, self._stamp()), buffer.getvalue())
 
     def publish(self, out_path: Path) -> None:
         """Give the finished file its name: the only step that makes it visible."""

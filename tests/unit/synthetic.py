@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tvmffi_wheel.elf import DeviceImage, ElfFacts, VersionNeed
+from tvmffi_wheel.device_code import DeviceImage
+from tvmffi_wheel.elf import ElfFacts, VersionNeed
 from tvmffi_wheel.inspect import WheelBinary
 
 WHITELIST = frozenset({"libc.so.6", "libstdc++.so.6", "libm.so.6", "libgcc_s.so.1"})

@@ -1,5 +1,6 @@
 """CUDA decisions, and fatbin inventories of libraries compiled here with nvcc."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from tvmffi_wheel.cuda import (
     missing_device_code,
     parse_architectures,
     plan_cuda,
+    stray_device_code,
     validate_architectures,
 )
-from tvmffi_wheel.elf import DeviceImage, read_elf_facts
+from tvmffi_wheel.device_code import DeviceImage
+from tvmffi_wheel.elf import read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.nvidia import library_folder, nvidia_library, runtime_requirement, wheel_for
 
@@ -69,6 +72,42 @@ def test_missing_device_code():
     declared = parse_architectures("75-real;90a-real;120-virtual")
     inventory = [DeviceImage("sass", 75, "", 10, False), DeviceImage("sass", 90, "", 10, False)]
     assert missing_device_code(declared, inventory) == ["SASS sm_90a", "PTX compute_120"]
+
+
+def test_stray_device_code_such_as_a_device_links_sm_52():
+    declared = parse_architectures("75-real;90-virtual")
+    inventory = [DeviceImage("sass", 75, "", 10, False), DeviceImage("ptx", 90, "", 10, False),
+                 DeviceImage("sass", 52, "", 10, False), DeviceImage("sass", 90, "", 10, False),
+                 DeviceImage("ptx", 75, "", 10, False)]
+    # SASS sm_90 is stray although PTX compute_90 is declared, and the other way round for 75.
+    assert stray_device_code(declared, inventory) == ["PTX compute_75", "SASS sm_52", "SASS sm_90"]
+
+
+def test_a_bare_cubin_counts_for_any_variant_a_fatbin_entry_only_for_its_own():
+    declared = parse_architectures("90a-real")
+    cubin = DeviceImage("sass", 90, "", 10, False, "file", variant_known=False)
+    fatbin_entry = DeviceImage("sass", 90, "", 10, False)
+    assert missing_device_code(declared, [cubin]) == [] and stray_device_code(declared, [cubin]) == []
+    assert missing_device_code(declared, [fatbin_entry]) == ["SASS sm_90a"]
+    assert stray_device_code(declared, [fatbin_entry]) == ["SASS sm_90"]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_stray_architecture_warns_or_with_strict_fails_the_build(capsys, strict):
+    from tvmffi_wheel.repair import RepairOptions, _check_inventory
+
+    options = RepairOptions(
+        mode="auto", excludes=(), plat="", tvm_ffi_version=Version("0.1.15"),
+        cuda_architectures=tuple(parse_architectures("75-real")), strict_architectures=strict,
+    )
+    inventory = [DeviceImage("sass", 75, "", 10, False), DeviceImage("sass", 52, "", 10, False)]
+    expected = "pkg/libk.so has device code for SASS sm_52, which cuda.architectures (75-real) does not declare"
+    if strict:
+        with pytest.raises(TvmFfiWheelError, match=re.escape(expected)):
+            _check_inventory("pkg/libk.so", inventory, options)
+    else:
+        _check_inventory("pkg/libk.so", inventory, options)
+        assert f"warning: {expected}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -174,14 +213,17 @@ def test_library_without_device_code_has_an_empty_inventory():
     assert facts.device_code == ()
 
 
-def test_pip_toolkit_wheels_for_cuda_13_and_12():
+def test_pip_toolkit_wheels_for_cuda_13_and_none_for_12():
     from tvmffi_wheel.cuda import pip_toolkit_requirements
 
     assert pip_toolkit_requirements("13.0") == [
         "nvidia-cuda-nvcc==13.0.*", "nvidia-nvvm==13.0.*", "nvidia-cuda-crt==13.0.*",
         "nvidia-cuda-cccl==13.0.*", "nvidia-cuda-runtime==13.0.*",
     ]
-    assert pip_toolkit_requirements("12.8")[0] == "nvidia-cuda-nvcc-cu12==12.8.*"
+    assert pip_toolkit_requirements("13.1")[0] == "nvidia-cuda-nvcc==13.1.*"
+    with pytest.raises(TvmFfiWheelError, match="no nvcc for CUDA 12 on PyPI") as refused:
+        pip_toolkit_requirements("12.8")
+    assert "/usr/local/cuda-12.8/bin/nvcc" in refused.value.fix
     with pytest.raises(TvmFfiWheelError, match="not a CUDA release"):
         pip_toolkit_requirements("thirteen")
 

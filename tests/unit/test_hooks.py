@@ -6,6 +6,7 @@ import os
 import pytest
 
 from tvmffi_wheel import build
+from tvmffi_wheel.cuda import available_cpus
 
 
 @pytest.fixture
@@ -83,8 +84,8 @@ def test_cudaflags_are_composed_in_cuda_py_and_joined_with_spaces(tmp_path, monk
     )
     assert cuda.compile_flags == ("--compress-mode=size",)
     prefix, project = tmp_path / "site-packages", tmp_path / "project"
-    appended, replaced = build.cmake_environment(prefix, project, cuda)
-    host = f"-ffile-prefix-map={prefix}=/site-packages -ffile-prefix-map={project.resolve()}=."
+    appended, replaced = build.cmake_environment(prefix, {prefix: "/site-packages", project: "."}, cuda)
+    host = f"-ffile-prefix-map={prefix.resolve()}=/site-packages -ffile-prefix-map={project.resolve()}=."
     expected = f"--compress-mode=size -Xcompiler={host.replace(' ', ' -Xcompiler=')}"
     assert appended["CUDAFLAGS"] == (" ", expected)
     assert appended["CFLAGS"] == appended["CXXFLAGS"] == (" ", host)
@@ -96,7 +97,7 @@ def test_cudaflags_are_composed_in_cuda_py_and_joined_with_spaces(tmp_path, monk
     monkeypatch.setenv("CUDAFLAGS", "-O3")
     monkeypatch.setenv("CUDAToolkit_ROOT", "/stale/cuda")
     monkeypatch.delenv("LIBRARY_PATH", raising=False)
-    appended, replaced = build.cmake_environment(prefix, project, pip_plan)
+    appended, replaced = build.cmake_environment(prefix, {prefix: "/site-packages", project: "."}, pip_plan)
     with build._changed_environment(appended, replaced):
         assert os.environ["CUDAFLAGS"] == f"-O3 {expected}"
         assert os.environ["CUDAToolkit_ROOT"] == "/pip/cu13"
@@ -117,7 +118,29 @@ def test_cuda_facts_are_typed_and_recorded_as_json(tmp_path):
     )
     assert cuda.facts is not None
     assert cuda.facts.to_json() == {
-        "toolkit": "13.0", "toolkit_source": "system", "architectures": "75-real;90-virtual", "runtime": "shared"
+        "toolkit": "13.0", "toolkit_source": "system", "architectures": "75-real;90-virtual", "runtime": "shared",
+        "variant": "none",
     }
-    assert cuda.compile_flags == ()
+    assert cuda.compile_flags == ("--threads", str(available_cpus()))  # two architectures
     assert cuda.extra_requirements == ("nvidia-cuda-runtime>=13.0,<14",)
+
+
+@pytest.mark.parametrize(
+    ("architectures", "threads", "user_flags", "expected"),
+    [
+        ("75-real", 0, "", ()),  # one architecture: nothing to parallelize
+        ("75-real;90-virtual", 1, "", ("--threads", "1")),
+        ("75-real;90-virtual", 0, "-O3 -t 4", ()),  # the user's own wins
+        ("all", 3, "", ("--threads", "3")),
+    ],
+)
+def test_nvcc_threads_for_several_architectures(tmp_path, architectures, threads, user_flags, expected):
+    from tvmffi_wheel.cuda import plan_cuda
+
+    nvcc = fake_nvcc(tmp_path / "toolkit")
+    cuda = plan_cuda(
+        architectures=architectures, allow_all=True, runtime="", compress=False, toolkit_source="system",
+        version="13.0", search_path=[], user_defines={}, environ={"CUDACXX": str(nvcc), "CUDAFLAGS": user_flags},
+        default_roots=(), threads=threads,
+    )
+    assert cuda.compile_flags == expected

@@ -1,8 +1,10 @@
 """`check`'s judgement of a wheel's contents, on synthetic facts."""
 
+import dataclasses
+
 from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
-from tvmffi_wheel.elf import DeviceImage
+from tvmffi_wheel.device_code import DeviceImage
 from tvmffi_wheel.report import WheelContents, floors, judge_wheel
 from tvmffi_wheel.wheel_reader import WheelName
 
@@ -99,14 +101,28 @@ def test_warnings_for_leaks_and_a_needless_cpython_tag():
     assert report.warnings[1].startswith("tagged cp311-cp311, but no binary uses the Python C API")
 
 
-def test_device_code_is_summed_per_image():
+def test_device_code_is_summed_per_image_and_place_and_priced_per_architecture():
     images = [DeviceImage("sass", 90, "", 100, True), DeviceImage("sass", 90, "", 50, True),
-              DeviceImage("ptx", 120, "", 10, True)]
+              DeviceImage("ptx", 120, "", 10, True), DeviceImage("sass", 75, "", 7, False, ".rodata")]
     report = judge(contents([kernel(device_code=images)]))
-    assert report.binaries[0].device_code == (("PTX compute_120", 10), ("SASS sm_90", 150))
-    assert report.to_json()["binaries"][0]["device_code"] == [
-        {"image": "PTX compute_120", "bytes": 10}, {"image": "SASS sm_90", "bytes": 150}
-    ]
+    assert report.binaries[0].device_code == (
+        ("PTX compute_120", 10, ".nv_fatbin"), ("SASS sm_75", 7, ".rodata"), ("SASS sm_90", 150, ".nv_fatbin")
+    )
+    data = report.to_json()
+    assert data["binaries"][0]["device_code"][1] == {"image": "SASS sm_75", "bytes": 7, "section": ".rodata"}
+    assert data["device_code_by_arch"] == {"compute_120": 10, "sm_75": 7, "sm_90": 150}
+    assert sum(data["device_code_by_arch"].values()) == sum(image.size for image in images)
+
+
+def test_the_declared_architectures_the_build_recorded_are_checked():
+    images = [DeviceImage("sass", 75, "", 100, True), DeviceImage("sass", 52, "", 10, True)]
+    wheel = contents([kernel(device_code=images)])
+    wheel = dataclasses.replace(wheel, build_facts={"cuda": {"architectures": "75-real;90-virtual"}})
+    report = judge(wheel)
+    assert report.problems == ("pkg/libk.so lacks device code for PTX compute_90, which the build declared "
+                               "(75-real;90-virtual)",)
+    assert report.warnings == ("pkg/libk.so has device code for SASS sm_52, which the build did not declare "
+                               "(75-real;90-virtual)",)
 
 
 def test_a_wheel_without_binaries():

@@ -82,6 +82,16 @@ def test_unsafe_member_names_are_refused(tmp_path):
         WheelArchive(path)
 
 
+def test_encrypted_member_is_refused_not_asked_a_password_for(tmp_path):
+    path = make_wheel(tmp_path)
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")  # the first central directory entry: demo/__init__.py
+    data[central + 8] |= 0x1  # general purpose flag bit 0: encrypted
+    path.write_bytes(bytes(data))
+    with pytest.raises(TvmFfiWheelError, match=r"encrypted member, demo/__init__\.py"):
+        WheelArchive(path)
+
+
 def test_written_wheel_has_a_correct_record_and_new_members(tmp_path):
     source = make_wheel(tmp_path)
     extra = tmp_path / "libextra.so"
