@@ -57,3 +57,9 @@ def median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def backend_wheel(folder: Path) -> Path:
+    """tvmffi-wheel's own wheel from this checkout, as a --find-links folder for isolated builds."""
+    subprocess.run([BIN / "python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", folder, REPO], check=True)
+    return folder

@@ -21,12 +21,11 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import BIN, REPO, machine, median, run_measured
+from _common import BIN, backend_wheel, machine, median, run_measured
 
 ARCHITECTURES = "75-real;80-real;90-real;120"  # SASS for four GPUs, PTX for newer ones
 SCCACHE_STATS = re.compile(r"sccache: \d+ compile requests, (\d+) cache hits, (\d+) misses")
@@ -98,12 +97,6 @@ def write_project(folder: Path, kernels: int) -> Path:
         width, element = 8 + 4 * (index // len(types)), types[index % len(types)]
         lines.append(f"template __global__ void stencil<{width}, {element}>(const {element}*, {element}*, int64_t);")
     (folder / "src" / "kernels.cu").write_text("\n".join(lines) + "\n")
-    return folder
-
-
-def backend_wheel(folder: Path) -> Path:
-    """tvmffi-wheel's own wheel from this checkout, for the isolated builds to install."""
-    subprocess.run([BIN / "python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", folder, REPO], check=True)
     return folder
 
 

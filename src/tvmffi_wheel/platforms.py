@@ -87,6 +87,18 @@ def check_architecture(platforms: Sequence[str], binaries: Sequence[WheelBinary]
             )
 
 
+def check_built_for(arch: str, binaries: Sequence[WheelBinary]) -> None:
+    """Every binary is built for ``arch``, the architecture the build targeted."""
+    for binary in binaries:
+        built_for = architecture_of(binary.facts.machine, binary.facts.elf_class) or binary.facts.machine
+        if built_for != arch:
+            raise TvmFfiWheelError(
+                f"the build targeted {arch}, but {binary.path} is built for {built_for}",
+                "let CMake's compilers build every binary (a compiler or prebuilt library named in "
+                "CMakeLists.txt escapes the toolchain tvmffi-wheel sets)",
+            )
+
+
 def policy_named(name: str, arch: str) -> PlatformPolicy:
     """The policy the `plat` option names, with or without the architecture suffix."""
     policies = manylinux_policies(arch)

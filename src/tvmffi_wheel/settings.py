@@ -30,6 +30,8 @@ CudaRuntimeOption = Literal["", "static", "shared", "none"]
 CudaToolkitOption = Literal["", "system", "pip"]
 CudaVariant = Literal["none", "name", "local"]
 CompilerCache = Literal["none", "sccache", "ccache"]
+Toolchain = Literal["system", "zig"]
+TargetArch = Literal["", "x86_64", "aarch64"]
 
 
 def _option(key: str, default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:
@@ -66,6 +68,29 @@ class Settings:
         0,
         "Fail the build when the wheel is larger than this many MB (0: no limit). Above 100 "
         "MB, PyPI's default file limit, a warning is printed either way.",
+    )
+    toolchain: Toolchain = _option(
+        "toolchain",
+        "system",
+        "The C and C++ compilers. `system`: CMake's usual choice (CC, CXX, PATH), building for this "
+        "machine's glibc and architecture. `zig`: zig's clang from PyPI (`ziglang`, added to the "
+        "build requirements), building against the glibc named by `glibc` and for `arch` from any "
+        "Linux host, with LLVM's libc++ linked in statically; not for CUDA sources.",
+        choices=get_args(Toolchain),
+    )
+    glibc: str = _option(
+        "glibc",
+        "",
+        "The oldest glibc the binaries may need, with `toolchain = \"zig\"`: 2.17 (manylinux2014) "
+        "or newer, e.g. `2.28`. Empty: 2.17. The tag is still proven from the binaries' symbols.",
+    )
+    arch: TargetArch = _option(
+        "arch",
+        "",
+        "The architecture to build for. Another than this machine's needs `toolchain = \"zig\"`; "
+        "for it, the apache-tvm-ffi wheel of that architecture (same version) is downloaded with "
+        "pip and CMake links its libtvm_ffi.so. Empty: this machine's.",
+        choices=get_args(TargetArch),
     )
     cache: CompilerCache = _option(
         "cache",

@@ -1,0 +1,69 @@
+"""Building example_project with zig (glibc 2.17, and aarch64) against the system's gcc.
+
+Every build is an isolated `pip wheel` of the same checkout, as users and cibuildwheel run
+it. "Cold" is a machine's first zig build: an empty cache folder (XDG_CACHE_HOME, where zig
+keeps the libc++ and C runtime it builds for a target, and tvmffi-wheel its copy of zig);
+"warm" is the next build with that folder. pip's own download cache is warmed first, so
+no round pays for downloads.
+
+    python benchmarks/bench_zig.py --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from _common import BIN, REPO, backend_wheel, machine, median, run_measured
+
+VARIANTS = {
+    "gcc (system)": [],
+    "zig, x86_64, glibc 2.17": ["-C", "tvmffi-wheel.toolchain=zig"],
+    "zig, aarch64, glibc 2.17": ["-C", "tvmffi-wheel.toolchain=zig", "-C", "tvmffi-wheel.arch=aarch64"],
+}
+
+
+def build(project: Path, out: Path, env: dict[str, str], options: list[str]) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    command: list[str | Path] = [BIN / "python", "-m", "pip", "wheel", "--no-deps", "-w", out, *options, project]
+    seconds, _, _ = run_measured(command, env=env)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="bench-zig-") as tmp_text:
+        tmp = Path(tmp_text)
+        project = tmp / "example_project"
+        shutil.copytree(REPO / "example_project", project, ignore=shutil.ignore_patterns("build"))
+        backend = backend_wheel(tmp / "backend")
+        # pip's cache stays put (it would follow XDG_CACHE_HOME): only zig's caches start empty.
+        env = dict(os.environ, PIP_FIND_LINKS=str(backend), PIP_DISABLE_PIP_VERSION_CHECK="1",
+                   PIP_CACHE_DIR=str(tmp / "pip-cache"))
+        out = tmp / "dist"
+        for options in VARIANTS.values():  # pip's download cache, and nothing else, warmed
+            build(project, out, dict(env, XDG_CACHE_HOME=str(tmp / "warm-up")), options)
+        shutil.rmtree(tmp / "warm-up")
+        times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in VARIANTS}
+        for round_ in range(args.rounds):
+            for name, options in VARIANTS.items():
+                caches = tmp / f"cache-{round_}-{len(times[name][0])}-{name.split()[0]}"
+                cache_env = dict(env, XDG_CACHE_HOME=str(caches))
+                cold = build(project, out, cache_env, options)
+                warm = build(project, out, cache_env, options)
+                times[name][0].append(cold)
+                times[name][1].append(warm)
+                shutil.rmtree(caches, ignore_errors=True)
+                print(f"  round {round_ + 1}: {name}: cold {cold:.1f} s, warm {warm:.1f} s")
+        for name, (cold_times, warm_times) in times.items():
+            print(f"{name}: cold {median(cold_times):.1f} s, warm {median(warm_times):.1f} s")
+
+
+if __name__ == "__main__":
+    main()

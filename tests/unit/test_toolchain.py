@@ -1,0 +1,158 @@
+"""toolchain = zig: the checks before anything compiles, zig's glibc list, the toolchain file."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.version import Version
+
+from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.toolchain import (
+    ToolchainPlan,
+    check_toolchain_settings,
+    host_architecture,
+    plan_toolchain,
+    stable_zig,
+    write_toolchain_file,
+    zig_glibc_versions,
+)
+
+HOST = host_architecture()
+OTHER = "aarch64" if HOST == "x86_64" else "x86_64"
+
+# What `zig targets` prints, cut down: ZON, not JSON.
+TARGETS = """.{
+    .arch = .{ "aarch64", "x86_64", },
+    .glibc = .{
+        "2.16.0",
+        "2.17.0",
+        "2.28.0",
+        "2.44.0",
+    },
+    .cpus = .{ .x86_64 = .{ .znver4 = .{ "adx", }, }, },
+}
+"""
+
+
+def fake_zig(folder: Path) -> Path:
+    """A `ziglang` package whose zig answers `targets` and `version` like zig 0.17."""
+    package = folder / "ziglang"
+    package.mkdir(parents=True)
+    (package / "targets.zon").write_text(TARGETS)
+    zig = package / "zig"
+    zig.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = targets ]; then cat {package / "targets.zon"}; exit 0; fi\n'
+        'if [ "$1" = version ]; then echo 0.17.1; exit 0; fi\n'
+        "exit 1\n"
+    )
+    zig.chmod(0o755)
+    (package / "lib").mkdir()
+    (package / "lib" / "libc.txt").write_text("zig's lib folder\n")
+    return zig
+
+
+def plan(tmp_path: Path, **overrides) -> ToolchainPlan:
+    arguments: dict[str, Any] = {
+        "toolchain": "zig", "arch": "", "glibc": "", "uses_cuda": False, "user_defines": {}, "environ": {},
+        "search_path": [str(tmp_path)],
+    } | overrides
+    return plan_toolchain(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"toolchain": "system", "arch": OTHER}, f"arch = '{OTHER}' on this {HOST} machine needs toolchain = \"zig\""),
+        ({"toolchain": "system", "glibc": "2.28"}, "glibc = '2.28' needs toolchain = \"zig\""),
+        ({"toolchain": "zig", "uses_cuda": True}, 'toolchain = "zig" cannot build CUDA'),
+        ({"toolchain": "zig", "glibc": "2.16"}, "glibc = '2.16' is older than 2.17"),
+        ({"toolchain": "zig", "glibc": "2"}, "glibc = '2' is not a glibc version"),
+        ({"toolchain": "zig", "glibc": "latest"}, "glibc = 'latest' is not a glibc version"),
+    ],
+)
+def test_refused_before_anything_is_installed(settings, message):
+    arguments = {"arch": "", "glibc": "", "uses_cuda": False} | settings
+    with pytest.raises(TvmFfiWheelError) as refused:
+        check_toolchain_settings(**arguments)
+    assert message in refused.value.problem
+
+
+def test_the_defaults_and_a_native_system_build_pass():
+    check_toolchain_settings("system", "", "", uses_cuda=True)
+    check_toolchain_settings("system", HOST, "", uses_cuda=False)
+    check_toolchain_settings("zig", OTHER, "2.28", uses_cuda=False)
+
+
+def test_cuda_with_zig_points_at_a_manylinux_container():
+    with pytest.raises(TvmFfiWheelError) as refused:
+        check_toolchain_settings("zig", "", "", uses_cuda=True)
+    assert "manylinux" in refused.value.fix and 'toolchain = "system"' in refused.value.fix
+
+
+def test_zigs_glibc_list_is_read_from_its_targets(tmp_path):
+    zig = fake_zig(tmp_path)
+    assert zig_glibc_versions(zig) == (Version("2.16"), Version("2.17"), Version("2.28"), Version("2.44"))
+
+
+def test_plan_targets_the_default_glibc_2_17_and_the_host(tmp_path):
+    fake_zig(tmp_path)
+    chosen = plan(tmp_path)
+    assert (chosen.target, chosen.cross) == (f"{HOST}-linux-gnu.2.17", False)
+    other = plan(tmp_path, arch=OTHER, glibc="2.28")
+    assert (other.target, other.cross) == (f"{OTHER}-linux-gnu.2.28", True)
+
+
+def test_a_glibc_zig_does_not_know_is_refused_with_its_range(tmp_path):
+    fake_zig(tmp_path)
+    with pytest.raises(TvmFfiWheelError) as refused:
+        plan(tmp_path, glibc="2.18")
+    assert refused.value.problem == "glibc = '2.18': zig cannot target it (it knows glibc 2.16 to 2.44)"
+
+
+def test_missing_zig_and_a_users_toolchain_are_refused(tmp_path):
+    with pytest.raises(TvmFfiWheelError, match="ziglang package is not installed"):
+        plan(tmp_path)
+    fake_zig(tmp_path)
+    with pytest.raises(TvmFfiWheelError, match="sets CMAKE_TOOLCHAIN_FILE, which the project"):
+        plan(tmp_path, user_defines={"CMAKE_TOOLCHAIN_FILE": "/x.cmake"})
+    with pytest.raises(TvmFfiWheelError, match="sets CMAKE_CXX_COMPILER"):
+        plan(tmp_path, environ={"CMAKE_CXX_COMPILER": "g++"})
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_toolchain_file_and_wrappers(tmp_path, cross):
+    fake_zig(tmp_path / "env")
+    chosen = plan(tmp_path / "env", arch=OTHER if cross else "", glibc="2.28")
+    toolchain_file = write_toolchain_file(chosen, tmp_path / "zig", {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    text = toolchain_file.read_text()
+    assert ("set(CMAKE_SYSTEM_NAME Linux)" in text) == cross
+    assert (f"set(CMAKE_SYSTEM_PROCESSOR {OTHER})" in text) == cross
+    stable = tmp_path / "cache" / "tvmffi-wheel" / "zig"
+    (copy,) = stable.iterdir()
+    cxx = (tmp_path / "zig" / "c++").read_text()
+    assert f"exec {copy}/zig c++ -target {chosen.target} \"$@\"" in cxx
+    assert os.access(tmp_path / "zig" / "c++", os.X_OK)
+    assert f'set(CMAKE_AR "{tmp_path / "zig" / "ar"}" CACHE FILEPATH "zig")' in text
+    assert "CMAKE_CUDA_HOST_COMPILER" in text
+
+
+def test_zig_is_copied_once_to_a_stable_path_even_by_concurrent_builds(tmp_path):
+    zig = fake_zig(tmp_path / "build-env-1")
+    environ = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    found: list[Path] = []
+    threads = [threading.Thread(target=lambda: found.append(stable_zig(zig, environ))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(found)) == 1 and found[0].is_file()
+    assert (found[0].parent / "lib" / "libc.txt").read_text() == "zig's lib folder\n"
+    # Another build environment with the same zig release runs the same copy.
+    assert stable_zig(fake_zig(tmp_path / "build-env-2"), environ) == found[0]
+    leftovers = [p.name for p in (tmp_path / "cache" / "tvmffi-wheel" / "zig").iterdir()]
+    assert leftovers == [found[0].parent.name]
