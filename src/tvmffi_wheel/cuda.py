@@ -251,6 +251,28 @@ def stray_device_code(declared: Sequence[Architecture], inventory: Sequence[Devi
     return sorted(stray)
 
 
+@dataclasses.dataclass(frozen=True)
+class InventoryMismatch:
+    """Where device code and the declared architectures disagree."""
+
+    where: str  # a binary, or the device code files
+    missing: list[str]  # declared, not found: an error
+    stray: list[str]  # found, not declared: a warning (an error when strict)
+
+
+def compare_inventory(
+    declared: Sequence[Architecture], groups: Sequence[tuple[str, Sequence[DeviceImage]]]
+) -> list[InventoryMismatch]:
+    """Declared against found for each group of device code (see inspect.device_code_groups):
+    the one comparison that the build and `check` report, each in its own words."""
+    mismatches = []
+    for where, images in groups:
+        missing, stray = missing_device_code(declared, images), stray_device_code(declared, images)
+        if missing or stray:
+            mismatches.append(InventoryMismatch(where, missing, stray))
+    return mismatches
+
+
 # --------------------------------------------------------------------------- the build
 
 

@@ -71,14 +71,6 @@ class DamagedDeviceCode(ValueError):
         self.offset = offset
 
 
-def device_code_totals(images: Iterable[DeviceImage]) -> list[tuple[str, int]]:
-    """Bytes per image kind and architecture, summed, sorted."""
-    totals: dict[str, int] = {}
-    for image in images:
-        totals[image.name] = totals.get(image.name, 0) + image.size
-    return sorted(totals.items())
-
-
 def bytes_by_arch(images: Iterable[DeviceImage]) -> dict[str, int]:
     """Bytes per SASS architecture and PTX version: `{"sm_75": ..., "compute_90": ...}`."""
     totals: dict[str, int] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 
 from tvmffi_wheel.device_code import CUBIN_HEADER, DEVICE_FILE_SUFFIXES, DeviceImage, cubin_image
@@ -64,6 +65,24 @@ class DeviceFile:
 
     path: str  # archive member name
     images: tuple[DeviceImage, ...]
+
+
+def all_device_code(binaries: Sequence[WheelBinary], files: Sequence[DeviceFile]) -> list[DeviceImage]:
+    """Every image of device code in the wheel: in its binaries and in its device code files."""
+    return [image for b in binaries for image in b.facts.device_code] + [i for f in files for i in f.images]
+
+
+def device_code_groups(
+    binaries: Sequence[WheelBinary], files: Sequence[DeviceFile]
+) -> list[tuple[str, list[DeviceImage]]]:
+    """(where, images) for each piece that must cover the declared architectures on its own:
+    each binary with device code, and the device code files together (a package may ship
+    one file per architecture)."""
+    groups = [(b.path, list(b.facts.device_code)) for b in binaries if b.facts.device_code]
+    if files:
+        where = "the device code files (" + ", ".join(f.path for f in files) + ")"
+        groups.append((where, [image for f in files for image in f.images]))
+    return groups
 
 
 @dataclasses.dataclass(frozen=True)

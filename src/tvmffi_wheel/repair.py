@@ -26,11 +26,11 @@ from tvmffi_wheel._auditwheel import PlatformPolicy, architecture_of, system_lib
 from tvmffi_wheel.abi import AbiRange, check_against_built, decide_abi_range, tvm_ffi_imports
 from tvmffi_wheel.abi_table import load_table
 from tvmffi_wheel.classify import Classifier, libs_folder
-from tvmffi_wheel.cuda import Architecture, CudaFacts, missing_device_code, stray_device_code
+from tvmffi_wheel.cuda import Architecture, CudaFacts, compare_inventory
 from tvmffi_wheel.device_code import DeviceImage, bytes_by_arch, describe, format_size, savings, size_findings
 from tvmffi_wheel.elf import read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError, info
-from tvmffi_wheel.inspect import DeviceFile, WheelBinary, inspect_wheel
+from tvmffi_wheel.inspect import DeviceFile, WheelBinary, all_device_code, device_code_groups, inspect_wheel
 from tvmffi_wheel.loader import check_loader_place, render_loader
 from tvmffi_wheel.plan import LibraryFinder, RepairPlan, plan_repair
 from tvmffi_wheel.platforms import check_architecture, check_built_for, wheel_architecture
@@ -141,53 +141,38 @@ def _apply(
     return replaced, added
 
 
-def _check_inventory(shown: str, inventory: Sequence[DeviceImage], options: RepairOptions) -> None:
-    """Declared against found for one binary (or the wheel's device code files)."""
-    declared = options.cuda_architectures
-    if declared is None:
-        return
-    declared_text = ";".join(str(a) for a in declared)
-    missing = missing_device_code(declared, inventory)
-    if missing:
-        raise TvmFfiWheelError(
-            f"{shown} lacks device code for {', '.join(missing)}, which cuda.architectures "
-            f"({declared_text}) declares",
-            "compile every CUDA target with CMAKE_CUDA_ARCHITECTURES (do not override "
-            "CUDA_ARCHITECTURES or pass -gencode flags per target), or declare what it has",
-        )
-    stray = stray_device_code(declared, inventory)
-    if not stray:
-        return
-    message = (f"{shown} has device code for {', '.join(stray)}, which cuda.architectures "
-               f"({declared_text}) does not declare")
-    fix = ("give every CUDA target and nvcc call the declared architectures (without -arch, nvcc "
-           "compiles for sm_52 on CUDA 12 and sm_75 on CUDA 13), or declare these")
-    if options.strict_architectures:
-        raise TvmFfiWheelError(message, fix)
-    info(f"warning: {message}; {fix} (cuda.strict-architectures = true makes this an error)")
-
-
 def _check_device_code(binaries: list[WheelBinary], files: list[DeviceFile], options: RepairOptions) -> None:
     """Log the device code inventory and its size per architecture; check it against the
-    declared architectures, per binary and for the device code files together."""
+    declared architectures."""
     for binary in binaries:
         if binary.facts.device_code:
             info(f"device code of {binary.path}: {describe(binary.facts.device_code)}")
-            _check_inventory(binary.path, binary.facts.device_code, options)
     for file in files:
         info(f"device code in {file.path}: {describe(file.images) or 'none that tvmffi-wheel can read'}")
-    if files:
-        shown = "the device code files (" + ", ".join(f.path for f in files) + ")"
-        _check_inventory(shown, [image for f in files for image in f.images], options)
     everything = all_device_code(binaries, files)
     if everything:
         total = sum(image.size for image in everything)
         by_arch = "; ".join(savings(bytes_by_arch(everything)))
         info(f"device code in all: {format_size(total)}; by architecture: {by_arch}")
-
-
-def all_device_code(binaries: Sequence[WheelBinary], files: Sequence[DeviceFile]) -> list[DeviceImage]:
-    return [image for b in binaries for image in b.facts.device_code] + [i for f in files for i in f.images]
+    declared = options.cuda_architectures
+    if declared is None:
+        return
+    declared_text = ";".join(str(a) for a in declared)
+    for mismatch in compare_inventory(declared, device_code_groups(binaries, files)):
+        if mismatch.missing:
+            raise TvmFfiWheelError(
+                f"{mismatch.where} lacks device code for {', '.join(mismatch.missing)}, which "
+                f"cuda.architectures ({declared_text}) declares",
+                "compile every CUDA target with CMAKE_CUDA_ARCHITECTURES (do not override "
+                "CUDA_ARCHITECTURES or pass -gencode flags per target), or declare what it has",
+            )
+        message = (f"{mismatch.where} has device code for {', '.join(mismatch.stray)}, which "
+                   f"cuda.architectures ({declared_text}) does not declare")
+        fix = ("give every CUDA target and nvcc call the declared architectures (without -arch, nvcc "
+               "compiles for sm_52 on CUDA 12 and sm_75 on CUDA 13), or declare these")
+        if options.strict_architectures:
+            raise TvmFfiWheelError(message, fix)
+        info(f"warning: {message}; {fix} (cuda.strict-architectures = true makes this an error)")
 
 
 def check_size(size: int, limit_mb: int, device_code: Sequence[DeviceImage] = ()) -> None:
@@ -203,20 +188,19 @@ def check_size(size: int, limit_mb: int, device_code: Sequence[DeviceImage] = ()
 def build_facts_json(
     options: RepairOptions,
     binaries: list[WheelBinary],
-    files: list[DeviceFile],
+    device_code: Sequence[DeviceImage],
     platform: str,
     previous: Mapping[str, Any],
 ) -> str:
     """The dist-info file recording how the wheel was built, for whoever debugs it later."""
-    everything = all_device_code(binaries, files)
     facts = {
         **previous,  # what an earlier build recorded and this run cannot know (the toolkit)
         "generator": f"tvmffi-wheel {__version__}",
         "tvm_ffi_version": str(options.tvm_ffi_version),
         "platform": platform,
         "compilers": sorted({c for b in binaries for c in b.facts.compilers}),
-        "device_code": sorted({image.name for image in everything}),
-        "device_code_by_arch": bytes_by_arch(everything),
+        "device_code": sorted({image.name for image in device_code}),
+        "device_code_by_arch": bytes_by_arch(device_code),
     }
     if options.build is not None:
         facts["cuda"] = options.build.cuda.to_json() if options.build.cuda is not None else None
@@ -458,6 +442,7 @@ def _repair(
     _verify(archive, distribution, binaries, decision, python_tag, options)
     final_name = identity.name.with_tags(python_tag, decision.platforms)
     dist_info = archive.dist_info
+    device_code = all_device_code(binaries, inspection.device_files)
     new_files = {}
     if options.loader:
         facts = loader_facts(final_name, binaries, inspection.device_files, metadata, decision.platforms[0], options)
@@ -472,8 +457,8 @@ def _repair(
             f"{dist_info}/WHEEL": rewrite_wheel_file(archive.dist_info_text("WHEEL"), final_name),
             f"{dist_info}/METADATA": metadata,
             f"{dist_info}/{BUILD_FACTS_FILE}": build_facts_json(
-                options, binaries, inspection.device_files, decision.platforms[0], archive.build_facts()
+                options, binaries, device_code, decision.platforms[0], archive.build_facts()
             ),
         },
     )
-    return final_name, changes, all_device_code(binaries, inspection.device_files)
+    return final_name, changes, device_code

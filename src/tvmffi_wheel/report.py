@@ -18,11 +18,10 @@ from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
 from tvmffi_wheel.abi import ReleaseCheck, tvm_ffi_imports
 from tvmffi_wheel.abi_table import load_table
 from tvmffi_wheel.classify import Classifier, Kind
-from tvmffi_wheel.cuda import Architecture, missing_device_code, parse_architectures, stray_device_code
+from tvmffi_wheel.cuda import Architecture, compare_inventory, parse_architectures
 from tvmffi_wheel.device_code import (
     bytes_by_arch,
     describe_totals,
-    device_code_totals,
     format_size,
     savings,
     size_findings,
@@ -30,7 +29,7 @@ from tvmffi_wheel.device_code import (
 )
 from tvmffi_wheel.elf import ElfFacts, read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspect import DeviceFile, WheelBinary, inspect_wheel
+from tvmffi_wheel.inspect import DeviceFile, WheelBinary, all_device_code, device_code_groups, inspect_wheel
 from tvmffi_wheel.platforms import (
     best_fitting_policy,
     check_architecture,
@@ -74,7 +73,7 @@ class WheelReport:
     problems: tuple[str, ...]
     warnings: tuple[str, ...]
     tvm_ffi_releases: tuple[ReleaseCheck, ...] = ()  # the known releases the requirement admits
-    device_files: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()  # (path, (image, bytes))
+    device_files: tuple[tuple[str, tuple[tuple[str, int, str], ...]], ...] = ()  # (path, totals_by_place)
     device_code_by_arch: dict[str, int] = dataclasses.field(default_factory=dict)
     wheel_bytes: int = 0
 
@@ -90,7 +89,7 @@ class WheelReport:
             binary["device_code"] = [{"image": n, "bytes": b, "section": s} for n, b, s in binary["device_code"]]
             binary["tvm_ffi_imports"] = [{"symbol": s, "abi": a} for s, a in binary["tvm_ffi_imports"]]
         data["device_files"] = [
-            {"path": path, "device_code": [{"image": n, "bytes": b} for n, b in images]}
+            {"path": path, "device_code": [{"image": n, "bytes": b} for n, b, _ in images]}
             for path, images in self.device_files
         ]
         data["tvm_ffi_releases"] = [
@@ -172,21 +171,18 @@ def _declared(contents: WheelContents) -> list[Architecture] | None:
 
 
 def _device_code_findings(contents: WheelContents, problems: list[str], warnings: list[str]) -> None:
-    """Declared against found, as at build time: per binary, and for the files together."""
+    """Declared against found, as at build time."""
     declared = _declared(contents)
     if declared is None:
         return
-    groups = [(b.path, list(b.facts.device_code)) for b in contents.binaries if b.facts.device_code]
-    if contents.device_files:
-        groups.append(("the device code files", [i for f in contents.device_files for i in f.images]))
     shown = ";".join(str(a) for a in declared)
-    for path, images in groups:
-        missing = missing_device_code(declared, images)
-        if missing:
-            problems.append(f"{path} lacks device code for {', '.join(missing)}, which the build declared ({shown})")
-        stray = stray_device_code(declared, images)
-        if stray:
-            warnings.append(f"{path} has device code for {', '.join(stray)}, which the build did not declare ({shown})")
+    for mismatch in compare_inventory(declared, device_code_groups(contents.binaries, contents.device_files)):
+        if mismatch.missing:
+            problems.append(f"{mismatch.where} lacks device code for {', '.join(mismatch.missing)}, which "
+                            f"the build declared ({shown})")
+        if mismatch.stray:
+            warnings.append(f"{mismatch.where} has device code for {', '.join(mismatch.stray)}, which the "
+                            f"build did not declare ({shown})")
 
 
 def read_wheel(path: Path) -> WheelContents:
@@ -302,8 +298,7 @@ def judge_wheel(
     problems += _requirement_problems(requirement, needs_tvm_ffi)
     releases = _release_reports(contents.binaries, requirement, problems)
     _device_code_findings(contents, problems, warnings)
-    everything = [i for b in contents.binaries for i in b.facts.device_code]
-    everything += [i for f in contents.device_files for i in f.images]
+    everything = all_device_code(contents.binaries, contents.device_files)
     _, over_pypi = size_findings(contents.wheel_bytes, 0, everything)
     if over_pypi is not None:
         warnings.append(over_pypi)
@@ -320,7 +315,7 @@ def judge_wheel(
         problems=tuple(problems),
         warnings=tuple(warnings),
         tvm_ffi_releases=releases,
-        device_files=tuple((f.path, tuple(device_code_totals(f.images))) for f in contents.device_files),
+        device_files=tuple((f.path, tuple(totals_by_place(f.images))) for f in contents.device_files),
         device_code_by_arch=bytes_by_arch(everything),
         wheel_bytes=contents.wheel_bytes,
     )
@@ -357,7 +352,7 @@ def render_text(report: WheelReport) -> str:
             lines.append(f"    {'leaks':<10}{len(binary.leaked_exports)} exported: {shown}")
     for path, images in report.device_files:
         lines.append(f"  {path}")
-        lines.append(f"    {'device':<10}{describe_totals((n, b, 'file') for n, b in images) or 'none readable'}")
+        lines.append(f"    {'device':<10}{describe_totals(images) or 'none readable'}")
     lines.append(f"  size      {format_size(report.wheel_bytes)}")
     if report.device_code_by_arch:
         total = sum(report.device_code_by_arch.values())

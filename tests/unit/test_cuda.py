@@ -94,19 +94,22 @@ def test_a_bare_cubin_counts_for_any_variant_a_fatbin_entry_only_for_its_own():
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_stray_architecture_warns_or_with_strict_fails_the_build(capsys, strict):
-    from tvmffi_wheel.repair import RepairOptions, _check_inventory
+    from synthetic import binary
+
+    from tvmffi_wheel.repair import RepairOptions, _check_device_code
 
     options = RepairOptions(
         mode="auto", excludes=(), plat="", tvm_ffi_version=Version("0.1.15"),
         cuda_architectures=tuple(parse_architectures("75-real")), strict_architectures=strict,
     )
-    inventory = [DeviceImage("sass", 75, "", 10, False), DeviceImage("sass", 52, "", 10, False)]
+    library = binary("pkg/libk.so", device_code=[DeviceImage("sass", 75, "", 10, False),
+                                                 DeviceImage("sass", 52, "", 10, False)])
     expected = "pkg/libk.so has device code for SASS sm_52, which cuda.architectures (75-real) does not declare"
     if strict:
         with pytest.raises(TvmFfiWheelError, match=re.escape(expected)):
-            _check_inventory("pkg/libk.so", inventory, options)
+            _check_device_code([library], [], options)
     else:
-        _check_inventory("pkg/libk.so", inventory, options)
+        _check_device_code([library], [], options)
         assert f"warning: {expected}" in capsys.readouterr().err
 
 

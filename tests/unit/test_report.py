@@ -5,6 +5,7 @@ import dataclasses
 from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
 from tvmffi_wheel.device_code import DeviceImage
+from tvmffi_wheel.inspect import DeviceFile
 from tvmffi_wheel.report import WheelContents, floors, judge_wheel
 from tvmffi_wheel.wheel_reader import WheelName
 
@@ -123,6 +124,22 @@ def test_the_declared_architectures_the_build_recorded_are_checked():
                                "(75-real;90-virtual)",)
     assert report.warnings == ("pkg/libk.so has device code for SASS sm_52, which the build did not declare "
                                "(75-real;90-virtual)",)
+
+
+def test_device_code_files_cover_the_declared_architectures_together_binaries_each_alone():
+    # One file per architecture is a complete set; a binary must have every architecture itself.
+    files = [DeviceFile("pkg/k_sm75.cubin", (DeviceImage("sass", 75, "", 10, False, "file"),)),
+             DeviceFile("pkg/k_sm90.cubin", (DeviceImage("sass", 90, "", 10, False, "file"),))]
+    wheel = contents([kernel(device_code=[DeviceImage("sass", 90, "", 10, False)])])
+    wheel = dataclasses.replace(wheel, device_files=files, build_facts={"cuda": {"architectures": "75-real;90-real"}})
+    report = judge(wheel)
+    assert report.problems == ("pkg/libk.so lacks device code for SASS sm_75, which the build declared "
+                               "(75-real;90-real)",)
+    assert report.warnings == ()
+    assert report.device_code_by_arch == {"sm_75": 10, "sm_90": 20}
+    assert report.to_json()["device_files"][0] == {
+        "path": "pkg/k_sm75.cubin", "device_code": [{"image": "SASS sm_75", "bytes": 10}]
+    }
 
 
 def test_a_wheel_without_binaries():
