@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -63,3 +64,11 @@ def backend_wheel(folder: Path) -> Path:
     """tvmffi-wheel's own wheel from this checkout, as a --find-links folder for isolated builds."""
     subprocess.run([BIN / "python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", folder, REPO], check=True)
     return folder
+
+
+def isolated_build(project: Path, out: Path, env: dict[str, str], *options: str) -> tuple[float, str]:
+    """`pip wheel` of ``project`` into an emptied ``out``, isolated as users build: (seconds, output)."""
+    shutil.rmtree(out, ignore_errors=True)
+    command: list[str | Path] = [BIN / "python", "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *options, project]
+    seconds, _, output = run_measured(command, env=env)
+    return seconds, output

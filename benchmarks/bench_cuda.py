@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import BIN, backend_wheel, machine, median, run_measured
+from _common import backend_wheel, isolated_build, machine, median
 
 ARCHITECTURES = "75-real;80-real;90-real;120"  # SASS for four GPUs, PTX for newer ones
 SCCACHE_STATS = re.compile(r"sccache: \d+ compile requests, (\d+) cache hits, (\d+) misses")
@@ -100,13 +100,6 @@ def write_project(folder: Path, kernels: int) -> Path:
     return folder
 
 
-def build(project: Path, out: Path, env: dict[str, str], *options: str) -> tuple[float, str]:
-    shutil.rmtree(out, ignore_errors=True)
-    command: list[str | Path] = [BIN / "python", "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *options, project]
-    seconds, _, output = run_measured(command, env=env)
-    return seconds, output
-
-
 def sccache_counts(output: str) -> str:
     found = SCCACHE_STATS.search(output)
     return f"{found.group(1)} hits, {found.group(2)} misses" if found else "no sccache statistics"
@@ -126,18 +119,18 @@ def main() -> None:
         project = write_project(tmp / "project", args.kernels)
         env = dict(os.environ, PIP_FIND_LINKS=str(backend_wheel(tmp / "backend")), PIP_DISABLE_PIP_VERSION_CHECK="1")
         out = tmp / "dist"
-        build(project, out, env)  # warms pip's own cache (downloads), so no round pays for them
+        isolated_build(project, out, env)  # warms pip's own cache (downloads), so no round pays for them
 
         none, cold, cached = [], [], []
         for round_ in range(args.rounds):
             cache_env = dict(env, SCCACHE_DIR=str(tmp / f"sccache-{round_}"))
-            seconds, _ = build(project, out, env)
+            seconds, _ = isolated_build(project, out, env)
             none.append(seconds)
-            seconds, output = build(project, out, cache_env, "-C", "tvmffi-wheel.cache=sccache")
+            seconds, output = isolated_build(project, out, cache_env, "-C", "tvmffi-wheel.cache=sccache")
             cold.append(seconds)
             print(f"  round {round_ + 1}: no cache {none[-1]:.1f} s; sccache cold {seconds:.1f} s "
                   f"({sccache_counts(output)})", end="")
-            seconds, output = build(project, out, cache_env, "-C", "tvmffi-wheel.cache=sccache")
+            seconds, output = isolated_build(project, out, cache_env, "-C", "tvmffi-wheel.cache=sccache")
             cached.append(seconds)
             print(f", second isolated build {seconds:.1f} s ({sccache_counts(output)})")
         print(f"cache: cold {median(cold):.1f} s, second isolated build {median(cached):.1f} s: "
@@ -145,9 +138,9 @@ def main() -> None:
 
         one, default = [], []
         for round_ in range(args.rounds):
-            seconds, _ = build(project, out, env, "-C", "tvmffi-wheel.cuda.threads=1")
+            seconds, _ = isolated_build(project, out, env, "-C", "tvmffi-wheel.cuda.threads=1")
             one.append(seconds)
-            seconds, _ = build(project, out, env)
+            seconds, _ = isolated_build(project, out, env)
             default.append(seconds)
             print(f"  round {round_ + 1}: --threads 1 {one[-1]:.1f} s; default "
                   f"(--threads {len(os.sched_getaffinity(0))}) {seconds:.1f} s")

@@ -17,20 +17,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _common import BIN, REPO, backend_wheel, machine, median, run_measured
+from _common import REPO, backend_wheel, isolated_build, machine, median
 
 VARIANTS = {
     "gcc (system)": [],
     "zig, x86_64, glibc 2.17": ["-C", "tvmffi-wheel.toolchain=zig"],
     "zig, aarch64, glibc 2.17": ["-C", "tvmffi-wheel.toolchain=zig", "-C", "tvmffi-wheel.arch=aarch64"],
 }
-
-
-def build(project: Path, out: Path, env: dict[str, str], options: list[str]) -> float:
-    shutil.rmtree(out, ignore_errors=True)
-    command: list[str | Path] = [BIN / "python", "-m", "pip", "wheel", "--no-deps", "-w", out, *options, project]
-    seconds, _, _ = run_measured(command, env=env)
-    return seconds
 
 
 def main() -> None:
@@ -48,15 +41,15 @@ def main() -> None:
                    PIP_CACHE_DIR=str(tmp / "pip-cache"))
         out = tmp / "dist"
         for options in VARIANTS.values():  # pip's download cache, and nothing else, warmed
-            build(project, out, dict(env, XDG_CACHE_HOME=str(tmp / "warm-up")), options)
+            isolated_build(project, out, dict(env, XDG_CACHE_HOME=str(tmp / "warm-up")), *options)
         shutil.rmtree(tmp / "warm-up")
         times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in VARIANTS}
         for round_ in range(args.rounds):
             for name, options in VARIANTS.items():
                 caches = tmp / f"cache-{round_}-{len(times[name][0])}-{name.split()[0]}"
                 cache_env = dict(env, XDG_CACHE_HOME=str(caches))
-                cold = build(project, out, cache_env, options)
-                warm = build(project, out, cache_env, options)
+                cold, _ = isolated_build(project, out, cache_env, *options)
+                warm, _ = isolated_build(project, out, cache_env, *options)
                 times[name][0].append(cold)
                 times[name][1].append(warm)
                 shutil.rmtree(caches, ignore_errors=True)

@@ -194,6 +194,5 @@ def test_no_aarch64_apache_tvm_ffi_wheel_is_refused(tmp_path, zig_venv):
     version = run([zig_venv.python, "-c", "import importlib.metadata as m; print(m.version('apache-tvm-ffi'))"]).stdout
     assert_refused(
         result, tmp_path / "dist",
-        f"no aarch64 wheel of apache-tvm-ffi {version.strip()} (the version in the build environment) could be "
-        "downloaded",
+        f"no aarch64 wheel of apache-tvm-ffi {version.strip()} could be downloaded",
     )

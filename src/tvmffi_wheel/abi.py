@@ -28,16 +28,13 @@ class TvmFfiImport:
 
 def tvm_ffi_imports(binaries: Iterable[WheelBinary]) -> list[TvmFfiImport]:
     """What the binaries need from libtvm_ffi, sorted by symbol."""
-    users: dict[str, list[str]] = {}
+    found: dict[str, tuple[SymbolAbi, list[str]]] = {}
     for binary in binaries:
         for symbol in binary.facts.undefined - binary.facts.weak_undefined:
-            if tvm_ffi_symbol_abi(symbol) is not None:
-                users.setdefault(symbol, []).append(binary.path)
-    return [
-        TvmFfiImport(symbol, abi, tuple(sorted(paths)))
-        for symbol, paths in sorted(users.items())
-        if (abi := tvm_ffi_symbol_abi(symbol)) is not None
-    ]
+            abi = tvm_ffi_symbol_abi(symbol)
+            if abi is not None:
+                found.setdefault(symbol, (abi, []))[1].append(binary.path)
+    return [TvmFfiImport(symbol, abi, tuple(sorted(paths))) for symbol, (abi, paths) in sorted(found.items())]
 
 
 def next_abi(version: Version) -> Version:

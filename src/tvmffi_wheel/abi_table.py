@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import importlib.util
 import json
 import re
 import subprocess
@@ -23,9 +24,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel.elf import read_elf_facts
+from tvmffi_wheel.errors import TvmFfiWheelError, report_user_error
 
 DATA_FILE = "tvm_ffi_abi.json"
 ARCHITECTURES = ("x86_64", "aarch64")
@@ -126,16 +129,46 @@ def _released_versions(index_json_url: str) -> list[tuple[Version, bool]]:
     return sorted(found)
 
 
+def _platform_tags(arch: str) -> list[str]:
+    # Every manylinux tag a wheel for ``arch`` may carry; pip takes the exact tags.
+    return ["manylinux2014_" + arch, *(f"manylinux_2_{minor}_{arch}" for minor in range(17, 45))]
+
+
+def download_release_wheel(version: Version, arch: str, folder: Path, *, python_version: str = "") -> Path:
+    """The wheel of apache-tvm-ffi ``version`` for ``arch``, downloaded by pip into ``folder``
+    (so PIP_INDEX_URL and PIP_FIND_LINKS apply); for the running Python unless ``python_version``."""
+    if importlib.util.find_spec("pip") is None:
+        raise TvmFfiWheelError(
+            f"downloading the {arch} wheel of {TVM_FFI_DISTRIBUTION} needs pip, which this Python lacks",
+            "install pip (a build for another architecture asks for it in its build requirements)",
+        )
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(folder),
+        *(argument for tag in _platform_tags(arch) for argument in ("--platform", tag)),
+        *(["--python-version", python_version, "--implementation", "cp"] if python_version else []),
+        f"{TVM_FFI_DISTRIBUTION}=={version}",
+    ]
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    wheels = [
+        path for path in folder.glob("*.whl")
+        if canonicalize_name(parse_wheel_filename(path.name)[0]) == TVM_FFI_DISTRIBUTION
+        and parse_wheel_filename(path.name)[1] == version
+    ]
+    if result.returncode != 0 or not wheels:
+        last = [line for line in result.stdout.splitlines() if line.strip()][-2:]
+        raise TvmFfiWheelError(
+            f"no {arch} wheel of {TVM_FFI_DISTRIBUTION} {version} could be downloaded: {' '.join(last)}",
+            f"build against a {TVM_FFI_DISTRIBUTION} release that has {arch} wheels, or make one reachable "
+            "to pip (PIP_FIND_LINKS, PIP_INDEX_URL)",
+        )
+    return wheels[0]
+
+
 def _exports_of(version: Version, arch: str, scratch: Path) -> frozenset[str]:
-    """Download the wheel for ``arch`` with pip and read what its libtvm_ffi.so exports."""
+    """What the libtvm_ffi.so of the release's wheel for ``arch`` exports."""
     folder = scratch / f"{version}-{arch}"
-    platforms = [f"manylinux_2_{minor}_{arch}" for minor in (28, 27, 24, 17)] + [f"manylinux2014_{arch}"]
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--python-version", "3.12", "--implementation", "cp", "-d", str(folder),
-               *[argument for p in platforms for argument in ("--platform", p)],
-               f"{TVM_FFI_DISTRIBUTION}=={version}"]
-    subprocess.run(command, check=True)
-    (wheel,) = folder.glob("*.whl")
+    # One Python version for every release, so the table does not depend on who regenerates it.
+    wheel = download_release_wheel(version, arch, folder, python_version="3.12")
     with zipfile.ZipFile(wheel) as archive:
         library = archive.extract("tvm_ffi/lib/libtvm_ffi.so", folder)
     return read_elf_facts(Path(library), f"{wheel.name}:tvm_ffi/lib/libtvm_ffi.so").exported
@@ -168,7 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--index-json", default=f"https://pypi.org/pypi/{TVM_FFI_DISTRIBUTION}/json",
                         help="PyPI's JSON API page listing the releases")
     args = parser.parse_args(argv)
-    table = regenerate(args.output, args.index_json)
+    try:
+        table = regenerate(args.output, args.index_json)
+    except TvmFfiWheelError as err:
+        report_user_error(err)
+        return 1
     for arch, releases in table.releases.items():
         print(f"{arch}: {len(releases)} releases, {releases[0].version} to {releases[-1].version}")
     return 0

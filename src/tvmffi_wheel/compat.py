@@ -24,15 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel.abi_table import TVM_FFI_DISTRIBUTION, load_table
-from tvmffi_wheel.classify import TVM_FFI_PATTERNS, matches
+from tvmffi_wheel.classify import is_tvm_ffi_library
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 from tvmffi_wheel.inspect import inspect_wheel
 from tvmffi_wheel.platforms import wheel_architecture
-from tvmffi_wheel.requirements import tvm_ffi_requirement
+from tvmffi_wheel.requirements import as_tvm_ffi_requirement, requires_dist, tvm_ffi_requirement
 from tvmffi_wheel.runpath import install_path
 from tvmffi_wheel.wheel_reader import WheelArchive
 
@@ -119,7 +118,7 @@ def read_wheel_under_test(path: Path) -> WheelUnderTest:
     libraries = tuple(
         location for b in binaries
         if (location := install_path(b.path)) is not None
-        and any(matches(n, TVM_FFI_PATTERNS) for n in b.facts.needed)
+        and any(is_tvm_ffi_library(n) for n in b.facts.needed)
     )
     if not libraries:
         raise TvmFfiWheelError(
@@ -128,11 +127,7 @@ def read_wheel_under_test(path: Path) -> WheelUnderTest:
         )
     requirement = tvm_ffi_requirement(metadata)
     others = tuple(
-        line.split(":", 1)[1].strip()
-        for line in metadata.partition("\n\n")[0].splitlines()
-        if line.startswith("Requires-Dist:")
-        and canonicalize_name(Requirement(line.split(":", 1)[1].strip()).name) != TVM_FFI_DISTRIBUTION
-        and "extra ==" not in line
+        text for text in requires_dist(metadata) if as_tvm_ffi_requirement(text) is None and "extra ==" not in text
     )
     packages = _top_level_imports(names, dist_info)
     return WheelUnderTest(path, requirement, others, libraries, packages, wheel_architecture(binaries))
@@ -143,7 +138,7 @@ def _top_level_imports(names: Sequence[str], dist_info: str) -> tuple[str, ...]:
     found = set()
     for name in names:
         top = name.split("/", 1)[0]
-        if top in (dist_info,) or top.endswith((".data", ".libs")):
+        if top == dist_info or top.endswith((".data", ".libs")):
             continue
         if "/" in name:
             if f"{top}/__init__.py" in names:

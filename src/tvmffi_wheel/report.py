@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 
 from tvmffi_wheel._auditwheel import PlatformPolicy, system_library_dirs
 from tvmffi_wheel.abi import ReleaseCheck, tvm_ffi_imports
-from tvmffi_wheel.abi_table import load_table
+from tvmffi_wheel.abi_table import TVM_FFI_DISTRIBUTION, load_table
 from tvmffi_wheel.classify import Classifier, Kind
 from tvmffi_wheel.cuda import Architecture, compare_inventory, parse_architectures
 from tvmffi_wheel.device_code import (
@@ -36,7 +36,7 @@ from tvmffi_wheel.platforms import (
     policy_for_tag,
     wheel_architecture,
 )
-from tvmffi_wheel.requirements import TVM_FFI_DISTRIBUTION, tvm_ffi_requirement
+from tvmffi_wheel.requirements import tvm_ffi_requirement
 from tvmffi_wheel.verify import leaked_exports, verify_wheel
 from tvmffi_wheel.wheel_reader import WheelArchive, WheelName
 

@@ -17,9 +17,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tvmffi_wheel.abi import AbiRange, next_abi
+from tvmffi_wheel.abi_table import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
-TVM_FFI_DISTRIBUTION = "apache-tvm-ffi"
 _LOWER = (">=", ">")
 _UPPER = ("<", "<=")
 
@@ -126,9 +126,10 @@ def merge(
     return result, messages
 
 
-def _is_tvm_ffi(line: str) -> Requirement | None:
+def as_tvm_ffi_requirement(text: str) -> Requirement | None:
+    """``text`` as a requirement on apache-tvm-ffi; None if it names another distribution."""
     try:
-        requirement = Requirement(line)
+        requirement = Requirement(text)
     except InvalidRequirement:
         return None
     if canonicalize_name(requirement.name) == TVM_FFI_DISTRIBUTION:
@@ -136,15 +137,23 @@ def _is_tvm_ffi(line: str) -> Requirement | None:
     return None
 
 
+def requires_dist(metadata: str) -> list[str]:
+    """The Requires-Dist values of a METADATA text, in order (the lines pin_metadata edits)."""
+    return [
+        line.split(":", 1)[1].strip()
+        for line in metadata.partition("\n\n")[0].splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+
+
 def requirement_names(metadata: str) -> frozenset[str]:
     """Canonical names of every distribution a METADATA text's Requires-Dist lines name."""
     names = set()
-    for line in metadata.partition("\n\n")[0].splitlines():
-        if line.startswith("Requires-Dist:"):
-            try:
-                names.add(canonicalize_name(Requirement(line.split(":", 1)[1].strip()).name))
-            except InvalidRequirement:
-                continue
+    for text in requires_dist(metadata):
+        try:
+            names.add(canonicalize_name(Requirement(text).name))
+        except InvalidRequirement:
+            continue
     return frozenset(names)
 
 
@@ -168,7 +177,7 @@ def pin_metadata(
     for index, line in enumerate(lines):
         if not line.startswith("Requires-Dist:"):
             continue
-        requirement = _is_tvm_ffi(line.split(":", 1)[1].strip())
+        requirement = as_tvm_ffi_requirement(line.split(":", 1)[1].strip())
         if requirement is None:
             continue
         found = True
@@ -187,12 +196,8 @@ def pin_metadata(
 
 def tvm_ffi_requirement(metadata: str) -> Requirement | None:
     """The apache-tvm-ffi Requires-Dist of a METADATA text, if it has one."""
-    for line in metadata.partition("\n\n")[0].splitlines():
-        if line.startswith("Requires-Dist:"):
-            requirement = _is_tvm_ffi(line.split(":", 1)[1].strip())
-            if requirement is not None:
-                return requirement
-    return None
+    found = (as_tvm_ffi_requirement(text) for text in requires_dist(metadata))
+    return next((r for r in found if r is not None), None)
 
 
 def pinned_version(metadata: str) -> Version | None:

@@ -12,18 +12,14 @@ that includes tvm-ffi's own, from the target wheel, then sets the target's libra
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
-from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from tvmffi_wheel.abi_table import TVM_FFI_DISTRIBUTION, download_release_wheel
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
-DISTRIBUTION = "apache-tvm-ffi"
 _KEPT = ("tvm_ffi/lib/", "tvm_ffi/share/", "tvm_ffi/include/")
 
 
@@ -33,43 +29,12 @@ class TargetTvmFfi:
     cmake_dir: Path  # for tvm_ffi_DIR: a package that links ``library``
 
 
-def _platform_tags(arch: str) -> list[str]:
-    # Every manylinux tag a wheel for ``arch`` may carry; pip takes the exact tags.
-    return ["manylinux2014_" + arch, *(f"manylinux_2_{minor}_{arch}" for minor in range(17, 45))]
-
-
-def _download(version: Version, arch: str, folder: Path) -> Path:
-    if importlib.util.find_spec("pip") is None:
-        raise TvmFfiWheelError(
-            f"a build for {arch} downloads the {arch} wheel of {DISTRIBUTION} with pip, which this "
-            "build environment lacks",
-            "install pip into the build environment (the backend asks for it in its build requirements)",
-        )
-    command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(folder),
-        *(argument for tag in _platform_tags(arch) for argument in ("--platform", tag)),
-        f"{DISTRIBUTION}=={version}",
-    ]
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-    wheels = [
-        path for path in folder.glob("*.whl")
-        if canonicalize_name(parse_wheel_filename(path.name)[0]) == DISTRIBUTION
-    ]
-    if result.returncode != 0 or not wheels:
-        last = [line for line in result.stdout.splitlines() if line.strip()][-2:]
-        raise TvmFfiWheelError(
-            f"no {arch} wheel of {DISTRIBUTION} {version} (the version in the build environment) "
-            f"could be downloaded: {' '.join(last)}",
-            f"build against a {DISTRIBUTION} release that has {arch} wheels, or make one reachable to "
-            "pip (PIP_FIND_LINKS, PIP_INDEX_URL)",
-        )
-    return wheels[0]
-
-
 def prepare_target_tvm_ffi(version: Version, arch: str, folder: Path) -> TargetTvmFfi:
     """The target's libtvm_ffi and a CMake package for it, in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    wheel = _download(version, arch, folder / "download")
+    info(f"arch = {arch}: downloading the {arch} wheel of {TVM_FFI_DISTRIBUTION} {version}, the build "
+         "environment's version")
+    wheel = download_release_wheel(version, arch, folder / "download")
     unpacked = folder / "wheel"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(unpacked, [n for n in archive.namelist() if n.startswith(_KEPT)])
@@ -78,7 +43,7 @@ def prepare_target_tvm_ffi(version: Version, arch: str, folder: Path) -> TargetT
     if not library.is_file() or not their_config.is_file():
         raise TvmFfiWheelError(
             f"{wheel.name} has no tvm_ffi/lib/libtvm_ffi.so or no CMake package",
-            f"build against another {DISTRIBUTION} release",
+            f"build against another {TVM_FFI_DISTRIBUTION} release",
         )
     cmake_dir = folder / "cmake"
     cmake_dir.mkdir(exist_ok=True)

@@ -109,8 +109,9 @@ def _glibc_floor(text: str) -> Version:
     return wanted
 
 
-def check_toolchain_settings(toolchain: Toolchain, arch: TargetArch, glibc: str, uses_cuda: bool) -> None:
-    """What can be refused before anything is installed (zig's own list needs zig)."""
+def check_toolchain_settings(toolchain: Toolchain, arch: TargetArch, glibc: str, uses_cuda: bool) -> Version | None:
+    """What can be refused before anything is installed (zig's own list needs zig); the glibc
+    to target with zig (None with the system toolchain)."""
     host = host_architecture()
     target = arch or host
     if toolchain == "system":
@@ -126,14 +127,14 @@ def check_toolchain_settings(toolchain: Toolchain, arch: TargetArch, glibc: str,
                 "machine's glibc",
                 'set toolchain = "zig", or remove glibc (`plat` caps the tag the binaries must fit)',
             )
-        return
+        return None
     if uses_cuda:
         raise TvmFfiWheelError(
             'toolchain = "zig" cannot build CUDA: nvcc does not accept zig\'s clang as its host '
             "compiler, and CUDA's headers refuse LLVM's libc++ on x86_64",
             _CONTAINER_FIX,
         )
-    _glibc_floor(glibc)
+    return _glibc_floor(glibc)
 
 
 def plan_toolchain(
@@ -147,10 +148,10 @@ def plan_toolchain(
     search_path: Sequence[str],
 ) -> ToolchainPlan:
     """Check the toolchain settings before anything compiles."""
-    check_toolchain_settings(toolchain, arch, glibc, uses_cuda)
+    wanted = check_toolchain_settings(toolchain, arch, glibc, uses_cuda)
     host = host_architecture()
     target = arch or host
-    if toolchain == "system":
+    if wanted is None:
         return ToolchainPlan("system", target, host)
     for name in ("CMAKE_TOOLCHAIN_FILE", "CMAKE_C_COMPILER", "CMAKE_CXX_COMPILER"):
         if name in user_defines or name in environ:
@@ -164,7 +165,6 @@ def plan_toolchain(
             'toolchain = "zig", but the ziglang package is not installed in the build environment',
             f'build with build isolation (it installs it), or pip install "{ZIG_REQUIREMENT}"',
         )
-    wanted = _glibc_floor(glibc)
     known = zig_glibc_versions(zig)
     if wanted not in known:  # Version("2.17") == Version("2.17.0")
         raise TvmFfiWheelError(

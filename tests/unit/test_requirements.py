@@ -3,7 +3,14 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.requirements import compatible_range, merge, pin_metadata
+from tvmffi_wheel.requirements import (
+    compatible_range,
+    merge,
+    pin_metadata,
+    requirement_names,
+    requires_dist,
+    tvm_ffi_requirement,
+)
 
 BUILT = Version("0.1.15.post2")
 
@@ -89,3 +96,13 @@ def test_pinned_version_reads_a_full_pin_only():
 
     assert pinned_version(pin_metadata(METADATA, BUILT, quiet=True)) == BUILT
     assert pinned_version(METADATA) is None  # ">=0.1" alone says nothing about the build
+
+
+def test_requirements_are_read_from_the_header_only():
+    metadata = ("Metadata-Version: 2.1\nName: k\nRequires-Dist: numpy>=1\n"
+                "Requires-Dist: Apache_TVM_FFI<0.2,>=0.1.15\nRequires-Dist: pytest; extra == \"test\"\n\n"
+                "Requires-Dist: in the description, not a requirement\n")
+    assert requires_dist(metadata) == ["numpy>=1", "Apache_TVM_FFI<0.2,>=0.1.15", 'pytest; extra == "test"']
+    assert requirement_names(metadata) == {"numpy", "apache-tvm-ffi", "pytest"}
+    assert str(tvm_ffi_requirement(metadata)) == "Apache_TVM_FFI<0.2,>=0.1.15"
+    assert tvm_ffi_requirement("Name: k\n\n") is None
