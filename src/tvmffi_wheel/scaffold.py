@@ -8,14 +8,13 @@ with (without) `--cuda`.
 from __future__ import annotations
 
 import keyword
-import re
 import shutil
 import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidName, canonicalize_name
 
 from tvmffi_wheel.errors import TvmFfiWheelError
 
@@ -32,20 +31,19 @@ FILES = {
 }
 CUDA_FILES = {"src/kernels_cuda.cu.in": "src/kernels_cuda.cu"}
 
-# PEP 508's rule for a distribution name.
-_DISTRIBUTION_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _TAKEN = {"tvm_ffi", "tvmffi_wheel"}
 
 
 def import_name_for(name: str) -> str:
     """The import name of a distribution: `My-Kernels` -> `my_kernels`."""
-    if not _DISTRIBUTION_NAME.match(name):
+    try:
+        import_name = canonicalize_name(name, validate=True).replace("-", "_")
+    except InvalidName:
         raise TvmFfiWheelError(
             f"{name!r} is not a valid distribution name",
             "use letters, digits and - _ . , starting and ending with a letter or digit, "
             "e.g. --name my-kernels",
-        )
-    import_name = canonicalize_name(name).replace("-", "_")
+        ) from None
     stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
     if not import_name.isidentifier() or keyword.iskeyword(import_name):
         raise TvmFfiWheelError(

@@ -39,7 +39,6 @@ from tvmffi_wheel.settings import TargetArch, Toolchain
 # Tested with 0.17; zig's command line changes between minor releases.
 ZIG_REQUIREMENT = "ziglang>=0.17,<0.18"
 OLDEST_GLIBC = Version("2.17")  # manylinux2014, the oldest manylinux that pip still serves
-ARCHITECTURES = ("x86_64", "aarch64")
 _CONTAINER_FIX = (
     "build CUDA kernels with toolchain = \"system\", in a manylinux container for an old glibc "
     '(cibuildwheel\'s manylinux_2_28 image with NVIDIA\'s toolkit: see "Use with cibuildwheel" in the README)'
