@@ -129,9 +129,11 @@ def _released_versions(index_json_url: str) -> list[tuple[Version, bool]]:
     return sorted(found)
 
 
-def _platform_tags(arch: str) -> list[str]:
-    # Every manylinux tag a wheel for ``arch`` may carry; pip takes the exact tags.
-    return ["manylinux2014_" + arch, *(f"manylinux_2_{minor}_{arch}" for minor in range(17, 45))]
+def release_platform_tags(arch: str) -> list[str]:
+    # Every manylinux tag a wheel for ``arch`` may carry, newest first: pip prefers the tags it
+    # is given in order, so where a release has several builds it takes the one pip on a
+    # current machine installs (0.1.12 has a manylinux_2_28 and a manylinux2014 build).
+    return [*(f"manylinux_2_{minor}_{arch}" for minor in range(44, 16, -1)), f"manylinux2014_{arch}"]
 
 
 def download_release_wheel(version: Version, arch: str, folder: Path, *, python_version: str = "") -> Path:
@@ -144,7 +146,7 @@ def download_release_wheel(version: Version, arch: str, folder: Path, *, python_
         )
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(folder),
-        *(argument for tag in _platform_tags(arch) for argument in ("--platform", tag)),
+        *(argument for tag in release_platform_tags(arch) for argument in ("--platform", tag)),
         *(["--python-version", python_version, "--implementation", "cp"] if python_version else []),
         f"{TVM_FFI_DISTRIBUTION}=={version}",
     ]

@@ -5,7 +5,14 @@ from packaging.version import Version
 from synthetic import binary, facts
 
 from tvmffi_wheel.abi import check_against_built, decide_abi_range, tvm_ffi_imports
-from tvmffi_wheel.abi_table import Release, load_table, table_from_json, table_to_json, tvm_ffi_symbol_abi
+from tvmffi_wheel.abi_table import (
+    Release,
+    load_table,
+    release_platform_tags,
+    table_from_json,
+    table_to_json,
+    tvm_ffi_symbol_abi,
+)
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspect import WheelBinary
 from tvmffi_wheel.requirements import compatible_range
@@ -101,3 +108,13 @@ def test_a_symbol_the_built_against_library_lacks_is_an_error_naming_it():
     with pytest.raises(TvmFfiWheelError, match=expected):
         check_against_built(imports, exports("0.1.12"), Version("0.1.12"))
     check_against_built(imports, exports("0.1.13.post3"), Version("0.1.13.post3"))
+
+
+def test_release_wheels_are_taken_newest_manylinux_first():
+    # pip prefers --platform tags in the order given; a release with a manylinux_2_28 and a
+    # manylinux2014 build (0.1.12) must give the table the build pip installs on a current machine.
+    tags = release_platform_tags("aarch64")
+    assert tags.index("manylinux_2_28_aarch64") < tags.index("manylinux_2_17_aarch64") < tags.index(
+        "manylinux2014_aarch64"
+    )
+    assert tags == [*sorted(tags[:-1], key=lambda t: -int(t.split("_")[2])), "manylinux2014_aarch64"]
