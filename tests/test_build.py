@@ -21,9 +21,9 @@ from conftest import (
     run,
     wheel_text,
 )
-from tvmffi_wheel.elf import read_elf_facts
-from tvmffi_wheel.inspect import inspect_wheel
-from tvmffi_wheel.wheel_reader import WheelArchive
+from tvmffi_wheel.inspecting.elf import read_elf_facts
+from tvmffi_wheel.inspecting.wheel import inspect_wheel
+from tvmffi_wheel.inspecting.wheel_reader import WheelArchive
 
 
 def assert_pinned(wheel: Path) -> None:

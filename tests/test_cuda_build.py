@@ -21,8 +21,8 @@ from conftest import (
     run,
     wheel_text,
 )
-from tvmffi_wheel.cuda import find_nvcc
-from tvmffi_wheel.elf import read_elf_facts
+from tvmffi_wheel.compiling.cuda import find_nvcc
+from tvmffi_wheel.inspecting.elf import read_elf_facts
 
 pytestmark = pytest.mark.skipif(find_nvcc(os.environ) is None, reason="needs nvcc")
 

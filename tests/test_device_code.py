@@ -20,7 +20,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import PROJECTS, assert_refused, copy_project, only_wheel, pip_wheel, wheel_text
-from tvmffi_wheel.cuda import find_nvcc
+from tvmffi_wheel.compiling.cuda import find_nvcc
 
 NVCC = find_nvcc(os.environ)
 pytestmark = pytest.mark.skipif(NVCC is None, reason="needs nvcc")

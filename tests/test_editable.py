@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PROJECTS, copy_project, only_wheel, run
-from tvmffi_wheel.editable import MANIFEST
+from tvmffi_wheel.writing.editable import MANIFEST
 
 CALL_ALL = (
     "import editable_loaders as e\n"

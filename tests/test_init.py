@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import only_wheel, pip_wheel, wheel_text
-from tvmffi_wheel.cuda import find_nvcc
+from tvmffi_wheel.compiling.cuda import find_nvcc
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -24,7 +24,7 @@ from conftest import (
     version_references,
     wheel_text,
 )
-from tvmffi_wheel.toolchain import host_architecture
+from tvmffi_wheel.compiling.toolchain import host_architecture
 
 HOST = host_architecture()
 LIBRARY = "example_kernels/lib/libexample_kernels.so"

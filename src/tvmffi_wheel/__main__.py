@@ -1,3 +1,3 @@
-from tvmffi_wheel.cli import main
+from tvmffi_wheel.commands.cli import main
 
 raise SystemExit(main())

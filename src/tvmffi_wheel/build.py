@@ -2,7 +2,7 @@
 
 The hooks only wire stages together; each stage lives in its own module. There are no
 prepare_metadata_for_build_* hooks, on purpose: the apache-tvm-ffi requirement depends on
-what the compiled binaries import (abi.py), so metadata cannot be known before compiling.
+what the compiled binaries import (deciding/abi.py), so metadata cannot be known before compiling.
 Frontends then take the metadata from the built wheel (pip and build reuse that wheel),
 and what a resolver sees is always the final wheel's METADATA.
 """
@@ -24,27 +24,17 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tvmffi_wheel import _skbuild, compiler_cache, editable
-from tvmffi_wheel.abi_table import TVM_FFI_DISTRIBUTION
-from tvmffi_wheel.compiler_cache import CachePlan
-from tvmffi_wheel.cuda import (
+from tvmffi_wheel.compiling import _skbuild, compiler_cache
+from tvmffi_wheel.compiling.compiler_cache import CachePlan
+from tvmffi_wheel.compiling.cuda import (
     CudaPlan,
     declared_architectures,
     pip_toolkit_requirements,
     plan_cuda,
     uses_pip_toolkit,
 )
-from tvmffi_wheel.errors import (
-    TvmFfiWheelError,
-    info,
-    report_internal_error,
-    report_user_error,
-)
-from tvmffi_wheel.loader import check_loader_path
-from tvmffi_wheel.requirements import find_build_tvm_ffi
-from tvmffi_wheel.settings import Settings, load_settings, split_config_settings
-from tvmffi_wheel.target_tvm_ffi import prepare_target_tvm_ffi
-from tvmffi_wheel.toolchain import (
+from tvmffi_wheel.compiling.settings import Settings, load_settings, split_config_settings
+from tvmffi_wheel.compiling.toolchain import (
     ZIG_REQUIREMENT,
     ToolchainPlan,
     check_toolchain_settings,
@@ -52,9 +42,18 @@ from tvmffi_wheel.toolchain import (
     plan_toolchain,
     write_toolchain_file,
 )
-from tvmffi_wheel.variant import Variant
-from tvmffi_wheel.wheel_reader import WheelName
-from tvmffi_wheel.wheel_writer import ensure_writable_directory
+from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION, find_build_tvm_ffi, prepare_target_tvm_ffi
+from tvmffi_wheel.errors import (
+    TvmFfiWheelError,
+    info,
+    report_internal_error,
+    report_user_error,
+)
+from tvmffi_wheel.inspecting.wheel_reader import WheelName
+from tvmffi_wheel.writing import editable
+from tvmffi_wheel.writing.loader import check_loader_path
+from tvmffi_wheel.writing.variant import Variant
+from tvmffi_wheel.writing.wheel_writer import ensure_writable_directory
 
 if TYPE_CHECKING:
     from tvmffi_wheel.repair import RepairOptions
@@ -191,7 +190,7 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
     if settings.toolchain == "zig":
         requires.append(ZIG_REQUIREMENT)
     if settings.arch and settings.arch != host_architecture():
-        requires.append("pip")  # downloads the target's apache-tvm-ffi wheel (target_tvm_ffi.py)
+        requires.append("pip")  # downloads the target's apache-tvm-ffi wheel (compiling/tvm_ffi.py)
     return requires + compiler_cache.build_requirements(settings.cache)
 
 
@@ -249,7 +248,7 @@ def cmake_environment(
       scikit-build-core adds only its own site-packages and pip installs what
       get_requires_for_build_* asks for (apache-tvm-ffi) into another one;
     - CFLAGS and CXXFLAGS get one -ffile-prefix-map per entry of ``prefix_map`` (path to
-      placeholder), and CUDAFLAGS what cuda.py composes from its own flags and those;
+      placeholder), and CUDAFLAGS what compiling/cuda.py composes from its own flags and those;
     - with cuda.toolkit = pip, CUDACXX and CUDAToolkit_ROOT point at NVIDIA's toolkit wheels
       (plan_cuda refuses a CUDACXX the user set), and LIBRARY_PATH gets their lib folder.
     """
@@ -408,7 +407,6 @@ def _build(
         plat=settings.plat,
         tvm_ffi_version=tvm_ffi.version,
         cuda_architectures=cuda.declared,
-        extra_requirements=cuda.extra_requirements,
         max_wheel_size_mb=settings.max_wheel_size_mb,
         strict_architectures=settings.cuda_strict_architectures,
         variant=_variant(settings, cuda),

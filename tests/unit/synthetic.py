@@ -1,12 +1,12 @@
-"""Synthetic ELF facts and wheel binaries, for judging wheels without a compiler."""
+"""Synthetic binary facts and wheel binaries, for judging wheels without a compiler."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tvmffi_wheel.device_code import DeviceImage
-from tvmffi_wheel.elf import ElfFacts, VersionNeed
-from tvmffi_wheel.inspect import WheelBinary
+from tvmffi_wheel.inspecting.device_code import DeviceImage
+from tvmffi_wheel.inspecting.facts import BinaryFacts, ImportVersion
+from tvmffi_wheel.inspecting.wheel import WheelBinary
 
 WHITELIST = frozenset({"libc.so.6", "libstdc++.so.6", "libm.so.6", "libgcc_s.so.1"})
 GLIBC_OLD = ("libc.so.6", "GLIBC_2.2.5", "free")
@@ -16,30 +16,28 @@ GLIBCXX_26 = ("libstdc++.so.6", "GLIBCXX_3.4.26", "_ZNSt7__cxx1119basic_ostrings
 def facts(
     needed: Iterable[str] = (),
     versions: Iterable[tuple[str, str, str]] = (),
-    runpath: Iterable[str] = (),
-    rpath: Iterable[str] = (),
+    run_paths: Iterable[str] = (),
     c_api: Iterable[str] = (),
-    soname: str | None = None,
-    exported: Iterable[str] = (),
+    install_name: str | None = None,
+    exports: Iterable[str] = (),
     device_code: Iterable[DeviceImage] = (),
-    machine: str = "EM_X86_64",
+    architecture: str = "x86_64",
     weak: Iterable[str] = (),
-) -> ElfFacts:
+) -> BinaryFacts:
     versions = tuple(versions)
     c_api = tuple(c_api)
-    return ElfFacts(
-        machine=machine,
-        elf_class=64,
-        soname=soname,
+    return BinaryFacts(
+        format="elf",
+        architecture=architecture,
+        install_name=install_name,
         needed=tuple(needed),
-        rpath=tuple(rpath),
-        runpath=tuple(runpath),
-        version_needs=tuple(VersionNeed(lib, ver, (sym,)) for lib, ver, sym in versions),
+        run_paths=tuple(run_paths),
+        import_versions=tuple(ImportVersion(lib, ver, (sym,)) for lib, ver, sym in versions),
         python_c_api=c_api,
-        undefined=frozenset(sym for _, _, sym in versions) | frozenset(c_api),
-        exported=frozenset(exported),
+        imports=frozenset(sym for _, _, sym in versions) | frozenset(c_api),
+        exports=frozenset(exports),
         device_code=tuple(device_code),
-        weak_undefined=frozenset(weak),
+        weak_imports=frozenset(weak),
     )
 
 

@@ -4,18 +4,18 @@ import pytest
 from packaging.version import Version
 from synthetic import binary, facts
 
-from tvmffi_wheel.abi import check_against_built, decide_abi_range, tvm_ffi_imports
-from tvmffi_wheel.abi_table import (
+from tvmffi_wheel.compiling.tvm_ffi import release_platform_tags
+from tvmffi_wheel.deciding.abi import check_against_built, decide_abi_range, tvm_ffi_imports
+from tvmffi_wheel.deciding.abi_table import (
     Release,
     load_table,
-    release_platform_tags,
     table_from_json,
     table_to_json,
     tvm_ffi_symbol_abi,
 )
+from tvmffi_wheel.deciding.requirements import compatible_range
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspect import WheelBinary
-from tvmffi_wheel.requirements import compatible_range
+from tvmffi_wheel.inspecting.wheel import WheelBinary
 
 OLD_STRINGIFY = "_ZN3tvm3ffi4json9StringifyERKNS0_3AnyENS0_8OptionalIivEE"  # Optional<int> by value
 NEW_STRINGIFY = "_ZN3tvm3ffi4json9StringifyERKNS0_3AnyERKNS0_8OptionalIivEE"  # by const reference

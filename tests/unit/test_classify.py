@@ -3,13 +3,13 @@
 import pytest
 from synthetic import WHITELIST, facts
 
-from tvmffi_wheel.classify import Classifier, Kind, is_never_vendored
+from tvmffi_wheel.deciding.classify import Classifier, Kind, is_never_vendored
 
 
 def classifier(**overrides):
     binaries = [
-        ("pkg/sub/libsibling.so", facts(soname="libsibling.so")),
-        ("pkg.libs/libgomp-1a2b3c4d.so.1", facts(soname="libgomp-1a2b3c4d.so.1")),
+        ("pkg/sub/libsibling.so", facts(install_name="libsibling.so")),
+        ("pkg.libs/libgomp-1a2b3c4d.so.1", facts(install_name="libgomp-1a2b3c4d.so.1")),
     ]
     arguments = {"distribution": "pkg", "excludes": ("libfoo.so*",), "whitelist": WHITELIST, **overrides}
     return Classifier.for_wheel(binaries, **arguments)
@@ -48,7 +48,7 @@ def test_needs_keep_the_binarys_order():
 
 def test_provider_folder_is_site_packages_relative():
     judged = Classifier.for_wheel(
-        [("pkg-1.0.data/platlib/pkg/libk.so", facts(soname="libk.so")), ("libtop.so", facts())],
+        [("pkg-1.0.data/platlib/pkg/libk.so", facts(install_name="libk.so")), ("libtop.so", facts())],
         distribution="pkg", excludes=(),
     )
     assert judged.provider_folder("libk.so") == "pkg"

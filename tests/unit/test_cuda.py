@@ -7,20 +7,25 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from tvmffi_wheel.cuda import (
+from tvmffi_wheel.compiling.cuda import (
     Architecture,
     Toolkit,
     find_nvcc,
-    missing_device_code,
     parse_architectures,
     plan_cuda,
-    stray_device_code,
     validate_architectures,
 )
-from tvmffi_wheel.device_code import DeviceImage
-from tvmffi_wheel.elf import read_elf_facts
+from tvmffi_wheel.deciding.device_inventory import missing_device_code, stray_device_code
+from tvmffi_wheel.deciding.nvidia import (
+    cuda_build_requirements,
+    library_folder,
+    nvidia_library,
+    runtime_requirement,
+    wheel_for,
+)
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.nvidia import library_folder, nvidia_library, runtime_requirement, wheel_for
+from tvmffi_wheel.inspecting.device_code import DeviceImage
+from tvmffi_wheel.inspecting.elf import read_elf_facts
 
 CUDA13 = Toolkit(Path("nvcc"), Version("13.0"), frozenset({75, 80, 86, 89, 90, 100, 103, 110, 120, 121}))
 CUDA128 = Toolkit(Path("nvcc"), Version("12.8"), frozenset({50, 75, 80, 90, 100, 120}))
@@ -160,7 +165,7 @@ def test_the_users_own_cmake_variables_are_not_overridden():
 def test_missing_nvcc_is_an_error_when_architectures_are_set():
     with pytest.raises(TvmFfiWheelError, match=r'(?s)nvcc is not found.*cuda\.toolkit = "pip"'):
         plan(architectures="80-real", environ={"PATH": "/nonexistent"})
-    assert plan(environ={"PATH": "/nonexistent"}).extra_requirements == ()
+    assert cuda_build_requirements(plan(environ={"PATH": "/nonexistent"}).facts) == ()
 
 
 def test_find_nvcc_order(tmp_path):
@@ -217,7 +222,7 @@ def test_library_without_device_code_has_an_empty_inventory():
 
 
 def test_pip_toolkit_wheels_for_cuda_13_and_none_for_12():
-    from tvmffi_wheel.cuda import pip_toolkit_requirements
+    from tvmffi_wheel.compiling.cuda import pip_toolkit_requirements
 
     assert pip_toolkit_requirements("13.0") == [
         "nvidia-cuda-nvcc==13.0.*", "nvidia-nvvm==13.0.*", "nvidia-cuda-crt==13.0.*",
@@ -232,7 +237,7 @@ def test_pip_toolkit_wheels_for_cuda_13_and_none_for_12():
 
 
 def test_pip_toolkit_is_chosen_when_no_nvcc_is_found(tmp_path):
-    from tvmffi_wheel.cuda import uses_pip_toolkit
+    from tvmffi_wheel.compiling.cuda import uses_pip_toolkit
 
     assert uses_pip_toolkit("", "80-real", {"PATH": "/nonexistent"}, ())
     assert not uses_pip_toolkit("", "", {"PATH": "/nonexistent"}, ())  # no CUDA declared

@@ -3,7 +3,7 @@
 import zipfile
 from pathlib import Path
 
-from tvmffi_wheel.editable import MANIFEST, excluded_from_distributions, place_beside_sources, planned_copies
+from tvmffi_wheel.writing.editable import MANIFEST, excluded_from_distributions, place_beside_sources, planned_copies
 
 ELF = b"\x7fELF" + bytes(60)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tvmffi_wheel.elf import read_elf_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.inspecting.elf import read_elf_facts
 
 
 def compile_library(tmp_path: Path, source: str, *flags: str, name="libdemo.so") -> Path:
@@ -31,11 +31,11 @@ def test_needed_soname_runpath_and_symbol_versions(tmp_path):
         "-lm",
     )
     facts = read_elf_facts(library, "libdemo.so")
-    assert facts.soname == "libdemo.so.1"
+    assert facts.install_name == "libdemo.so.1"
     assert "libc.so.6" in facts.needed
     assert facts.run_paths == ("$ORIGIN/../lib", "/abs/dir")
-    assert (facts.machine, facts.elf_class) == ("EM_X86_64", 64)
-    memcpy = [n for n in facts.version_needs if "memcpy" in n.symbols]
+    assert (facts.format, facts.architecture) == ("elf", "x86_64")
+    memcpy = [n for n in facts.import_versions if "memcpy" in n.symbols]
     assert memcpy and memcpy[0].library == "libc.so.6"
     assert memcpy[0].version.startswith("GLIBC_2.")
     assert facts.python_c_api == ()

@@ -13,11 +13,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tvmffi_wheel.elf import read_elf_facts
-from tvmffi_wheel.elf_stream import read_streamed_facts
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspect import inspect_wheel
-from tvmffi_wheel.wheel_reader import WheelArchive
+from tvmffi_wheel.inspecting.elf import read_elf_facts
+from tvmffi_wheel.inspecting.elf_stream import read_streamed_facts
+from tvmffi_wheel.inspecting.wheel import inspect_wheel
+from tvmffi_wheel.inspecting.wheel_reader import WheelArchive
 
 # A bounded, fixed budget in the suite (the same examples every run, so it cannot pass one
 # day and fail the next); FUZZ_EXAMPLES=5000 for a longer, random run by hand.
@@ -120,7 +120,7 @@ def test_the_unmutated_inputs_are_readable(tmp_path):
     with WheelArchive(path) as archive:
         inspection = inspect_wheel(archive, tmp_path / "scratch", strict=False)
     assert [b.path for b in inspection.binaries] == ["demo/libk.so"]
-    assert "f" in inspection.binaries[0].facts.exported
+    assert "f" in inspection.binaries[0].facts.exports
     # Its RECORD is empty on purpose, so the RECORD check is fuzzed too.
     assert inspection.record_problems == [
         f"{name} is not listed in RECORD"
@@ -128,6 +128,6 @@ def test_the_unmutated_inputs_are_readable(tmp_path):
     ]
     library = tmp_path / "libk.so"
     library.write_bytes(LIBRARY)
-    assert "f" in read_elf_facts(library, "libk.so").exported
+    assert "f" in read_elf_facts(library, "libk.so").exports
     streamed = read_streamed_facts([LIBRARY[i : i + 4096] for i in range(0, len(LIBRARY), 4096)], "libk.so")
     assert streamed == read_elf_facts(library, "libk.so")

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tvmffi_wheel import build
-from tvmffi_wheel.cuda import available_cpus
+from tvmffi_wheel.compiling.cuda import available_cpus
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def fake_nvcc(folder, version="13.0"):
 def test_cudaflags_are_composed_in_cuda_py_and_joined_with_spaces(tmp_path, monkeypatch):
     """The build's CUDAFLAGS: the user's, then compression, then the host flags; a pip
     toolkit's CUDAToolkit_ROOT replaces a stale one instead of being `:`-joined to it."""
-    from tvmffi_wheel.cuda import plan_cuda
+    from tvmffi_wheel.compiling.cuda import plan_cuda
 
     nvcc = fake_nvcc(tmp_path / "pip-toolkit")
     cuda = plan_cuda(
@@ -108,7 +108,8 @@ def test_cudaflags_are_composed_in_cuda_py_and_joined_with_spaces(tmp_path, monk
 
 
 def test_cuda_facts_are_typed_and_recorded_as_json(tmp_path):
-    from tvmffi_wheel.cuda import plan_cuda
+    from tvmffi_wheel.compiling.cuda import plan_cuda
+    from tvmffi_wheel.deciding.nvidia import cuda_build_requirements
 
     nvcc = fake_nvcc(tmp_path / "toolkit")
     cuda = plan_cuda(
@@ -122,7 +123,7 @@ def test_cuda_facts_are_typed_and_recorded_as_json(tmp_path):
         "variant": "none",
     }
     assert cuda.compile_flags == ("--threads", str(available_cpus()))  # two architectures
-    assert cuda.extra_requirements == ("nvidia-cuda-runtime>=13.0,<14",)
+    assert cuda_build_requirements(cuda.facts) == ("nvidia-cuda-runtime>=13.0,<14",)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +136,7 @@ def test_cuda_facts_are_typed_and_recorded_as_json(tmp_path):
     ],
 )
 def test_nvcc_threads_for_several_architectures(tmp_path, architectures, threads, user_flags, expected):
-    from tvmffi_wheel.cuda import plan_cuda
+    from tvmffi_wheel.compiling.cuda import plan_cuda
 
     nvcc = fake_nvcc(tmp_path / "toolkit")
     cuda = plan_cuda(

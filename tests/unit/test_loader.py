@@ -3,7 +3,7 @@
 import pytest
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.loader import check_loader_place, render_loader
+from tvmffi_wheel.writing.loader import check_loader_place, render_loader
 
 MEMBERS = ["pkg/__init__.py", "pkg/lib/libk.so", "pkg-1.0.dist-info/METADATA"]
 

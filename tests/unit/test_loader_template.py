@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from tvmffi_wheel.abi_table import load_table
-from tvmffi_wheel.loader_template import admits, coverage, version_key
+from tvmffi_wheel.deciding.abi_table import load_table
+from tvmffi_wheel.writing.loader_template import admits, coverage, version_key
 
 RELEASES = [str(r.version) for r in load_table().for_arch("x86_64")]
 SPECIFIERS = [
@@ -58,7 +58,7 @@ def test_coverage(device_code, capability, expected):
 def test_binding_is_immediate_and_names_the_missing_symbol(tmp_path, monkeypatch):
     import subprocess
 
-    from tvmffi_wheel import loader_template
+    from tvmffi_wheel.writing import loader_template
 
     source = tmp_path / "k.c"
     source.write_text("extern void TVMFFINotInThisRelease(void);\nvoid f(void) { TVMFFINotInThisRelease(); }\n")

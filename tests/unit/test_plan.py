@@ -4,11 +4,11 @@
 import pytest
 from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
-from tvmffi_wheel._auditwheel import manylinux_policies
-from tvmffi_wheel.classify import Classifier
+from tvmffi_wheel.deciding._auditwheel import manylinux_policies
+from tvmffi_wheel.deciding.classify import Classifier
+from tvmffi_wheel.deciding.plan import LibraryFinder, plan_repair, vendored_name
+from tvmffi_wheel.deciding.runpath import install_path, origin_entry, planned_run_path
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.plan import LibraryFinder, plan_repair, vendored_name
-from tvmffi_wheel.runpath import install_path, origin_entry, planned_run_path
 
 
 class NoLibraries(LibraryFinder):
@@ -114,7 +114,7 @@ def test_excluded_and_driver_libraries_are_not_looked_for():
 
 def test_library_inside_the_wheel_gets_a_run_path_to_its_folder():
     kernel = binary("pkg/libk.so", needed=["libhelper.so"])
-    helper = binary("pkg/sub/libhelper.so", soname="libhelper.so")
+    helper = binary("pkg/sub/libhelper.so", install_name="libhelper.so")
     result = make_plan([kernel, helper])
     assert result.run_paths["pkg/libk.so"] == ("$ORIGIN/sub",)
 

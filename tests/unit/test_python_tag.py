@@ -3,8 +3,8 @@
 import pytest
 from synthetic import binary
 
+from tvmffi_wheel.deciding.python_tag import choose_python_tag, python_c_api_users
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.python_tag import choose_python_tag, python_c_api_users
 
 
 def test_default_tag_becomes_py3_none_without_c_api():

@@ -4,10 +4,10 @@ import dataclasses
 
 from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
-from tvmffi_wheel.device_code import DeviceImage
-from tvmffi_wheel.inspect import DeviceFile
-from tvmffi_wheel.report import WheelContents, floors, judge_wheel
-from tvmffi_wheel.wheel_reader import WheelName
+from tvmffi_wheel.commands.check import WheelContents, floors, judge_wheel
+from tvmffi_wheel.inspecting.device_code import DeviceImage
+from tvmffi_wheel.inspecting.wheel import DeviceFile
+from tvmffi_wheel.inspecting.wheel_reader import WheelName
 
 PIN = "Requires-Dist: apache-tvm-ffi<0.2,>=0.1.15"
 TO_TVM_FFI = "$ORIGIN/../tvm_ffi/lib"
@@ -30,7 +30,7 @@ def kernel(**overrides):
     arguments = {
         "needed": ["libtvm_ffi.so", "libstdc++.so.6", "libc.so.6"],
         "versions": [GLIBC_OLD, GLIBCXX_26],
-        "runpath": [TO_TVM_FFI],
+        "run_paths": [TO_TVM_FFI],
         **overrides,
     }
     return binary("pkg/libk.so", **arguments)
@@ -66,16 +66,16 @@ def test_a_library_nothing_provides_reads_not_provided_and_the_wheel_deserves_li
 
 def test_vendored_and_in_wheel_libraries_are_told_apart():
     main = kernel(needed=["libtvm_ffi.so", "libhelper.so", "libgomp-1a2b3c4d.so.1"],
-                  runpath=[TO_TVM_FFI, "$ORIGIN", "$ORIGIN/../pkg.libs"])
-    helper = binary("pkg/libhelper.so", soname="libhelper.so")
-    vendored = binary("pkg.libs/libgomp-1a2b3c4d.so.1", soname="libgomp-1a2b3c4d.so.1")
+                  run_paths=[TO_TVM_FFI, "$ORIGIN", "$ORIGIN/../pkg.libs"])
+    helper = binary("pkg/libhelper.so", install_name="libhelper.so")
+    vendored = binary("pkg.libs/libgomp-1a2b3c4d.so.1", install_name="libgomp-1a2b3c4d.so.1")
     report = judge(contents([main, helper, vendored]))
     assert report.sound, report.problems
     assert report.binaries[0].needed[1:] == (("libhelper.so", "in-wheel"), ("libgomp-1a2b3c4d.so.1", "vendored"))
 
 
 def test_record_problems_and_architecture_mismatch_are_problems():
-    report = judge(contents([kernel(machine="EM_AARCH64")], record_problems=["pkg/x.py is not listed in RECORD"]))
+    report = judge(contents([kernel(architecture="aarch64")], record_problems=["pkg/x.py is not listed in RECORD"]))
     assert report.problems[0] == "RECORD: pkg/x.py is not listed in RECORD"
     assert any("binaries are built for aarch64" in p for p in report.problems)
 
@@ -94,7 +94,7 @@ def test_tvm_ffi_requirement_shapes():
 
 
 def test_warnings_for_leaks_and_a_needless_cpython_tag():
-    leaky = kernel(exported=["__tvm_ffi_f", "_ZNSt6vectorIlE17_M_realloc_insert", "memcpy"])
+    leaky = kernel(exports=["__tvm_ffi_f", "_ZNSt6vectorIlE17_M_realloc_insert", "memcpy"])
     report = judge(contents([leaky], tag="cp311-cp311-manylinux_2_31_x86_64"), libc_exports=frozenset({"memcpy"}))
     assert report.sound
     assert report.binaries[0].leaked_exports == ("_ZNSt6vectorIlE17_M_realloc_insert", "memcpy")

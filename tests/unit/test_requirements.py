@@ -2,8 +2,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.requirements import (
+from tvmffi_wheel.deciding.requirements import (
     compatible_range,
     merge,
     pin_metadata,
@@ -11,6 +10,7 @@ from tvmffi_wheel.requirements import (
     requires_dist,
     tvm_ffi_requirement,
 )
+from tvmffi_wheel.errors import TvmFfiWheelError
 
 BUILT = Version("0.1.15.post2")
 
@@ -92,7 +92,7 @@ def test_pinning_is_idempotent():
 
 
 def test_pinned_version_reads_a_full_pin_only():
-    from tvmffi_wheel.requirements import pinned_version
+    from tvmffi_wheel.deciding.requirements import pinned_version
 
     assert pinned_version(pin_metadata(METADATA, BUILT, quiet=True)) == BUILT
     assert pinned_version(METADATA) is None  # ">=0.1" alone says nothing about the build

@@ -3,13 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.settings import (
+from tvmffi_wheel.compiling.settings import (
     Settings,
     load_settings,
     reference_markdown,
     split_config_settings,
 )
+from tvmffi_wheel.errors import TvmFfiWheelError
 
 README = Path(__file__).parents[2] / "README.md"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tvmffi_wheel._skbuild import read_build_settings
+from tvmffi_wheel.compiling._skbuild import read_build_settings
 
 
 def pyproject(scikit_build):

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.toolchain import (
+from tvmffi_wheel.compiling.toolchain import (
     ToolchainPlan,
     check_toolchain_settings,
     host_architecture,
@@ -20,6 +19,7 @@ from tvmffi_wheel.toolchain import (
     write_toolchain_file,
     zig_glibc_versions,
 )
+from tvmffi_wheel.errors import TvmFfiWheelError
 
 HOST = host_architecture()
 OTHER = "aarch64" if HOST == "x86_64" else "x86_64"

@@ -3,10 +3,10 @@
 import pytest
 from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
-from tvmffi_wheel._auditwheel import manylinux_policies
-from tvmffi_wheel.classify import Classifier
-from tvmffi_wheel.platforms import policy_named
-from tvmffi_wheel.verify import leaked_exports, verify_wheel
+from tvmffi_wheel.deciding._auditwheel import manylinux_policies
+from tvmffi_wheel.deciding.classify import Classifier
+from tvmffi_wheel.deciding.platforms import policy_named
+from tvmffi_wheel.deciding.verify import leaked_exports, verify_wheel
 
 POLICY = policy_named("manylinux_2_28", "x86_64")
 TO_TVM_FFI = "$ORIGIN/../tvm_ffi/lib"
@@ -29,7 +29,7 @@ def sound_kernel(**overrides):
     arguments = {
         "needed": ["libtvm_ffi.so", "libstdc++.so.6", "libc.so.6"],
         "versions": [GLIBC_OLD],
-        "runpath": [TO_TVM_FFI],
+        "run_paths": [TO_TVM_FFI],
         **overrides,
     }
     return binary("pkg/libk.so", **arguments)
@@ -54,13 +54,13 @@ def test_libraries_that_must_never_be_inside(member, message):
 
 
 def test_an_absolute_run_path_is_a_problem_only_for_a_repaired_wheel():
-    kernel = sound_kernel(runpath=[TO_TVM_FFI, "/tmp/build/lib"])
+    kernel = sound_kernel(run_paths=[TO_TVM_FFI, "/tmp/build/lib"])
     assert verify([kernel]) == ["pkg/libk.so: run path entry '/tmp/build/lib' is not relative to $ORIGIN"]
     assert verify([kernel], repaired=False, policy=None) == []
 
 
 def test_libtvm_ffi_must_be_reached_through_the_run_path():
-    kernel = sound_kernel(runpath=["$ORIGIN"])
+    kernel = sound_kernel(run_paths=["$ORIGIN"])
     (problem,) = verify([kernel])
     assert problem == (
         "pkg/libk.so: needs libtvm_ffi.so but has no run path to tvm_ffi/lib, "
@@ -70,7 +70,7 @@ def test_libtvm_ffi_must_be_reached_through_the_run_path():
 
 
 def test_nvidia_library_must_be_reached_in_its_wheel():
-    reached = binary("pkg/lib/libk.so", needed=["libcudart.so.13"], runpath=["$ORIGIN/../../nvidia/cu13/lib"])
+    reached = binary("pkg/lib/libk.so", needed=["libcudart.so.13"], run_paths=["$ORIGIN/../../nvidia/cu13/lib"])
     assert verify([reached]) == []
     unreached = binary("pkg/lib/libk.so", needed=["libcudart.so.13"])
     assert verify([unreached]) == ["pkg/lib/libk.so: needs libcudart.so.13 but has no run path to nvidia/cu13/lib"]
@@ -88,9 +88,9 @@ def test_a_library_nothing_provides_is_a_problem_under_a_platform_policy():
 
 def test_libraries_the_wheel_provides_itself_are_fine():
     kernel = sound_kernel(needed=["libtvm_ffi.so", "libhelper.so", "libgomp-1a2b3c4d.so.1"],
-                          runpath=[TO_TVM_FFI, "$ORIGIN/sub", "$ORIGIN/../pkg.libs"])
-    helper = binary("pkg/sub/libhelper.so", soname="libhelper.so")
-    vendored = binary("pkg.libs/libgomp-1a2b3c4d.so.1", soname="libgomp-1a2b3c4d.so.1")
+                          run_paths=[TO_TVM_FFI, "$ORIGIN/sub", "$ORIGIN/../pkg.libs"])
+    helper = binary("pkg/sub/libhelper.so", install_name="libhelper.so")
+    vendored = binary("pkg.libs/libgomp-1a2b3c4d.so.1", install_name="libgomp-1a2b3c4d.so.1")
     assert verify([kernel, helper, vendored]) == []
 
 
@@ -109,7 +109,7 @@ def test_symbol_versions_beyond_the_platform_name_the_symbol():
 
 
 def test_leaked_exports_are_the_cpp_runtimes_and_glibcs():
-    kernel = binary("pkg/libk.so", exported=["__tvm_ffi_add", "_ZNSt6vectorIlE17_M_realloc_insert", "memcpy",
+    kernel = binary("pkg/libk.so", exports=["__tvm_ffi_add", "_ZNSt6vectorIlE17_M_realloc_insert", "memcpy",
                                             "__cxa_throw", "my_kernel"])
     assert leaked_exports(kernel.facts, frozenset({"memcpy"})) == [
         "_ZNSt6vectorIlE17_M_realloc_insert", "__cxa_throw", "memcpy"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspect import inspect_wheel
-from tvmffi_wheel.wheel_reader import Hasher, WheelArchive, WheelName
-from tvmffi_wheel.wheel_writer import (
+from tvmffi_wheel.inspecting.wheel import inspect_wheel
+from tvmffi_wheel.inspecting.wheel_reader import Hasher, WheelArchive, WheelName
+from tvmffi_wheel.writing.wheel_writer import (
     WheelChanges,
     WheelWriter,
     ensure_writable_directory,

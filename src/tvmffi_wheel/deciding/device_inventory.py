@@ -1,0 +1,65 @@
+"""The device code found against the architectures declared: what is missing, what strays.
+
+One comparison that the build (repair.py) and `check` both report, each in its own words.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from tvmffi_wheel.compiling.cuda import Architecture
+from tvmffi_wheel.inspecting.device_code import DeviceImage
+
+
+def _matches(image: DeviceImage, kind: str, entry: Architecture) -> bool:
+    # A bare cubin's ELF header does not tell `a`/`f` apart: it stands for any variant.
+    variant_fits = image.variant == entry.variant or not image.variant_known
+    return image.kind == kind and image.arch == entry.number and variant_fits
+
+
+def missing_device_code(
+    declared: Sequence[Architecture], inventory: Sequence[DeviceImage]
+) -> list[str]:
+    """Declared architectures the device code lacks, e.g. ['SASS sm_90', 'PTX compute_120']."""
+    missing = []
+    for entry in declared:
+        if entry.sass and not any(_matches(image, "sass", entry) for image in inventory):
+            missing.append(f"SASS sm_{entry.number}{entry.variant}")
+        if entry.ptx and not any(_matches(image, "ptx", entry) for image in inventory):
+            missing.append(f"PTX compute_{entry.number}{entry.variant}")
+    return missing
+
+
+def stray_device_code(declared: Sequence[Architecture], inventory: Sequence[DeviceImage]) -> list[str]:
+    """Device code for an architecture nothing declared, e.g. the sm_52 of a device link."""
+    stray = {
+        image.name
+        for image in inventory
+        if not any(
+            _matches(image, image.kind, entry) and (entry.sass if image.kind == "sass" else entry.ptx)
+            for entry in declared
+        )
+    }
+    return sorted(stray)
+
+
+@dataclasses.dataclass(frozen=True)
+class InventoryMismatch:
+    """Where device code and the declared architectures disagree."""
+
+    where: str  # a binary, or the device code files
+    missing: list[str]  # declared, not found: an error
+    stray: list[str]  # found, not declared: a warning (an error when strict)
+
+
+def compare_inventory(
+    declared: Sequence[Architecture], groups: Sequence[tuple[str, Sequence[DeviceImage]]]
+) -> list[InventoryMismatch]:
+    """Declared against found for each group of device code (see inspecting.wheel.device_code_groups)."""
+    mismatches = []
+    for where, images in groups:
+        missing, stray = missing_device_code(declared, images), stray_device_code(declared, images)
+        if missing or stray:
+            mismatches.append(InventoryMismatch(where, missing, stray))
+    return mismatches

@@ -1,0 +1,111 @@
+"""Verify: the checks a wheel must pass before it is written (and that `check` reports).
+
+They are phrased on the final facts, independent of how the repair got there, so a bug
+in the repair shows up here instead of at a user's import.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+
+from tvmffi_wheel.deciding._auditwheel import PlatformPolicy
+from tvmffi_wheel.deciding.classify import (
+    TVM_FFI_LIB_DIR,
+    Classifier,
+    Kind,
+    is_never_vendored,
+    is_tvm_ffi_library,
+)
+from tvmffi_wheel.deciding.nvidia import folder_of
+from tvmffi_wheel.deciding.platforms import policy_violations
+from tvmffi_wheel.deciding.runpath import install_path, origin_target, reached_folders
+from tvmffi_wheel.inspecting.facts import BinaryFacts
+from tvmffi_wheel.inspecting.wheel import WheelBinary
+
+
+def _forbidden_members(members: Sequence[str]) -> list[str]:
+    problems = []
+    for member in members:
+        name = posixpath.basename(member)
+        if is_tvm_ffi_library(name):
+            problems.append(f"{member}: a copy of libtvm_ffi is inside the wheel; two copies "
+                            "in one process abort at import (remove the install() rule that "
+                            "copies it: the run path finds the apache-tvm-ffi wheel's)")
+        elif is_never_vendored(name):
+            problems.append(f"{member}: CUDA's driver and libraries must come from the system "
+                            "or NVIDIA's wheels, not from this wheel (remove the install() "
+                            "rule that copies it)")
+    return problems
+
+
+def _binary_problems(
+    binary: WheelBinary, classifier: Classifier, policy: PlatformPolicy | None, repaired: bool
+) -> list[str]:
+    member, facts = binary.path, binary.facts
+    problems = []
+    reached = reached_folders(member, facts.run_paths)
+    if repaired:
+        location = install_path(member) or ""
+        for entry in facts.run_paths:
+            if origin_target(entry, location) is None:
+                problems.append(f"{member}: run path entry {entry!r} is not relative to $ORIGIN")
+    for soname, kind in classifier.needs(facts):
+        if kind is Kind.TVM_FFI and repaired and TVM_FFI_LIB_DIR not in reached:
+            problems.append(
+                f"{member}: needs {soname} but has no run path to {TVM_FFI_LIB_DIR}, "
+                "so it only loads after `import tvm_ffi`"
+            )
+        elif kind is Kind.NVIDIA_WHEEL and repaired:
+            folder = folder_of(soname)
+            if folder is not None and folder not in reached:
+                problems.append(f"{member}: needs {soname} but has no run path to {folder}")
+        elif kind is Kind.NOT_PROVIDED and policy is not None:
+            problems.append(f"{member}: needs {soname}, which {policy.name} does not "
+                            "provide and the wheel does not contain")
+    return problems
+
+
+def verify_wheel(
+    binaries: Sequence[WheelBinary],
+    members: Sequence[str],
+    *,
+    classifier: Classifier,
+    policy: PlatformPolicy | None,
+    python_tag: tuple[str, str],
+    repaired: bool,
+) -> list[str]:
+    """Problems with the wheel, one line each; empty when it is sound.
+
+    ``classifier`` judges the final binaries against ``policy``, the platform the wheel is
+    tagged for (None for a `linux_*` wheel, which promises nothing about the system it runs
+    on). ``repaired``: the run paths must be relative and reach tvm_ffi/lib (false only
+    for `repair=skip`).
+    """
+    problems = _forbidden_members(members)
+    for binary in binaries:
+        problems += _binary_problems(binary, classifier, policy, repaired)
+        if python_tag[1] == "none" and binary.facts.python_c_api:
+            problems.append(f"{binary.path}: uses the Python C API ({binary.facts.python_c_api[0]}) "
+                            f"in a {python_tag[0]}-none wheel")
+    if policy is not None:
+        problems += [str(v) for v in policy_violations(policy, [(b.path, b.facts) for b in binaries])]
+    return problems
+
+
+# Mangled-name prefixes of the C++ standard library and of the C++ runtime's helpers: a
+# kernel library that exports these can have them bound by other libraries in the process.
+_STL_PREFIXES = ("_ZNSt", "_ZNKSt", "_ZSt", "_ZTISt", "_ZTSSt", "_ZTVSt", "_ZN9__gnu_cxx",
+                 "_ZNK9__gnu_cxx", "_ZN10__cxxabiv1", "_ZTIN10__cxxabiv1")
+_RUNTIME_NAMES = ("__cxa_", "__gxx_personality", "__gcc_personality", "_Unwind_", "__dynamic_cast")
+
+
+def leaked_exports(facts: BinaryFacts, libc_exports: frozenset[str]) -> list[str]:
+    """Exported symbols that belong to the C++ standard library, its runtime, or glibc."""
+    return sorted(
+        name
+        for name in facts.exports
+        if name.startswith(_STL_PREFIXES)
+        or name.startswith(_RUNTIME_NAMES)
+        or name in libc_exports
+    )

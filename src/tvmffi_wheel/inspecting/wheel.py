@@ -1,0 +1,151 @@
+"""Inspect: read a wheel once, yielding the facts of every binary, the device code of
+every `.cubin`, `.fatbin` and `.ptx` file, and every member's hash.
+
+`repair` and `check` both start here, so they judge the same facts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.inspecting.binary import binary_format, read_binary_facts
+from tvmffi_wheel.inspecting.device_code import CUBIN_HEADER, DEVICE_FILE_SUFFIXES, DeviceImage, cubin_image
+from tvmffi_wheel.inspecting.elf_stream import read_device_file, read_streamed_facts
+from tvmffi_wheel.inspecting.facts import BinaryFacts
+from tvmffi_wheel.inspecting.wheel_reader import Digest, Hasher, WheelArchive
+
+
+class Unpacker:
+    """Unpacks members of one wheel into one folder, each at most once, when asked."""
+
+    def __init__(self, archive: WheelArchive, root: Path) -> None:
+        self._archive = archive
+        self.root = root
+
+    def location(self, member: str) -> Path:
+        """Where ``member`` is (or would be) unpacked."""
+        return self.root / member
+
+    def unpack(self, member: str) -> Path:
+        target = self.location(member)
+        if not target.exists():
+            self._archive.extract(self._archive.info(member), self.root)
+        return target
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelBinary:
+    """A binary inside the wheel."""
+
+    path: str  # archive member name
+    facts: BinaryFacts
+    unpacker: Unpacker | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def origin(self) -> Path | None:
+        """The folder `$ORIGIN` names while repairing: where the binary is, or would be,
+        unpacked (None for facts that come from no wheel)."""
+        if self.unpacker is None:
+            return None
+        return self.unpacker.location(self.path).parent
+
+    def on_disk(self) -> Path:
+        """The binary as a file, unpacked on first use (most are never unpacked)."""
+        if self.unpacker is None:
+            raise RuntimeError(f"{self.path} is not in a wheel that can be unpacked")
+        return self.unpacker.unpack(self.path)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceFile:
+    """CUDA device code shipped as a file: a `.cubin`, `.fatbin` or `.ptx`."""
+
+    path: str  # archive member name
+    images: tuple[DeviceImage, ...]
+
+
+def all_device_code(binaries: Sequence[WheelBinary], files: Sequence[DeviceFile]) -> list[DeviceImage]:
+    """Every image of device code in the wheel: in its binaries and in its device code files."""
+    return [image for b in binaries for image in b.facts.device_code] + [i for f in files for i in f.images]
+
+
+def device_code_groups(
+    binaries: Sequence[WheelBinary], files: Sequence[DeviceFile]
+) -> list[tuple[str, list[DeviceImage]]]:
+    """(where, images) for each piece that must cover the declared architectures on its own:
+    each binary with device code, and the device code files together (a package may ship
+    one file per architecture)."""
+    groups = [(b.path, list(b.facts.device_code)) for b in binaries if b.facts.device_code]
+    if files:
+        where = "the device code files (" + ", ".join(f.path for f in files) + ")"
+        groups.append((where, [image for f in files for image in f.images]))
+    return groups
+
+
+@dataclasses.dataclass(frozen=True)
+class Inspection:
+    binaries: list[WheelBinary]
+    digests: dict[str, Digest]  # every member but RECORD, from its content
+    record_problems: list[str]  # members whose content RECORD does not describe
+    device_files: list[DeviceFile] = dataclasses.field(default_factory=list)
+
+
+def _is_device_file(name: str, first: bytes) -> bool:
+    """A cubin (an ELF file for the GPU), or a file named like device code."""
+    return cubin_image(first[:CUBIN_HEADER], "file") is not None or name.endswith(DEVICE_FILE_SUFFIXES)
+
+
+def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) -> Inspection:
+    """Stream every member once, hash it against RECORD, read the facts of binaries.
+
+    Nothing is unpacked: elf_stream keeps the few byte ranges the facts need. Only a binary
+    the streamed reader cannot read (an ELF file with an unusual layout) is unpacked under
+    ``scratch`` and read whole; a later stage unpacks a binary there when it needs the file
+    (to patch it, say). A RECORD that does not match the content is an error when ``strict``, else listed in the result.
+    """
+    unpacker = Unpacker(archive, scratch)
+    recorded = archive.record_rows()
+    binaries: list[WheelBinary] = []
+    device_files: list[DeviceFile] = []
+    digests: dict[str, Digest] = {}
+    problems: list[str] = []
+    for member in archive.members:
+        if member.is_dir() or member.filename == archive.record_name:
+            continue
+        hasher = Hasher()
+        chunks = hasher.wrap(archive.stream(member, hashed=member.filename in recorded))
+        first = next(chunks, b"")
+        facts = None
+        device_file = _is_device_file(member.filename, first)
+        file_format = None if device_file else binary_format(first)
+        if device_file:
+            images = read_device_file(itertools.chain([first], chunks), member.filename, member.file_size)
+            device_files.append(DeviceFile(member.filename, images))
+        elif file_format == "elf":
+            facts = read_streamed_facts(itertools.chain([first], chunks), member.filename)
+        for _ in chunks:  # hash whatever the reader did not need
+            pass
+        digest = hasher.result()
+        listed = recorded.get(member.filename)
+        if listed is None:
+            problems.append(f"{member.filename} is not listed in RECORD")
+        elif listed != (digest.hash, str(digest.size)):
+            problems.append(f"{member.filename} does not match its RECORD hash and size")
+        digests[member.filename] = digest
+        if file_format is not None:
+            if facts is None:
+                facts = read_binary_facts(unpacker.unpack(member.filename), member.filename)
+            binaries.append(WheelBinary(member.filename, facts, unpacker))
+    present = set(digests) | {archive.record_name}
+    problems += [f"RECORD lists {name}, which the wheel lacks" for name in recorded if name not in present]
+    if problems and strict:
+        raise TvmFfiWheelError(
+            f"{archive.path.name} is damaged or was changed after it was built: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            "rebuild the wheel; do not edit a wheel's files in place",
+        )
+    return Inspection(binaries, digests, problems, device_files)
