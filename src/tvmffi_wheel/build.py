@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -43,12 +44,7 @@ from tvmffi_wheel.compiling.toolchain import (
     write_toolchain_file,
 )
 from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION, find_build_tvm_ffi, prepare_target_tvm_ffi
-from tvmffi_wheel.errors import (
-    TvmFfiWheelError,
-    info,
-    report_internal_error,
-    report_user_error,
-)
+from tvmffi_wheel.errors import TvmFfiWheelError, collecting_warnings, info, reporting, warn
 from tvmffi_wheel.inspecting.wheel_reader import WheelName
 from tvmffi_wheel.writing import editable
 from tvmffi_wheel.writing.loader import check_loader_path
@@ -81,14 +77,8 @@ def _reported(hook: F) -> F:
 
     @functools.wraps(hook)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with reporting():
             return hook(*args, **kwargs)
-        except TvmFfiWheelError as err:
-            report_user_error(err)
-            raise SystemExit(1) from None
-        except Exception as err:
-            report_internal_error(err)
-            raise
 
     return wrapper  # type: ignore[return-value]
 
@@ -160,7 +150,7 @@ def _cuda(context: _Context) -> CudaPlan:
         variant=settings.cuda_variant,
     )
     for warning in plan.warnings:
-        info(f"warning: {warning}")
+        warn(warning)
     return plan
 
 
@@ -255,8 +245,9 @@ def cmake_environment(
     host_flags = _reproducible_flags(prefix_map)
     appended = {
         "CMAKE_PREFIX_PATH": (os.pathsep, str(tvm_ffi_prefix)),
-        "CFLAGS": (" ", " ".join(host_flags)),
-        "CXXFLAGS": (" ", " ".join(host_flags)),
+        # A command-line fragment that CMake's generators hand to a shell: quoted for it.
+        "CFLAGS": (" ", shlex.join(host_flags)),
+        "CXXFLAGS": (" ", shlex.join(host_flags)),
         "CUDAFLAGS": (" ", cuda.cuda_flags(host_flags)),
     }
     if cuda.library_path is not None:
@@ -297,6 +288,11 @@ def _compile(
             del prefix_map[tvm_ffi_prefix]
         appended, replaced = cmake_environment(tvm_ffi_prefix, prefix_map, cuda)
         replaced |= cache.environment if cache is not None else {}
+        # The compilers' temporary files (nvcc's tmpxft_* are tens of MB) go inside the
+        # build's folder, which is removed however the build ends, Ctrl-C included.
+        compiler_tmp = Path(staging) / "tmp"
+        compiler_tmp.mkdir()
+        replaced["TMPDIR"] = str(compiler_tmp)
         stack.enter_context(_changed_environment(appended, replaced))
         stack.enter_context(compiler_cache.running(cache))
         # metadata_directory is not passed on: scikit-build-core would compare it with
@@ -435,7 +431,8 @@ def build_wheel(
     config_settings: Any = None,
     metadata_directory: str | None = None,
 ) -> str:
-    return _build("build_wheel", wheel_directory, config_settings, metadata_directory, "wheel")
+    with collecting_warnings():  # recorded in the wheel's build facts
+        return _build("build_wheel", wheel_directory, config_settings, metadata_directory, "wheel")
 
 
 @_reported
@@ -444,4 +441,5 @@ def build_editable(
     config_settings: Any = None,
     metadata_directory: str | None = None,
 ) -> str:
-    return _build("build_editable", wheel_directory, config_settings, metadata_directory, "editable")
+    with collecting_warnings():
+        return _build("build_editable", wheel_directory, config_settings, metadata_directory, "editable")

@@ -33,7 +33,7 @@ from tvmffi_wheel.deciding.python_tag import choose_python_tag, python_c_api_use
 from tvmffi_wheel.deciding.requirements import pin_metadata, requirement_names, tvm_ffi_requirement
 from tvmffi_wheel.deciding.runpath import install_path
 from tvmffi_wheel.deciding.verify import verify_wheel
-from tvmffi_wheel.errors import TvmFfiWheelError, info
+from tvmffi_wheel.errors import TvmFfiWheelError, info, warn, warnings_so_far
 from tvmffi_wheel.inspecting.binary import read_binary_facts
 from tvmffi_wheel.inspecting.device_code import (
     DeviceImage,
@@ -112,7 +112,7 @@ def _check_device_code(binaries: list[WheelBinary], files: list[DeviceFile], opt
                "compiles for sm_52 on CUDA 12 and sm_75 on CUDA 13), or declare these")
         if options.strict_architectures:
             raise TvmFfiWheelError(message, fix)
-        info(f"warning: {message}; {fix} (cuda.strict-architectures = true makes this an error)")
+        warn(f"{message}; {fix} (cuda.strict-architectures = true makes this an error)")
 
 
 def check_size(size: int, limit_mb: int, device_code: Sequence[DeviceImage] = ()) -> None:
@@ -122,7 +122,7 @@ def check_size(size: int, limit_mb: int, device_code: Sequence[DeviceImage] = ()
             problem, "ship fewer CUDA architectures, compress device code (cuda.compress), or raise the limit"
         )
     if warning is not None:
-        info(f"warning: {warning}")
+        warn(warning)
 
 
 def build_facts_json(
@@ -135,6 +135,8 @@ def build_facts_json(
     """The dist-info file recording how the wheel was built, for whoever debugs it later."""
     facts = {
         **previous,  # what an earlier build recorded and this run cannot know (the toolkit)
+        # Shown by `check`: pip hides the build's output unless asked (-v).
+        "warnings": list(dict.fromkeys([*previous.get("warnings", ()), *warnings_so_far()])),
         "generator": f"tvmffi-wheel {__version__}",
         "tvm_ffi_version": str(options.tvm_ffi_version),
         "platform": platform,
@@ -178,14 +180,14 @@ def _abi_range(binaries: list[WheelBinary], options: RepairOptions) -> AbiRange 
     version = options.tvm_ffi_version
     exports = _built_against_exports(options, arch)
     if exports is None:
-        info(f"warning: apache-tvm-ffi {version} is neither installed here nor in tvmffi-wheel's table, "
+        warn(f"apache-tvm-ffi {version} is neither installed here nor in tvmffi-wheel's table, "
              "so the symbols the binaries import from it are not checked")
     else:
         check_against_built(imports, exports, version)
     if cpp:
         users = sorted({path for i in cpp for path in i.binaries})
         symbols = ", ".join(i.symbol for i in cpp[:3]) + (" ..." if len(cpp) > 3 else "")
-        info(f"warning: C++ symbols imported from libtvm_ffi by {', '.join(users)}, outside tvm-ffi's "
+        warn(f"C++ symbols imported from libtvm_ffi by {', '.join(users)}, outside tvm-ffi's "
              f"stable C ABI: {symbols}; the wheel works only with releases that keep these exact C++ "
              "signatures, so the requirement admits only the known releases that do")
     abi = decide_abi_range((i.symbol for i in imports), version, load_table().for_arch(arch))

@@ -20,7 +20,7 @@ def contents(binaries, *, tag="py3-none-manylinux_2_31_x86_64", requires=PIN, me
         file_name=file_name,
         name=WheelName.parse(file_name),
         binaries=list(binaries),
-        members=[b.path for b in binaries] if members is None else members,
+        members=["pkg/__init__.py", *(b.path for b in binaries)] if members is None else members,
         metadata=metadata,
         record_problems=list(record_problems),
     )
@@ -142,9 +142,10 @@ def test_device_code_files_cover_the_declared_architectures_together_binaries_ea
     }
 
 
-def test_a_wheel_without_binaries():
+def test_a_wheel_without_binaries_is_not_a_sound_kernel_wheel():
     report = judge(contents([], tag="py3-none-any", requires=""))
-    assert report.sound and report.deserved_platform == "any"
+    assert not report.sound and report.deserved_platform == "any"
+    assert [p for p in report.problems if p.startswith("the wheel holds no compiled library")]
 
 
 def test_floors_name_the_symbols():

@@ -25,38 +25,52 @@ def test_compatible_range_stops_at_the_next_abi(version, expected):
 
 
 def test_no_user_requirement_gets_the_pin():
-    requirement, _ = merge(None, BUILT)
+    requirement, _, _ = merge(None, BUILT)
     assert set(map(str, requirement.specifier)) == {">=0.1.15.post2", "<0.2"}
 
 
 def test_unbounded_user_requirement_is_pinned_with_a_message():
-    requirement, messages = merge(Requirement("apache-tvm-ffi"), BUILT)
+    requirement, notes, warnings = merge(Requirement("apache-tvm-ffi"), BUILT)
     assert set(map(str, requirement.specifier)) == {">=0.1.15.post2", "<0.2"}
-    assert len(messages) == 1 and "no version range" in messages[0]
+    assert len(notes) == 1 and "no version range" in notes[0] and warnings == []
 
 
 def test_looser_bounds_are_tightened_with_messages():
-    requirement, messages = merge(Requirement("apache-tvm-ffi>=0.1,<1"), BUILT)
+    requirement, _, messages = merge(Requirement("apache-tvm-ffi>=0.1,<1"), BUILT)
     assert set(map(str, requirement.specifier)) == {">=0.1.15.post2", "<0.2"}
     assert any("lower bound tightened from >=0.1" in m for m in messages)
     assert any("upper bound tightened from <1" in m for m in messages)
 
 
 def test_stricter_user_bounds_win():
-    requirement, messages = merge(Requirement("apache-tvm-ffi>=0.1.15.post2,<0.1.17"), BUILT)
+    requirement, notes, warnings = merge(Requirement("apache-tvm-ffi>=0.1.15.post2,<0.1.17"), BUILT)
     assert set(map(str, requirement.specifier)) == {">=0.1.15.post2", "<0.1.17"}
-    assert messages == []
+    assert notes == warnings == []
+
+
+@pytest.mark.parametrize("operator", ["==", "==="])
+def test_an_exact_pin_is_kept_as_written_with_a_warning(operator):
+    requirement, notes, warnings = merge(Requirement(f"apache-tvm-ffi{operator}0.1.15.post2"), BUILT)
+    assert str(requirement) == f"apache-tvm-ffi{operator}0.1.15.post2"
+    assert notes == [] and len(warnings) == 1 and "exact pin, kept as written" in warnings[0]
+    with pytest.raises(TvmFfiWheelError, match=r"built against 0\.1\.15\.post2"):
+        merge(Requirement(f"apache-tvm-ffi{operator}0.1.8.post2"), BUILT)
+
+
+def test_a_wildcard_pin_is_a_range():
+    requirement, _, warnings = merge(Requirement("apache-tvm-ffi==0.1.*"), BUILT)
+    assert set(map(str, requirement.specifier)) == {"==0.1.*", ">=0.1.15.post2", "<0.2"} and warnings == []
 
 
 def test_exclusions_and_markers_are_kept():
     user = Requirement('apache-tvm-ffi!=0.1.16; python_version >= "3.9"')
-    requirement, _ = merge(user, BUILT)
+    requirement, _, _ = merge(user, BUILT)
     assert "!=0.1.16" in map(str, requirement.specifier)
     assert str(requirement.marker) == 'python_version >= "3.9"'
 
 
 def test_user_range_that_excludes_the_build_environment_is_an_error():
-    with pytest.raises(TvmFfiWheelError, match=r"build environment has 0\.1\.15\.post2"):
+    with pytest.raises(TvmFfiWheelError, match=r"but the wheel is built against 0\.1\.15\.post2"):
         merge(Requirement("apache-tvm-ffi<0.1.10"), BUILT)
 
 
@@ -91,11 +105,18 @@ def test_pinning_is_idempotent():
     assert pin_metadata(once, BUILT, quiet=True) == once
 
 
-def test_pinned_version_reads_a_full_pin_only():
+@pytest.mark.parametrize(
+    ("requirement", "expected"),
+    [("apache-tvm-ffi<0.2,>=0.1.15.post2", "0.1.15.post2"), ("apache-tvm-ffi>=0.1.8.post2", "0.1.8.post2"),
+     ("apache-tvm-ffi==0.1.8.post2", "0.1.8.post2"), ("apache-tvm-ffi>0.1.8", None), ("apache-tvm-ffi<0.2", None),
+     ("apache-tvm-ffi", None)],
+)
+def test_pinned_version_is_the_wheels_own_lower_bound(requirement, expected):
     from tvmffi_wheel.deciding.requirements import pinned_version
 
+    metadata = f"Metadata-Version: 2.1\nName: k\nRequires-Dist: {requirement}\n"
+    assert pinned_version(metadata) == (Version(expected) if expected else None)
     assert pinned_version(pin_metadata(METADATA, BUILT, quiet=True)) == BUILT
-    assert pinned_version(METADATA) is None  # ">=0.1" alone says nothing about the build
 
 
 def test_requirements_are_read_from_the_header_only():

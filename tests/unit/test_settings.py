@@ -112,3 +112,24 @@ def test_nested_tables_and_dotted_keys_name_the_same_option():
 def test_nested_option_errors(table, message):
     with pytest.raises(TvmFfiWheelError, match=message):
         load_settings({"tool": {"tvmffi-wheel": table}}, {}, {})
+
+
+@pytest.mark.parametrize("name", ["tvmffi_wheel", "tvm-ffi-wheel", "TVMFFI-Wheel"])
+def test_a_misspelled_table_is_named_with_the_right_spelling(name):
+    pyproject = {"tool": {name: {"loader": "pkg/_native.py"}}}
+    expected = rf"\[tool\.{name}\] table.*\n  fix: rename it to \[tool\.tvmffi-wheel\]"
+    with pytest.raises(TvmFfiWheelError, match=expected):
+        load_settings(pyproject, {}, {})
+    load_settings({"tool": {"tvmffi-wheel-extras": {}, "scikit-build": {}}}, {}, {})  # not ours: left alone
+
+
+def test_a_misspelled_config_settings_prefix_is_named():
+    expected = r"-C tvmffi_wheel\.loader.*\n  fix: write it as -C tvmffi-wheel\.loader"
+    with pytest.raises(TvmFfiWheelError, match=expected):
+        load_settings({}, {"tvmffi_wheel.loader": "pkg/_native.py"}, {})
+
+
+def test_an_unknown_environment_variable_is_named_with_the_closest_one():
+    with pytest.raises(TvmFfiWheelError, match=r"(?s)TVMFFI_WHEEL_LODER.*did you mean TVMFFI_WHEEL_LOADER\?"):
+        load_settings({}, {}, {"TVMFFI_WHEEL_LODER": "pkg/_native.py"})
+    load_settings({}, {}, {"TVMFFI_WHEELHOUSE": "x", "OTHER": "y"})  # another prefix: not ours

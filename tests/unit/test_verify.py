@@ -19,7 +19,7 @@ def verify(binaries, *, members=None, policy=POLICY, python_tag=("py3", "none"),
         excludes=excludes,
         whitelist=policy.whitelist if policy is not None else frozenset(),
     )
-    members = [b.path for b in binaries] if members is None else members
+    members = ["pkg/__init__.py", *(b.path for b in binaries)] if members is None else members
     return verify_wheel(
         binaries, members, classifier=classifier, policy=policy, python_tag=python_tag, repaired=repaired
     )
@@ -49,7 +49,7 @@ def test_a_sound_wheel_has_no_problems():
     ],
 )
 def test_libraries_that_must_never_be_inside(member, message):
-    (problem,) = verify([sound_kernel()], members=["pkg/libk.so", member])
+    (problem,) = verify([sound_kernel()], members=["pkg/__init__.py", "pkg/libk.so", member])
     assert problem.startswith(f"{member}: {message}")
 
 
@@ -114,3 +114,27 @@ def test_leaked_exports_are_the_cpp_runtimes_and_glibcs():
     assert leaked_exports(kernel.facts, frozenset({"memcpy"})) == [
         "_ZNSt6vectorIlE17_M_realloc_insert", "__cxa_throw", "memcpy"
     ]
+
+
+def test_a_wheel_without_a_library_is_a_problem():
+    (problem,) = verify([], members=["pkg/__init__.py"])
+    assert problem.startswith("the wheel holds no compiled library") and "install(TARGETS" in problem
+
+
+@pytest.mark.parametrize(
+    ("member", "where"),
+    [("lib/libk.so", "site-packages/lib/"), ("libk.so", "the top of site-packages"),
+     ("pkg-1.0.data/platlib/lib64/libk.so", "site-packages/lib64/"), ("nopkg/libk.so", "site-packages/nopkg/")],
+)
+def test_a_library_outside_the_packages_is_a_problem(member, where):
+    kernel = binary(member, needed=["libc.so.6"], versions=[GLIBC_OLD])
+    (problem,) = verify([kernel], members=["pkg/__init__.py", "nopkg/data.txt", member])
+    assert problem.startswith(f"{member}: installs to {where}, outside the wheel's packages")
+
+
+def test_extension_modules_and_vendored_libraries_may_stand_outside_a_package():
+    extension = binary("ext.cpython-311-x86_64-linux-gnu.so", needed=["libc.so.6"], versions=[GLIBC_OLD],
+                       exports=["PyInit_ext"])
+    vendored = binary("pkg.libs/libgomp-1a2b3c4d.so.1", needed=["libc.so.6"], versions=[GLIBC_OLD],
+                      install_name="libgomp-1a2b3c4d.so.1")
+    assert verify([extension, vendored], python_tag=("cp311", "cp311")) == []

@@ -305,6 +305,7 @@ def judge_wheel(
     _, over_pypi = size_findings(contents.wheel_bytes, 0, everything)
     if over_pypi is not None:
         warnings.append(over_pypi)
+    warnings += [f"the build warned: {warning}" for warning in contents.build_facts.get("warnings", ())]
     interpreter, abi = contents.name.python_tag
     if abi not in ("none", "abi3") and reports and not any(r.python_c_api for r in reports):
         warnings.append(f"tagged {interpreter}-{abi}, but no binary uses the Python C API: "

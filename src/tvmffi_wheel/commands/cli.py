@@ -18,12 +18,7 @@ from packaging.version import InvalidVersion, Version
 from tvmffi_wheel import __version__
 from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.deciding.requirements import pinned_version
-from tvmffi_wheel.errors import (
-    TvmFfiWheelError,
-    info,
-    report_internal_error,
-    report_user_error,
-)
+from tvmffi_wheel.errors import TvmFfiWheelError, collecting_warnings, info, reporting
 from tvmffi_wheel.inspecting.wheel_reader import WheelArchive
 from tvmffi_wheel.writing.wheel_writer import ensure_writable_directory
 
@@ -137,7 +132,8 @@ def _repair(args: argparse.Namespace) -> int:
             plat=args.plat,
             tvm_ffi_version=_tvm_ffi_version(args.tvm_ffi_version, wheel),
         )
-        written = repair_wheel(wheel, out_dir, options)
+        with collecting_warnings():  # recorded in the wheel's build facts
+            written = repair_wheel(wheel, out_dir, options)
         info(f"wrote {written}")
     return 0
 
@@ -177,7 +173,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
+    with reporting():
         if args.command == "repair":
             return _repair(args)
         if args.command == "check":
@@ -192,10 +188,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(reference_markdown())
         elif args.command == "cmake-dir":
             print(resources.files("tvmffi_wheel") / "cmake")
-    except TvmFfiWheelError as err:
-        report_user_error(err)
-        return 1
-    except Exception as err:
-        report_internal_error(err)
-        raise
     return 0

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -246,9 +247,13 @@ class CudaPlan:
     warnings: tuple[str, ...]
 
     def cuda_flags(self, host_flags: Sequence[str]) -> str:
-        """Everything the backend adds to CUDAFLAGS, space-separated: its own flags, then the
-        host compiler's flags, which nvcc passes on through -Xcompiler."""
-        return " ".join([*self.compile_flags, *(f"-Xcompiler={flag}" for flag in host_flags)])
+        """Everything the backend adds to CUDAFLAGS, as one shell-quoted string: its own
+        flags, then the host compiler's flags, which nvcc passes on through -Xcompiler.
+
+        Quoted twice: CMake's generators run the nvcc command through a shell, and nvcc runs
+        the host compiler through another, so a flag holding a path with a space survives both.
+        """
+        return shlex.join([*self.compile_flags, *(f"-Xcompiler={shlex.quote(flag)}" for flag in host_flags)])
 
 
 def _runtime_from_define(value: str) -> CudaRuntime:
@@ -354,7 +359,8 @@ def plan_cuda(
     """Validate the CUDA options before anything compiles, and say what to pass to CMake."""
     declared_text = declared_architectures(architectures, user_defines, environ)
     toolkit_environment: dict[str, str] = {}
-    if uses_pip_toolkit(toolkit_source, declared_text, environ, default_roots):
+    pip_toolkit = uses_pip_toolkit(toolkit_source, declared_text, environ, default_roots)
+    if pip_toolkit:
         toolkit_environment = _pip_toolkit_environment(version, search_path, environ)
         environ = {**environ, **toolkit_environment}
     defines = _architecture_defines(architectures, user_defines)
@@ -375,6 +381,9 @@ def plan_cuda(
     if nvcc is None:  # not a CUDA build
         return CudaPlan(defines, toolkit_environment, None, (), None, None, ())
     toolkit = _query(nvcc)
+    if not environ.get("CUDACXX") and shutil.which("nvcc", path=environ.get("PATH", "")) is None:
+        # Found through $CUDA_HOME, $CUDA_PATH or a default root, where CMake does not look.
+        toolkit_environment["CUDACXX"] = str(nvcc)
 
     declared = None
     warnings: list[str] = []
@@ -384,10 +393,10 @@ def plan_cuda(
     compile_flags = _compile_flags(toolkit, environ.get("CUDAFLAGS", ""), compress, declared_text, threads)
     facts = None
     if declared_text or runtime or user_runtime:
-        source: ToolkitSource = "pip" if toolkit_environment else "system"
+        source: ToolkitSource = "pip" if pip_toolkit else "system"
         facts = CudaFacts(str(toolkit.version), source, declared_text, mode, variant)
     # The pip wheels' nvcc.profile looks for libraries in lib64; the linker reads LIBRARY_PATH.
-    library_path = str(Path(toolkit_environment["CUDAToolkit_ROOT"]) / "lib") if toolkit_environment else None
+    library_path = str(Path(toolkit_environment["CUDAToolkit_ROOT"]) / "lib") if pip_toolkit else None
     return CudaPlan(
         defines=defines,
         toolkit_environment=toolkit_environment,

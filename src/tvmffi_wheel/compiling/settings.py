@@ -270,6 +270,41 @@ def _convert(field: dataclasses.Field, value: Any, where: str, *, from_text: boo
     return value
 
 
+def _spelled_like_ours(name: str) -> bool:
+    """`tvmffi_wheel`, `TVMFFI.Wheel`, `tvm-ffi-wheel`: our name, spelled another way."""
+    return "".join(c for c in name.lower() if c.isalnum()) == "tvmffiwheel"
+
+
+def _check_spellings(
+    pyproject: Mapping[str, Any], config_settings: Mapping[str, Any], environ: Mapping[str, str]
+) -> None:
+    """A table, -C prefix or environment variable that is almost ours is a mistake, not
+    something else's: name it with the right spelling instead of ignoring it."""
+    tool = pyproject.get("tool", {})
+    for name in tool if isinstance(tool, dict) else ():
+        if name != "tvmffi-wheel" and _spelled_like_ours(name):
+            raise TvmFfiWheelError(
+                f"pyproject.toml has a [tool.{name}] table, which tvmffi-wheel does not read",
+                f"rename it to [{TOML_TABLE}]",
+            )
+    for key in config_settings:
+        prefix, dot, rest = key.partition(".")
+        if dot and prefix != CONFIG_PREFIX[:-1] and _spelled_like_ours(prefix):
+            raise TvmFfiWheelError(
+                f"unknown config-setting -C {key}: tvmffi-wheel's options start with {CONFIG_PREFIX}",
+                f"write it as -C {CONFIG_PREFIX}{rest}",
+            )
+    known = {env_var(field): toml_key(field) for field in dataclasses.fields(Settings)}
+    for var in environ:
+        if var.upper().startswith(ENV_PREFIX) and var not in known:
+            close = difflib.get_close_matches(var.upper(), known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise TvmFfiWheelError(
+                f"unknown environment variable {var}: no tvmffi-wheel option is named so",
+                f"{hint}unset it, or use one of: {', '.join(known)}",
+            )
+
+
 def split_config_settings(
     config_settings: Mapping[str, Any] | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -293,6 +328,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     environ = os.environ if environ is None else environ
+    _check_spellings(pyproject, config_settings or {}, environ)
     table = pyproject.get("tool", {}).get("tvmffi-wheel", {})
     if not isinstance(table, dict):
         raise TvmFfiWheelError(

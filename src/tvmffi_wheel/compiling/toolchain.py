@@ -34,7 +34,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel.compiling.settings import TargetArch, Toolchain
-from tvmffi_wheel.errors import TvmFfiWheelError, info
+from tvmffi_wheel.errors import TvmFfiWheelError, warn
 
 # Tested with 0.17; zig's command line changes between minor releases.
 ZIG_REQUIREMENT = "ziglang>=0.17,<0.18"
@@ -224,7 +224,7 @@ def write_toolchain_file(plan: ToolchainPlan, folder: Path, environ: Mapping[str
     try:
         zig = str(stable_zig(plan.zig, environ))
     except OSError as err:
-        info(f"warning: zig runs from the build environment, so it rebuilds its C++ runtime ({err})")
+        warn(f"zig runs from the build environment, so it rebuilds its C++ runtime ({err})")
         zig = str(plan.zig)
     tools = {
         "CMAKE_C_COMPILER": _wrapper(folder / "cc", [zig, "cc", "-target", plan.target]),

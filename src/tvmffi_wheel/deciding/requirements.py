@@ -2,8 +2,9 @@
 
 tvm-ffi versions are 0.X.Y and a change of X breaks the C ABI, so a kernel wheel needs
 `>=<version it was built against>,<0.(X+1)`, narrowed further where a known release lacks
-a symbol the binaries import (abi.py). Never `==`: two kernel packages that pin different
-patch releases could then never be installed together.
+a symbol the binaries import (abi.py). Never `==` of our own: two kernel packages that pin
+different patch releases could then never be installed together. A project's own exact pin
+is its choice: it is kept as written, with a warning.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from packaging.version import Version
 
 from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.deciding.abi import AbiRange, next_abi
-from tvmffi_wheel.errors import TvmFfiWheelError, info
+from tvmffi_wheel.errors import TvmFfiWheelError, info, warn
 
 _LOWER = (">=", ">")
 _UPPER = ("<", "<=")
@@ -45,16 +46,38 @@ def _tighter(a: Specifier, b: Specifier, *, lower: bool) -> Specifier:
     return a if a.operator == strict else b
 
 
+def _exact(spec: Specifier) -> bool:
+    return spec.operator == "===" or (spec.operator == "==" and not spec.version.endswith(".*"))
+
+
+def _refuse_excluding_build(user: Requirement, built_against: Version) -> TvmFfiWheelError:
+    return TvmFfiWheelError(
+        f"the project requires {TVM_FFI_DISTRIBUTION}{user.specifier}, but the wheel is built "
+        f"against {built_against}, so it would require a tvm-ffi it was not built against",
+        f"build against a matching {TVM_FFI_DISTRIBUTION} (pin it in [build-system] requires; "
+        "`tvmffi-wheel repair --tvm-ffi-version` names it for a wheel built elsewhere), or widen "
+        "the project's dependency",
+    )
+
+
 def merge(
     user: Requirement | None, built_against: Version, abi: AbiRange | None = None
-) -> tuple[Requirement, list[str]]:
-    """The requirement to publish, and one message for each bound that was tightened."""
+) -> tuple[Requirement, list[str], list[str]]:
+    """The requirement to publish, with notes for the log and warnings (a bound tightened,
+    an exact pin kept)."""
     pin = compatible_range(built_against, abi)
     if user is None:
-        return Requirement(f"{TVM_FFI_DISTRIBUTION}{pin}"), []
-    messages = []
+        return Requirement(f"{TVM_FFI_DISTRIBUTION}{pin}"), [], []
+    if any(_exact(s) for s in user.specifier):
+        if not user.specifier.contains(built_against, prereleases=True):
+            raise _refuse_excluding_build(user, built_against)
+        return Requirement(str(user)), [], [
+            f"{TVM_FFI_DISTRIBUTION}{user.specifier} is the project's exact pin, kept as written: another "
+            "kernel package that pins a different release cannot be installed beside this one"
+        ]
+    notes, messages = [], []
     if not any(s.operator in _LOWER + _UPPER for s in user.specifier):
-        messages.append(
+        notes.append(
             f"{TVM_FFI_DISTRIBUTION}: the project gives no version range; requiring {pin} "
             f"(built against {built_against})"
         )
@@ -77,16 +100,10 @@ def merge(
     merged += [s for s in pin if s.operator == "!=" and s not in merged]
     specifier = SpecifierSet(",".join(str(s) for s in merged))
     if not specifier.contains(built_against, prereleases=True):
-        raise TvmFfiWheelError(
-            f"the project requires {TVM_FFI_DISTRIBUTION}{user.specifier}, but the build "
-            f"environment has {built_against}, so the wheel would require a tvm-ffi it was "
-            "not built against",
-            f"pin the build environment to a matching {TVM_FFI_DISTRIBUTION} in "
-            "[build-system] requires, or widen the project's dependency",
-        )
+        raise _refuse_excluding_build(user, built_against)
     result = Requirement(str(user))
     result.specifier = specifier
-    return result, messages
+    return result, notes, messages
 
 
 def as_tvm_ffi_requirement(text: str) -> Requirement | None:
@@ -144,11 +161,13 @@ def pin_metadata(
         if requirement is None:
             continue
         found = True
-        merged, messages = merge(requirement, built_against, abi)
+        merged, notes, warnings = merge(requirement, built_against, abi)
         lines[index] = f"Requires-Dist: {merged}"
         if not quiet:
-            for message in messages:
-                info(message)
+            for note in notes:
+                info(note)
+            for warning in warnings:
+                warn(warning)
     added = [] if found else [str(merge(None, built_against, abi)[0])]
     added += [r for r in extra_requirements if canonicalize_name(Requirement(r).name) not in present]
     requires = [i for i, line in enumerate(lines) if line.startswith("Requires-Dist:")]
@@ -164,7 +183,7 @@ def tvm_ffi_requirement(metadata: str) -> Requirement | None:
 
 
 def pinned_version(metadata: str) -> Version | None:
-    """The version a wheel says it was built against: the lower bound of a full pin.
+    """The version a wheel says it was built against: an exact pin's, else the `>=` bound.
 
     A wheel repaired before (by the backend or `tvmffi-wheel repair`) carries
     `>=built,<next`; re-pinning it with that version keeps it byte-identical.
@@ -172,8 +191,9 @@ def pinned_version(metadata: str) -> Version | None:
     requirement = tvm_ffi_requirement(metadata)
     if requirement is None:
         return None
-    lower = [s for s in requirement.specifier if s.operator in _LOWER]
-    upper = [s for s in requirement.specifier if s.operator in _UPPER]
-    if len(lower) != 1 or not upper:
+    exact = [s for s in requirement.specifier if _exact(s)]
+    lower = [s for s in requirement.specifier if s.operator == ">="]
+    chosen = exact or lower
+    if len(chosen) != 1:
         return None
-    return Version(lower[0].version)
+    return Version(chosen[0].version)

@@ -66,6 +66,33 @@ def _binary_problems(
     return problems
 
 
+def _placement_problems(binaries: Sequence[WheelBinary], members: Sequence[str], libs_dir: str) -> list[str]:
+    """A kernel wheel holds a library, and each library is inside a package (or the vendored
+    libraries' folder), where its loader finds it and no other wheel's files collide."""
+    if not binaries:
+        return ["the wheel holds no compiled library: CMakeLists.txt installs none into it (add "
+                "install(TARGETS <target> LIBRARY DESTINATION <package folder>))"]
+    packages = {
+        location.split("/")[0]
+        for member in members
+        if (location := install_path(member)) is not None and location.endswith("/__init__.py")
+    }
+    problems = []
+    for binary in binaries:
+        location = install_path(binary.path)
+        if location is None or any(name.startswith("PyInit_") for name in binary.facts.exports):
+            continue  # a .data file has no package; an extension module may stand at the top
+        folder, slash, _ = location.partition("/")
+        if not slash or folder not in packages | {libs_dir}:
+            where = f"site-packages/{folder}/" if slash else "the top of site-packages"
+            problems.append(
+                f"{binary.path}: installs to {where}, outside the wheel's packages, where another wheel's "
+                "files collide with it (install it into the package: install(TARGETS <target> LIBRARY "
+                "DESTINATION <package folder>))"
+            )
+    return problems
+
+
 def verify_wheel(
     binaries: Sequence[WheelBinary],
     members: Sequence[str],
@@ -82,7 +109,7 @@ def verify_wheel(
     on). ``repaired``: the run paths must be relative and reach tvm_ffi/lib (false only
     for `repair=skip`).
     """
-    problems = _forbidden_members(members)
+    problems = _forbidden_members(members) + _placement_problems(binaries, members, classifier.libs_dir)
     for binary in binaries:
         problems += _binary_problems(binary, classifier, policy, repaired)
         if python_tag[1] == "none" and binary.facts.python_c_api:

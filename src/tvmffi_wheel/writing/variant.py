@@ -11,7 +11,7 @@ import dataclasses
 import re
 from typing import Literal
 
-from tvmffi_wheel.errors import TvmFfiWheelError, info
+from tvmffi_wheel.errors import TvmFfiWheelError, info, warn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,5 +60,5 @@ def with_fields(metadata: str, name: str, version: str) -> str:
 def announce(variant: Variant, name: str, version: str) -> None:
     info(f"cuda.variant = {variant.mode}: {name} {version}")
     if variant.mode == "local":
-        info(f"warning: PyPI refuses local versions such as {version}; publish this wheel to your own "
+        warn(f"PyPI refuses local versions such as {version}; publish this wheel to your own "
              "index (or use cuda.variant = \"name\")")

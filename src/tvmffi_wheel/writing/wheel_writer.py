@@ -244,7 +244,8 @@ class WheelWriter:
         archive = self._archive
         prefix = archive.dist_info + "/"
         for info in archive.members:
-            if info.filename.startswith(prefix) and info.filename != archive.record_name:
+            # Folder entries, which some builders write, are left out here as everywhere.
+            if info.filename.startswith(prefix) and info.filename != archive.record_name and not info.is_dir():
                 self._put_member(info, changes)
         existing = set(archive.member_names)
         stamp = self._stamp()
