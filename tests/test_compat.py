@@ -110,7 +110,7 @@ def test_compat_tests_a_named_version_outside_the_range(json_kernel_build, comma
 @pytest.mark.parametrize(
     ("arguments", "environment", "message"),
     [
-        (["--versions", "newest"], {}, "--versions: 'newest' is not a version"),
+        (["--versions", "newest"], {}, "--versions: 'newest' is neither a version nor lowest, highest or all"),
         (["--versions", "0.1.99"], {}, "apache-tvm-ffi 0.1.99 does not exist on the package index"),
         ([], {"PIP_CONFIG_FILE": "/dev/null", "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_FIND_LINKS": "",
               "PIP_RETRIES": "0", "PIP_TIMEOUT": "2"}, "pip found no apache-tvm-ffi release at all"),

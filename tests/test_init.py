@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import only_wheel, pip_wheel, wheel_text
+from conftest import only_wheel, pip_wheel, run, wheel_text
 from tvmffi_wheel.compiling.cuda import find_nvcc
 
 if sys.version_info >= (3, 11):
@@ -20,7 +21,7 @@ else:  # pragma: no cover
 
 def test_init_builds_and_its_tests_pass(command, tmp_path, build_env, fresh_venv):
     project = tmp_path / "my-kernels"
-    command("init", project)
+    initialized = command("init", "my-kernels", cwd=tmp_path)  # a bare folder name, as users type it
     assert {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()} == {
         "pyproject.toml", "CMakeLists.txt", "src/kernels.cc", "python/my_kernels/__init__.py",
         "tests/test_kernels.py", "README.md", ".gitignore", ".github/workflows/wheels.yml",
@@ -35,7 +36,11 @@ def test_init_builds_and_its_tests_pass(command, tmp_path, build_env, fresh_venv
     assert config["tool"]["tvmffi-wheel"]["loader"] == "my_kernels/_native.py"
     assert cibuildwheel["test-command"] == "pytest {project}/tests && tvmffi-wheel compat {wheel}"
 
-    pip_wheel(project, tmp_path / "dist", build_env)
+    # The next step init prints works as printed: pip reads a bare name as a project on the index.
+    (next_step,) = [line for line in initialized.stdout.splitlines() if "next: pip wheel" in line]
+    printed = shlex.split(next_step.split("next: ", 1)[1].split("   (or")[0])
+    assert printed == ["pip", "wheel", "--no-deps", "-w", "dist", "./my-kernels"]
+    run([sys.executable, "-m", *printed], cwd=tmp_path, env=build_env)
     wheel = only_wheel(tmp_path / "dist")
     assert wheel.name.startswith("my_kernels-0.1.0-py3-none-manylinux_")
     environment = fresh_venv("init-venv")
@@ -68,7 +73,7 @@ def test_init_cuda_builds_with_the_pip_toolkit(command, tmp_path, build_env, fre
     [
         (["--name", "my kernels"], "'my kernels' is not a valid distribution name"),
         (["--name", "9lives"], "'9lives' would be imported as '9lives', which is not a Python identifier"),
-        (["--name", "class"], "which is not a Python identifier"),
+        (["--name", "class"], "'class' would be imported as 'class', which is a Python keyword"),
         (["--name", "json"], "'json' would be imported as 'json', which another module already uses"),
     ],
 )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE, PROJECTS, copy_project, only_wheel, pip_wheel
+from tvmffi_wheel.compiling.cuda import find_nvcc
 
 
 @pytest.mark.parametrize("project", [EXAMPLE, PROJECTS / "openmp"], ids=["example", "openmp"])
@@ -62,6 +63,39 @@ def test_interrupted_build_leaves_nothing(tmp_path, backend_venv):
     output, _ = process.communicate(timeout=120)
     assert process.returncode != 0, f"the build finished despite the interrupt:\n{output[-3000:]}"
     assert leftovers(out) == []
+
+
+@pytest.mark.skipif(find_nvcc(os.environ) is None, reason="needs nvcc")
+def test_interrupted_cuda_build_ends_quietly_and_leaves_no_temporary_files(tmp_path, backend_venv):
+    """Ctrl-C while nvcc runs: exit status 130, one line instead of a traceback, and none of
+    nvcc's tmpxft_* files left in TMPDIR."""
+    project = copy_project(EXAMPLE, tmp_path / "example")
+    out, tmpdir = tmp_path / "dist", tmp_path / "tmp"
+    out.mkdir()
+    tmpdir.mkdir()
+    config = {"cmake.define.EXAMPLE_KERNELS_CUDA": "ON", "tvmffi-wheel.cuda.architectures": "75-real;90-real"}
+    code = ("import os, sys; os.chdir(sys.argv[1]); from tvmffi_wheel.build import build_wheel; "
+            f"build_wheel(sys.argv[2], {config!r})")
+    process = subprocess.Popen(
+        [backend_venv.python, "-c", code, project, out], env={**backend_venv.env, "TMPDIR": str(tmpdir)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    seen = ""
+    while "Building CUDA object" not in seen:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen += line
+    assert "Building CUDA object" in seen and process.poll() is None, f"nvcc never ran:\n{seen[-3000:]}"
+    deadline = time.monotonic() + 30
+    while not list(tmpdir.rglob("tmpxft*")) and time.monotonic() < deadline:  # nvcc is writing them
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output[-3000:]
+    assert "tvmffi-wheel: interrupted" in output and "Traceback" not in output, output[-3000:]
+    assert leftovers(out) == []
+    assert not list(tmpdir.rglob("tmpxft*")), sorted(p.name for p in tmpdir.rglob("*"))
 
 
 def test_interrupted_repair_leaves_nothing(tmp_path, backend_venv, example_wheel):

@@ -13,11 +13,10 @@ import contextlib
 import dataclasses
 import functools
 import os
-import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tvmffi_wheel.compiling import _skbuild, compiler_cache
+from tvmffi_wheel.compiling.cmake_environment import changed_environment, cmake_environment
 from tvmffi_wheel.compiling.compiler_cache import CachePlan
 from tvmffi_wheel.compiling.cuda import (
     CudaPlan,
@@ -95,6 +95,30 @@ def _read_pyproject() -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as err:
         raise TvmFfiWheelError(f"pyproject.toml is not valid TOML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise _not_utf8("pyproject.toml", err) from None
+
+
+def _not_utf8(name: str, err: UnicodeDecodeError) -> TvmFfiWheelError:
+    return TvmFfiWheelError(
+        f"{name} is not UTF-8 text (byte {err.start} cannot be read as UTF-8)",
+        f"save {name} as UTF-8: the wheel's metadata is UTF-8",
+    )
+
+
+def _check_readme(pyproject: dict[str, Any]) -> None:
+    """The readme becomes the wheel's description: scikit-build-core reads it as UTF-8, and
+    fails with a bare UnicodeDecodeError that names no file."""
+    readme = pyproject.get("project", {}).get("readme")
+    name = readme.get("file") if isinstance(readme, dict) else readme
+    if not isinstance(name, str):
+        return
+    try:
+        Path(name).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _not_utf8(name, err) from None
+    except OSError:
+        return  # a missing readme is scikit-build-core's to report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +133,7 @@ class _Context:
 
 def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
     pyproject = _read_pyproject()
+    _check_readme(pyproject)
     settings = load_settings(pyproject, config_settings)
     _, forwarded = split_config_settings(config_settings)
     build = _skbuild.read_build_settings(pyproject, forwarded, os.environ, state)
@@ -207,54 +232,6 @@ def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:
     return _skbuild.call("build_sdist", sdist_directory, context.forwarded)
 
 
-@contextlib.contextmanager
-def _changed_environment(appended: dict[str, tuple[str, str]], replaced: dict[str, str]) -> Iterator[None]:
-    """While CMake runs: append (separator, value) to some variables, set others; then restore.
-
-    Appending adds to what CMake reads without overriding a cache variable the project or
-    the user set, and the user's own entries stay first.
-    """
-    previous = {name: os.environ.get(name) for name in [*appended, *replaced]}
-    for name, (separator, value) in appended.items():
-        if value:
-            os.environ[name] = separator.join(filter(None, [previous[name], value]))
-    os.environ.update(replaced)
-    try:
-        yield
-    finally:
-        for name, old in previous.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
-
-
-def cmake_environment(
-    tvm_ffi_prefix: Path, prefix_map: Mapping[Path, str], cuda: CudaPlan
-) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
-    """The environment CMake runs in: (variables appended to, variables set).
-
-    - CMAKE_PREFIX_PATH gets the build environment's site-packages holding tvm_ffi, since
-      scikit-build-core adds only its own site-packages and pip installs what
-      get_requires_for_build_* asks for (apache-tvm-ffi) into another one;
-    - CFLAGS and CXXFLAGS get one -ffile-prefix-map per entry of ``prefix_map`` (path to
-      placeholder), and CUDAFLAGS what compiling/cuda.py composes from its own flags and those;
-    - with cuda.toolkit = pip, CUDACXX and CUDAToolkit_ROOT point at NVIDIA's toolkit wheels
-      (plan_cuda refuses a CUDACXX the user set), and LIBRARY_PATH gets their lib folder.
-    """
-    host_flags = _reproducible_flags(prefix_map)
-    appended = {
-        "CMAKE_PREFIX_PATH": (os.pathsep, str(tvm_ffi_prefix)),
-        # A command-line fragment that CMake's generators hand to a shell: quoted for it.
-        "CFLAGS": (" ", shlex.join(host_flags)),
-        "CXXFLAGS": (" ", shlex.join(host_flags)),
-        "CUDAFLAGS": (" ", cuda.cuda_flags(host_flags)),
-    }
-    if cuda.library_path is not None:
-        appended["LIBRARY_PATH"] = (os.pathsep, cuda.library_path)
-    return appended, dict(cuda.toolkit_environment)
-
-
 def _variant(settings: Settings, cuda: CudaPlan) -> Variant | None:
     if settings.cuda_variant == "none":
         return None
@@ -293,7 +270,7 @@ def _compile(
         compiler_tmp = Path(staging) / "tmp"
         compiler_tmp.mkdir()
         replaced["TMPDIR"] = str(compiler_tmp)
-        stack.enter_context(_changed_environment(appended, replaced))
+        stack.enter_context(changed_environment(appended, replaced))
         stack.enter_context(compiler_cache.running(cache))
         # metadata_directory is not passed on: scikit-build-core would compare it with
         # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
@@ -313,16 +290,6 @@ def _check_loader_against_sources(loader: str, packages: dict[str, str]) -> None
                     f"loader = {loader!r} would overwrite the source file {existing}",
                     "choose a module name that no source file has, e.g. _native.py",
                 )
-
-
-def _reproducible_flags(prefix_map: Mapping[Path, str]) -> list[str]:
-    """Map the paths that differ between two builds of the same source out of the binaries.
-
-    tvm-ffi's headers put __FILE__ into error messages, and an isolated build environment
-    has a new path every time; so does a project copied elsewhere. Without this, two builds
-    of the same source differ in those strings and in the build ID computed from them.
-    """
-    return [f"-ffile-prefix-map={path.resolve()}={placeholder}" for path, placeholder in prefix_map.items()]
 
 
 def _prepare_toolchain(
@@ -366,6 +333,9 @@ def _build(
         )
     if settings.loader:
         _check_loader_against_sources(settings.loader, context.build.packages)
+    py_api_warning = context.build.py_api_warning((sys.version_info.major, sys.version_info.minor))
+    if py_api_warning is not None:
+        warn(py_api_warning)
     tvm_ffi = find_build_tvm_ffi()
     cuda = _cuda(context)
     toolchain = plan_toolchain(
@@ -406,7 +376,7 @@ def _build(
         max_wheel_size_mb=settings.max_wheel_size_mb,
         strict_architectures=settings.cuda_strict_architectures,
         variant=_variant(settings, cuda),
-        build=BuildRecord(cuda=cuda.facts),
+        build=BuildRecord(cuda=cuda.facts, undeclared_cuda=cuda.undeclared_facts),
         tvm_ffi_library=tvm_ffi.library,
         loader=settings.loader,
         packages=tuple(context.build.packages),

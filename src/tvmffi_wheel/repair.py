@@ -25,8 +25,8 @@ from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, system_library_dir
 from tvmffi_wheel.deciding.abi import AbiRange, check_against_built, decide_abi_range, tvm_ffi_imports
 from tvmffi_wheel.deciding.abi_table import load_table
 from tvmffi_wheel.deciding.classify import Classifier, libs_folder
-from tvmffi_wheel.deciding.device_inventory import compare_inventory
-from tvmffi_wheel.deciding.nvidia import cuda_build_requirements
+from tvmffi_wheel.deciding.device_inventory import architectures_found, compare_inventory
+from tvmffi_wheel.deciding.nvidia import cuda_build_requirements, wheel_ranges
 from tvmffi_wheel.deciding.plan import LibraryFinder, RepairPlan, plan_repair
 from tvmffi_wheel.deciding.platforms import check_architecture, check_built_for, wheel_architecture
 from tvmffi_wheel.deciding.python_tag import choose_python_tag, python_c_api_users
@@ -55,7 +55,10 @@ from tvmffi_wheel.writing.wheel_writer import WheelChanges, WheelWriter, rewrite
 class BuildRecord:
     """What only the build knows about a wheel, recorded in its tvmffi_wheel.json."""
 
-    cuda: CudaFacts | None  # None: no CUDA in the build
+    cuda: CudaFacts | None  # None: no CUDA declared in the build
+    # nvcc was found but nothing declared: recorded, with the architectures found, if the
+    # binaries hold device code.
+    undeclared_cuda: CudaFacts | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +97,11 @@ def _check_device_code(binaries: list[WheelBinary], files: list[DeviceFile], opt
         total = sum(image.size for image in everything)
         by_arch = "; ".join(savings(bytes_by_arch(everything)))
         info(f"device code in all: {format_size(total)}; by architecture: {by_arch}")
+    cuda = _build_cuda(options)
+    if cuda is not None and not cuda.architectures and everything:
+        warn(f"the CUDA architectures are not declared, so nvcc chose them: the device code is for "
+             f"{architectures_found(everything)}; declare the ones to ship, e.g. cuda.architectures = "
+             '"75-real;80-real;90-real;120-virtual"')
     declared = options.cuda_architectures
     if declared is None:
         return
@@ -118,8 +126,9 @@ def _check_device_code(binaries: list[WheelBinary], files: list[DeviceFile], opt
 def check_size(size: int, limit_mb: int, device_code: Sequence[DeviceImage] = ()) -> None:
     problem, warning = size_findings(size, limit_mb, device_code)
     if problem is not None:
+        cuda = "ship fewer CUDA architectures, compress device code (cuda.compress), " if device_code else ""
         raise TvmFfiWheelError(
-            problem, "ship fewer CUDA architectures, compress device code (cuda.compress), or raise the limit"
+            problem, f"{cuda}leave debug information out (a Release build), or raise max-wheel-size-mb"
         )
     if warning is not None:
         warn(warning)
@@ -145,8 +154,23 @@ def build_facts_json(
         "device_code_by_arch": bytes_by_arch(device_code),
     }
     if options.build is not None:
-        facts["cuda"] = options.build.cuda.to_json() if options.build.cuda is not None else None
+        cuda = _recorded_cuda(options.build, device_code)
+        facts["cuda"] = cuda.to_json() if cuda is not None else None
     return json.dumps(facts, indent=2, sort_keys=True) + "\n"
+
+
+def _build_cuda(options: RepairOptions) -> CudaFacts | None:
+    """The CUDA toolkit the build found, declared or not (None: none, or built elsewhere)."""
+    return (options.build.cuda or options.build.undeclared_cuda) if options.build is not None else None
+
+
+def _recorded_cuda(build: BuildRecord, device_code: Sequence[DeviceImage]) -> CudaFacts | None:
+    """The CUDA facts of the build: the architectures as declared, or, when none were, read
+    from the device code the build made."""
+    cuda = build.cuda or build.undeclared_cuda
+    if cuda is None or cuda.architectures or not device_code:
+        return build.cuda
+    return dataclasses.replace(cuda, architectures=architectures_found(device_code))
 
 
 def _built_against_exports(options: RepairOptions, arch: str) -> frozenset[str] | None:
@@ -320,7 +344,7 @@ def _decide_and_patch(
         finder=LibraryFinder(system_library_dirs()),
         requirements=requirement_names(metadata),
     )
-    replaced, added = apply_plan(plan, binaries, scratch)
+    replaced, added = apply_plan(plan, binaries, scratch, building=options.build is not None)
     info(_describe_tag(plan))
     return _Decision(plan.platform_tags, plan.policy, replaced, added)
 
@@ -369,12 +393,15 @@ def _repair(
     if note:
         info(note)
     _check_device_code(binaries, inspection.device_files, options)
+    cuda = _build_cuda(options)
+    toolkit = Version(cuda.toolkit) if cuda is not None else None
     original = archive.dist_info_text("METADATA")
     metadata = pin_metadata(
         with_fields(original, *identity.fields) if identity.fields else original,
         options.tvm_ffi_version,
         abi=_abi_range(binaries, options),
         extra_requirements=cuda_build_requirements(options.build.cuda if options.build else None),
+        ranges=wheel_ranges((n for b in binaries for n in b.facts.needed), toolkit),
     )
     if prepared_metadata is not None and metadata != prepared_metadata:
         raise RuntimeError("the wheel's METADATA differs from the one prepared earlier")

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from tvmffi_wheel import build
+from tvmffi_wheel.compiling.cmake_environment import changed_environment, cmake_environment
 from tvmffi_wheel.compiling.cuda import available_cpus
 
 
@@ -84,7 +85,7 @@ def test_cudaflags_are_composed_in_cuda_py_and_joined_with_spaces(tmp_path, monk
     )
     assert cuda.compile_flags == ("--compress-mode=size",)
     prefix, project = tmp_path / "site-packages", tmp_path / "project"
-    appended, replaced = build.cmake_environment(prefix, {prefix: "/site-packages", project: "."}, cuda)
+    appended, replaced = cmake_environment(prefix, {prefix: "/site-packages", project: "."}, cuda)
     host = f"-ffile-prefix-map={prefix.resolve()}=/site-packages -ffile-prefix-map={project.resolve()}=."
     expected = f"--compress-mode=size -Xcompiler={host.replace(' ', ' -Xcompiler=')}"
     assert appended["CUDAFLAGS"] == (" ", expected)
@@ -97,8 +98,8 @@ def test_cudaflags_are_composed_in_cuda_py_and_joined_with_spaces(tmp_path, monk
     monkeypatch.setenv("CUDAFLAGS", "-O3")
     monkeypatch.setenv("CUDAToolkit_ROOT", "/stale/cuda")
     monkeypatch.delenv("LIBRARY_PATH", raising=False)
-    appended, replaced = build.cmake_environment(prefix, {prefix: "/site-packages", project: "."}, pip_plan)
-    with build._changed_environment(appended, replaced):
+    appended, replaced = cmake_environment(prefix, {prefix: "/site-packages", project: "."}, pip_plan)
+    with changed_environment(appended, replaced):
         assert os.environ["CUDAFLAGS"] == f"-O3 {expected}"
         assert os.environ["CUDAToolkit_ROOT"] == "/pip/cu13"
         assert os.environ["LIBRARY_PATH"] == "/pip/cu13/lib"

@@ -83,3 +83,16 @@ def test_packages_are_discovered_as_scikit_build_core_does(project_folder):
     assert read_build_settings(pyproject({}), {}, {}, "wheel").packages == {"demo_kernels": "src/demo_kernels"}
     explicit = read_build_settings(pyproject({"wheel": {"packages": ["python/pkg"]}}), {}, {}, "wheel")
     assert explicit.packages == {"pkg": "python/pkg"}
+
+
+@pytest.mark.parametrize(
+    ("py_api", "python", "warned"),
+    [("cp312", (3, 11), True), ("cp312", (3, 12), False), ("cp39", (3, 11), False), ("py3", (3, 11), False),
+     ("", (3, 11), False)],
+)
+def test_a_stable_abi_newer_than_this_python_is_named(py_api, python, warned):
+    build = read_build_settings(pyproject({"wheel": {"py-api": py_api}}), {}, {}, "wheel")
+    warning = build.py_api_warning(python)
+    assert (warning is not None) == warned
+    if warned:
+        assert f'wheel.py-api = "{py_api}"' in warning and "tagged cp311" in warning

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -167,7 +168,10 @@ def _init(args: argparse.Namespace) -> int:
 
     written = init_project(args.path, args.name, cuda=args.cuda)
     info(f"wrote {len(written)} files into {args.path}")
-    info(f"next: pip wheel --no-deps -w dist {args.path}   (or pip install -e '{args.path}[test]' && pytest)")
+    # pip reads a bare name as a project on the index: a path must look like one.
+    path = str(args.path) if args.path.is_absolute() or str(args.path).startswith(".") else f"./{args.path}"
+    info(f"next: pip wheel --no-deps -w dist {shlex.quote(path)}   "
+         f"(or pip install -e {shlex.quote(path + '[test]')} && pytest)")
     return 0
 
 

@@ -37,7 +37,6 @@ from tvmffi_wheel.inspecting.wheel import inspect_wheel
 from tvmffi_wheel.inspecting.wheel_reader import WheelArchive
 
 JSON_SCHEMA_VERSION = 1
-SELECTIONS = ("lowest,highest", "all")
 
 # Runs inside each test environment: nothing of tvmffi-wheel is installed there.
 _PROBE = """
@@ -149,31 +148,38 @@ def _top_level_imports(names: Sequence[str], dist_info: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def _admitted(wheel: WheelUnderTest) -> list[Version]:
+    """The known releases the wheel admits, neither yanked nor pre-releases, oldest first."""
+    known = [r.version for r in load_table().for_arch(wheel.arch) if r.installable]
+    admitted = [v for v in known if wheel.requirement is None or wheel.requirement.specifier.contains(v)]
+    if not admitted:
+        raise TvmFfiWheelError(
+            f"no apache-tvm-ffi release that tvmffi-wheel knows of is admitted by {wheel.path.name}'s "
+            f"requirement ({wheel.requirement})",
+            "name the versions to test: --versions 0.1.15.post2,...",
+        )
+    return admitted
+
+
 def select_versions(selection: str, wheel: WheelUnderTest) -> list[Version]:
-    """The versions `--versions` names: lowest,highest or all of the known releases the wheel
-    admits (neither yanked nor pre-releases), or a comma-separated list."""
-    if selection in SELECTIONS:
-        known = [r.version for r in load_table().for_arch(wheel.arch) if r.installable]
-        admitted = [v for v in known if wheel.requirement is None or wheel.requirement.specifier.contains(v)]
-        if not admitted:
-            raise TvmFfiWheelError(
-                f"no apache-tvm-ffi release that tvmffi-wheel knows of is admitted by {wheel.path.name}'s "
-                f"requirement ({wheel.requirement})",
-                "name the versions to test: --versions 0.1.15.post2,...",
-            )
-        return admitted if selection == "all" else sorted({admitted[0], admitted[-1]})
-    versions = []
+    """The versions `--versions` names, a comma-separated list of `lowest`, `highest` and
+    `all` (of the known releases the wheel admits) and versions, in order, once each."""
+    versions: list[Version] = []
     for text in filter(None, (item.strip() for item in selection.split(","))):
+        if text in ("lowest", "highest", "all"):
+            admitted = _admitted(wheel)
+            versions += {"lowest": admitted[:1], "highest": admitted[-1:], "all": admitted}[text]
+            continue
         try:
             versions.append(Version(text))
         except InvalidVersion:
             raise TvmFfiWheelError(
-                f"--versions: {text!r} is not a version",
+                f"--versions: {text!r} is neither a version nor lowest, highest or all",
                 "give lowest,highest (the default), all, or versions such as 0.1.12,0.1.15.post2",
             ) from None
     if not versions:
         raise TvmFfiWheelError("--versions names no version", "give lowest,highest, all, or 0.1.12,...")
-    return versions
+    return list(dict.fromkeys(versions))
 
 
 def _pip(python: Path, *arguments: str) -> subprocess.CompletedProcess[str]:

@@ -45,7 +45,12 @@ def import_name_for(name: str) -> str:
             "e.g. --name my-kernels",
         ) from None
     stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
-    if not import_name.isidentifier() or keyword.iskeyword(import_name):
+    if keyword.iskeyword(import_name):
+        raise TvmFfiWheelError(
+            f"{name!r} would be imported as {import_name!r}, which is a Python keyword",
+            f"choose another name, e.g. --name {name}-kernels",
+        )
+    if not import_name.isidentifier():
         raise TvmFfiWheelError(
             f"{name!r} would be imported as {import_name!r}, which is not a Python identifier",
             "choose a name that starts with a letter, e.g. --name my-kernels",

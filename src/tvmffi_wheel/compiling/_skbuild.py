@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata as importlib_metadata
@@ -85,6 +86,19 @@ class BuildSettings:
     sdist_exclude: tuple[str, ...]
     editable_mode: str  # "redirect" or "inplace"
     editable_rebuild: bool  # scikit-build-core rebuilds on import, without tvmffi-wheel
+    py_api: str = ""  # wheel.py-api: "", "py3", "cp312", ...
+
+    def py_api_warning(self, python: tuple[int, int]) -> str | None:
+        """scikit-build-core quietly tags a plain cpXY-cpXY wheel when the stable ABI asked
+        for (`wheel.py-api = "cp3Y"`) starts after the running Python: say so."""
+        match = re.fullmatch(r"cp3(\d+)", self.py_api)
+        if match is None or int(match.group(1)) <= python[1]:
+            return None
+        return (
+            f'wheel.py-api = "{self.py_api}" asks for the stable ABI from Python 3.{match.group(1)}, but this '
+            f"is Python {python[0]}.{python[1]}, so the wheel is tagged cp{python[0]}{python[1]} for this "
+            f"Python only; build with Python 3.{match.group(1)} or newer for an abi3 wheel"
+        )
 
 
 BuildState = Literal["sdist", "wheel", "editable"]
@@ -128,4 +142,5 @@ def read_build_settings(
         sdist_exclude=tuple(settings.sdist.exclude),
         editable_mode=settings.editable.mode,
         editable_rebuild=settings.editable.rebuild_on_import,
+        py_api=settings.wheel.py_api,
     )

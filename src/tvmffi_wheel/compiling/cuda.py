@@ -243,8 +243,11 @@ class CudaPlan:
     library_path: str | None  # appended to LIBRARY_PATH (the pip toolkit's lib folder)
     compile_flags: tuple[str, ...]  # the backend's own CUDAFLAGS (fatbin compression)
     declared: tuple[Architecture, ...] | None  # the device code every binary must have
-    facts: CudaFacts | None  # None: not a CUDA build
+    facts: CudaFacts | None  # None: nothing declares a CUDA build
     warnings: tuple[str, ...]
+    # With nvcc found but nothing declared: what the build records if its binaries turn out
+    # to hold device code (the architectures then come from that code).
+    undeclared_facts: CudaFacts | None = None
 
     def cuda_flags(self, host_flags: Sequence[str]) -> str:
         """Everything the backend adds to CUDAFLAGS, as one shell-quoted string: its own
@@ -391,9 +394,9 @@ def plan_cuda(
         entries, warnings = validate_architectures(declared_text, toolkit, allow_all=allow_all)
         declared = tuple(entries) if entries is not None else None
     compile_flags = _compile_flags(toolkit, environ.get("CUDAFLAGS", ""), compress, declared_text, threads)
+    source: ToolkitSource = "pip" if pip_toolkit else "system"
     facts = None
     if declared_text or runtime or user_runtime:
-        source: ToolkitSource = "pip" if pip_toolkit else "system"
         facts = CudaFacts(str(toolkit.version), source, declared_text, mode, variant)
     # The pip wheels' nvcc.profile looks for libraries in lib64; the linker reads LIBRARY_PATH.
     library_path = str(Path(toolkit_environment["CUDAToolkit_ROOT"]) / "lib") if pip_toolkit else None
@@ -405,4 +408,5 @@ def plan_cuda(
         declared=declared,
         facts=facts,
         warnings=tuple(warnings),
+        undeclared_facts=None if facts is not None else CudaFacts(str(toolkit.version), source, "", mode, variant),
     )

@@ -53,6 +53,18 @@ class InventoryMismatch:
     stray: list[str]  # found, not declared: a warning (an error when strict)
 
 
+def architectures_found(images: Sequence[DeviceImage]) -> str:
+    """The device code as a CMake architecture list, e.g. `75-real;90a-real;120-virtual`."""
+    found: dict[tuple[int, str], set[str]] = {}
+    for image in images:
+        if image.kind in ("sass", "ptx"):
+            found.setdefault((image.arch, image.variant), set()).add(image.kind)
+    return ";".join(
+        str(Architecture(number, variant, "sass" in kinds, "ptx" in kinds))
+        for (number, variant), kinds in sorted(found.items())
+    )
+
+
 def compare_inventory(
     declared: Sequence[Architecture], groups: Sequence[tuple[str, Sequence[DeviceImage]]]
 ) -> list[InventoryMismatch]:

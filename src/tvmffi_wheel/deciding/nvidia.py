@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
+from collections.abc import Iterable
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -77,6 +78,19 @@ def runtime_requirement(toolkit_version: Version) -> str:
     """The Requires-Dist for `cuda.runtime = "shared"`: NVIDIA's runtime wheel, same major."""
     major, minor = toolkit_version.major, toolkit_version.minor
     return f"{wheel_for(CUDA_RUNTIME, major)}>={major}.{minor},<{major + 1}"
+
+
+def wheel_ranges(needed: Iterable[str], toolkit: Version | None) -> dict[str, str]:
+    """NVIDIA wheel (canonical name) -> the versions that provide the libraries ``needed``:
+    their CUDA major, from the toolkit's minor when the build used that major."""
+    ranges: dict[str, str] = {}
+    for soname in needed:
+        library, major = nvidia_library(soname), cuda_major_of(soname)
+        if library is None or major is None:
+            continue
+        lowest = f"{major}.{toolkit.minor}" if toolkit is not None and toolkit.major == major else f"{major}"
+        ranges[canonicalize_name(wheel_for(library, major))] = f">={lowest},<{major + 1}"
+    return ranges
 
 
 def cuda_build_requirements(cuda: CudaFacts | None) -> tuple[str, ...]:

@@ -9,6 +9,8 @@ is its choice: it is kept as written, with a warning.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import Specifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -143,12 +145,15 @@ def pin_metadata(
     *,
     abi: AbiRange | None = None,
     extra_requirements: tuple[str, ...] = (),
+    ranges: Mapping[str, str] | None = None,
     quiet: bool = False,
 ) -> str:
     """METADATA with its apache-tvm-ffi Requires-Dist pinned (merged, or added after the rest),
     and each of ``extra_requirements`` added unless the project already requires that name.
 
     ``abi`` narrows the range to the releases that export what the binaries import.
+    ``ranges`` (canonical name -> specifier) bounds a requirement that the project left
+    without versions, such as a bare nvidia-cuda-runtime for a binary that needs libcudart.so.13.
     """
     present = requirement_names(text)
     head, separator, body = text.partition("\n\n")
@@ -159,6 +164,7 @@ def pin_metadata(
             continue
         requirement = as_tvm_ffi_requirement(line.split(":", 1)[1].strip())
         if requirement is None:
+            lines[index] = _bounded(line, ranges or {}, quiet)
             continue
         found = True
         merged, notes, warnings = merge(requirement, built_against, abi)
@@ -174,6 +180,23 @@ def pin_metadata(
     position = requires[-1] + 1 if requires else len(lines)
     lines[position:position] = [f"Requires-Dist: {r}" for r in added]
     return "\n".join(lines) + separator + body
+
+
+def _bounded(line: str, ranges: Mapping[str, str], quiet: bool) -> str:
+    """A Requires-Dist line, with versions from ``ranges`` where the project gave none."""
+    try:
+        requirement = Requirement(line.split(":", 1)[1].strip())
+    except InvalidRequirement:
+        return line
+    wanted = ranges.get(canonicalize_name(requirement.name))
+    if wanted is None or requirement.specifier:
+        return line
+    bare = str(requirement)
+    requirement.specifier = SpecifierSet(wanted)
+    if not quiet:
+        warn(f"{bare} gives no versions; requiring {requirement.name}{requirement.specifier}, the CUDA major "
+             "the binaries link")
+    return f"Requires-Dist: {requirement}"
 
 
 def tvm_ffi_requirement(metadata: str) -> Requirement | None:

