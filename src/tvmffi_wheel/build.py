@@ -268,7 +268,9 @@ def _compile(
         # The compilers' temporary files (nvcc's tmpxft_* are tens of MB) go inside the
         # build's folder, which is removed however the build ends, Ctrl-C included.
         compiler_tmp = Path(staging) / "tmp"
-        compiler_tmp.mkdir()
+        if " " in str(compiler_tmp):  # nvcc cannot open its own files in a folder with a space
+            compiler_tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tvmffi-wheel-", dir="/tmp")))
+        compiler_tmp.mkdir(exist_ok=True)
         replaced["TMPDIR"] = str(compiler_tmp)
         stack.enter_context(changed_environment(appended, replaced))
         stack.enter_context(compiler_cache.running(cache))
@@ -380,6 +382,7 @@ def _build(
         tvm_ffi_library=tvm_ffi.library,
         loader=settings.loader,
         packages=tuple(context.build.packages),
+        library_expected=not (state == "editable" and context.build.editable_mode == "inplace"),
     )
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
         toolchain_defines, options = _prepare_toolchain(toolchain, Path(staging), context, tvm_ffi.version, options)

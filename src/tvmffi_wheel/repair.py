@@ -82,6 +82,8 @@ class RepairOptions:
     arch: str = ""
     # Binaries built by zig link LLVM's libc++: C++ symbols from libtvm_ffi (libstdc++) are refused.
     cxx_runtime_libcxx: bool = False
+    # False for an in-place editable install, whose libraries stay in the source tree.
+    library_expected: bool = True
 
 
 def _check_device_code(binaries: list[WheelBinary], files: list[DeviceFile], options: RepairOptions) -> None:
@@ -372,6 +374,7 @@ def _verify(
         policy=policy,
         python_tag=python_tag,
         repaired=options.mode == "auto",
+        library_expected=options.library_expected,
     )
     if problems:
         listed = "\n    ".join(problems)

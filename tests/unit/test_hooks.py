@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import subprocess
 
 import pytest
 
@@ -146,3 +147,13 @@ def test_nvcc_threads_for_several_architectures(tmp_path, architectures, threads
         default_roots=(), threads=threads,
     )
     assert cuda.compile_flags == expected
+
+
+def test_a_cmake_string_stands_for_itself_in_cmake(tmp_path):
+    from tvmffi_wheel.compiling.cmake_environment import cmake_string
+
+    weird = '/tmp/a b/"q"/$HOME/${X}/x;y\\z/é'
+    script = tmp_path / "t.cmake"
+    script.write_text(f'set(X {cmake_string(weird)})\nfile(WRITE "${{CMAKE_ARGV3}}" "${{X}}")\n', "utf-8")
+    subprocess.run(["cmake", "-P", script, tmp_path / "out.txt"], check=True, capture_output=True)
+    assert (tmp_path / "out.txt").read_text("utf-8") == weird

@@ -116,9 +116,13 @@ def test_leaked_exports_are_the_cpp_runtimes_and_glibcs():
     ]
 
 
-def test_a_wheel_without_a_library_is_a_problem():
+def test_a_wheel_without_a_library_is_a_problem_unless_none_is_expected():
     (problem,) = verify([], members=["pkg/__init__.py"])
     assert problem.startswith("the wheel holds no compiled library") and "install(TARGETS" in problem
+    classifier = Classifier.for_wheel([], distribution="pkg", excludes=())
+    in_place = verify_wheel([], ["pkg.pth"], classifier=classifier, policy=None, python_tag=("py3", "none"),
+                            repaired=True, library_expected=False)
+    assert in_place == []  # an in-place editable install: the library stays in the source tree
 
 
 @pytest.mark.parametrize(

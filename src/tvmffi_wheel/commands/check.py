@@ -135,14 +135,16 @@ def floors(facts: BinaryFacts) -> tuple[Floor, ...]:
     return tuple(result)
 
 
-def _requirement_problems(requirement: Requirement | None, needs_tvm_ffi: bool) -> list[str]:
+def _requirement_problems(
+    requirement: Requirement | None, needs_tvm_ffi: bool, warnings: list[str]
+) -> list[str]:
     if requirement is None:
         return [f"no Requires-Dist on {TVM_FFI_DISTRIBUTION}, although a binary needs "
                 "libtvm_ffi"] if needs_tvm_ffi else []
     operators = {s.operator for s in requirement.specifier}
     problems = []
-    if operators & {"==", "==="}:
-        problems.append(f"{requirement} pins one version; two kernel packages pinning "
+    if operators & {"==", "==="}:  # the project's choice: sound, but worth a word
+        warnings.append(f"{requirement} pins one version; two kernel packages pinning "
                         "different ones cannot be installed together")
     elif not operators & {"<", "<=", "~="}:
         problems.append(f"{requirement} has no upper bound; a 0.X change breaks the C ABI")
@@ -298,7 +300,7 @@ def judge_wheel(
     reports = [_binary_report(b, classifier, libc_exports, warnings) for b in contents.binaries]
     needs_tvm_ffi = any(kind == Kind.TVM_FFI.value for r in reports for _, kind in r.needed)
     requirement = tvm_ffi_requirement(contents.metadata)
-    problems += _requirement_problems(requirement, needs_tvm_ffi)
+    problems += _requirement_problems(requirement, needs_tvm_ffi, warnings)
     releases = _release_reports(contents.binaries, requirement, problems)
     _device_code_findings(contents, problems, warnings)
     everything = all_device_code(contents.binaries, contents.device_files)

@@ -68,8 +68,14 @@ def _hooks() -> ModuleType:
 def call(hook_name: str, *args: Any) -> Any:
     """Run scikit-build-core's PEP 517 hook ``hook_name``."""
     hook: Callable[..., Any] = getattr(_hooks(), hook_name)
-    with _minimum_version_from_our_requirement():
-        return hook(*args)
+    try:
+        with _minimum_version_from_our_requirement():
+            return hook(*args)
+    except UnicodeDecodeError as err:  # a project file (license, readme) in another encoding
+        raise TvmFfiWheelError(
+            f"scikit-build-core read text that is not UTF-8 ({err})",
+            "save the project's text files (pyproject.toml, the readme, the license) as UTF-8",
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,6 +63,16 @@ def cmake_environment(
     return appended, dict(cuda.toolkit_environment)
 
 
+def cmake_string(value: str | Path) -> str:
+    """``value`` as one quoted CMake argument that stands for itself: a path with a quote,
+    a backslash or a `$` (no variable reference) included. (A `;` stays as it is: in a
+    quoted argument it divides nothing, and `\\;` would keep its backslash.)"""
+    escaped = str(value)
+    for special in ("\\", '"', "$"):
+        escaped = escaped.replace(special, "\\" + special)
+    return f'"{escaped}"'
+
+
 def reproducible_flags(prefix_map: Mapping[Path, str]) -> list[str]:
     """Map the paths that differ between two builds of the same source out of the binaries.
 

@@ -66,10 +66,12 @@ def _binary_problems(
     return problems
 
 
-def _placement_problems(binaries: Sequence[WheelBinary], members: Sequence[str], libs_dir: str) -> list[str]:
+def _placement_problems(
+    binaries: Sequence[WheelBinary], members: Sequence[str], libs_dir: str, library_expected: bool
+) -> list[str]:
     """A kernel wheel holds a library, and each library is inside a package (or the vendored
     libraries' folder), where its loader finds it and no other wheel's files collide."""
-    if not binaries:
+    if not binaries and library_expected:
         return ["the wheel holds no compiled library: CMakeLists.txt installs none into it (add "
                 "install(TARGETS <target> LIBRARY DESTINATION <package folder>))"]
     packages = {
@@ -101,15 +103,19 @@ def verify_wheel(
     policy: PlatformPolicy | None,
     python_tag: tuple[str, str],
     repaired: bool,
+    library_expected: bool = True,
 ) -> list[str]:
     """Problems with the wheel, one line each; empty when it is sound.
 
     ``classifier`` judges the final binaries against ``policy``, the platform the wheel is
     tagged for (None for a `linux_*` wheel, which promises nothing about the system it runs
     on). ``repaired``: the run paths must be relative and reach tvm_ffi/lib (false only
-    for `repair=skip`).
+    for `repair=skip`). ``library_expected``: a wheel without a compiled library is a problem
+    (false only for an in-place editable install).
     """
-    problems = _forbidden_members(members) + _placement_problems(binaries, members, classifier.libs_dir)
+    problems = _forbidden_members(members) + _placement_problems(
+        binaries, members, classifier.libs_dir, library_expected
+    )
     for binary in binaries:
         problems += _binary_problems(binary, classifier, policy, repaired)
         if python_tag[1] == "none" and binary.facts.python_c_api:

@@ -27,7 +27,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.errors import TvmFfiWheelError, environment_problem
 from tvmffi_wheel.inspecting._zipraw import data_offset
 
 BUILD_FACTS_FILE = "tvmffi_wheel.json"  # in the dist-info: how the wheel was built
@@ -98,10 +98,13 @@ ZIP_READ_ERRORS = (
 
 @contextlib.contextmanager
 def damage_reported(path: Path) -> Iterator[None]:
-    """Damaged archive data becomes one clear error."""
+    """Damaged archive data becomes one clear error. The machine's own errors (a full disk
+    while copying out of the archive) are not the archive's: they pass on as they are."""
     try:
         yield
     except ZIP_READ_ERRORS as err:
+        if isinstance(err, OSError) and environment_problem(err) is not None:
+            raise
         raise TvmFfiWheelError(
             f"{path} is not a readable wheel ({err})", "rebuild or download it again"
         ) from None
