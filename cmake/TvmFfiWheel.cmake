@@ -25,7 +25,11 @@
 #     tvm-ffi kernel libraries, not for CPython extension modules, which export PyInit_*);
 #   - an install run path from DESTINATION to the installed apache-tvm-ffi wheel's
 #     tvm_ffi/lib, relative to $ORIGIN, so the library loads with ctypes, from C++, or
-#     before `import tvm_ffi`.
+#     before `import tvm_ffi`;
+#   - in a source folder whose path has a space or a quote: tvm_ffi_configure_target's
+#     -ffile-prefix-map (call it first) for C and C++ only. nvcc hands options it does not
+#     know to the host compiler through a shell, unquoted, which splits such a path; the
+#     backend's own, quoted mapping of the project folder covers CUDA compiles.
 
 include(CheckLinkerFlag)
 
@@ -65,6 +69,18 @@ function(tvmffi_wheel_configure_target target)
     target_link_options("${target}" PRIVATE "LINKER:--exclude-libs,ALL")
   endif()
   set_property(TARGET "${target}" APPEND PROPERTY LINK_DEPENDS "${_tvmffi_wheel_exports}")
+
+  get_target_property(_tvmffi_wheel_options "${target}" COMPILE_OPTIONS)
+  if(_tvmffi_wheel_options)
+    set(_tvmffi_wheel_kept "")
+    foreach(_tvmffi_wheel_option IN LISTS _tvmffi_wheel_options)
+      if(_tvmffi_wheel_option MATCHES "^-ffile-prefix-map=.*[ \t'\"]")
+        set(_tvmffi_wheel_option "$<$<NOT:$<COMPILE_LANGUAGE:CUDA>>:${_tvmffi_wheel_option}>")
+      endif()
+      list(APPEND _tvmffi_wheel_kept "${_tvmffi_wheel_option}")
+    endforeach()
+    set_property(TARGET "${target}" PROPERTY COMPILE_OPTIONS "${_tvmffi_wheel_kept}")
+  endif()
 
   # The wheel's root is site-packages: scikit-build-core's platlib folder when it
   # drives the build, the install prefix otherwise.

@@ -80,20 +80,15 @@ def test_interrupted_cuda_build_ends_quietly_and_leaves_no_temporary_files(tmp_p
         [backend_venv.python, "-c", code, project, out], env={**backend_venv.env, "TMPDIR": str(tmpdir)},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
-    started = "Building CUDA object CMakeFiles/example_kernels.dir"  # the project's, not CMake's check
-    seen = ""
-    while started not in seen:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen += line
-    assert started in seen and process.poll() is None, f"nvcc never ran:\n{seen[-3000:]}"
-    deadline = time.monotonic() + 30
-    while not nvcc_temporaries(tmpdir) and time.monotonic() < deadline:  # nvcc is writing them
+    # nvcc names its files after the source: these are the project's compile, not CMake's check.
+    deadline = time.monotonic() + 240
+    while not [n for n in nvcc_temporaries(tmpdir) if "add_one_cuda" in n] and process.poll() is None:
+        assert time.monotonic() < deadline, "nvcc never compiled the project's kernel"
         time.sleep(0.01)
+    assert process.poll() is None, f"the build ended before the interrupt:\n{process.communicate()[0][-3000:]}"
     os.killpg(process.pid, signal.SIGINT)
     output, _ = process.communicate(timeout=120)
-    assert process.returncode == 130, seen[-2000:] + output[-3000:]
+    assert process.returncode == 130, output[-3000:]
     assert "tvmffi-wheel: interrupted" in output and "Traceback" not in output, output[-3000:]
     assert leftovers(out) == []
     assert nvcc_temporaries(tmpdir) == []
