@@ -76,18 +76,21 @@ def test_interrupted_cuda_build_ends_quietly_and_leaves_no_temporary_files(tmp_p
     config = {"cmake.define.EXAMPLE_KERNELS_CUDA": "ON", "tvmffi-wheel.cuda.architectures": "75-real;90-real"}
     code = ("import os, sys; os.chdir(sys.argv[1]); from tvmffi_wheel.build import build_wheel; "
             f"build_wheel(sys.argv[2], {config!r})")
-    process = subprocess.Popen(
-        [backend_venv.python, "-c", code, project, out], env={**backend_venv.env, "TMPDIR": str(tmpdir)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
+    log = tmp_path / "build.log"
+    with log.open("w") as sink:  # a file, not a pipe nobody reads while the build runs
+        process = subprocess.Popen(
+            [backend_venv.python, "-c", code, project, out], env={**backend_venv.env, "TMPDIR": str(tmpdir)},
+            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     # nvcc names its files after the source: these are the project's compile, not CMake's check.
     deadline = time.monotonic() + 240
     while not [n for n in nvcc_temporaries(tmpdir) if "add_one_cuda" in n] and process.poll() is None:
         assert time.monotonic() < deadline, "nvcc never compiled the project's kernel"
         time.sleep(0.01)
-    assert process.poll() is None, f"the build ended before the interrupt:\n{process.communicate()[0][-3000:]}"
+    assert process.poll() is None, f"the build ended before the interrupt:\n{log.read_text()[-3000:]}"
     os.killpg(process.pid, signal.SIGINT)
-    output, _ = process.communicate(timeout=120)
+    process.wait(timeout=120)
+    output = log.read_text()
     assert process.returncode == 130, output[-3000:]
     assert "tvmffi-wheel: interrupted" in output and "Traceback" not in output, output[-3000:]
     assert leftovers(out) == []
