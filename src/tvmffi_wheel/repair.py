@@ -375,6 +375,7 @@ def _verify(
         python_tag=python_tag,
         repaired=options.mode == "auto",
         library_expected=options.library_expected,
+        packages=options.packages,
     )
     if problems:
         listed = "\n    ".join(problems)

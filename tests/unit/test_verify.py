@@ -142,3 +142,12 @@ def test_extension_modules_and_vendored_libraries_may_stand_outside_a_package():
     vendored = binary("pkg.libs/libgomp-1a2b3c4d.so.1", needed=["libc.so.6"], versions=[GLIBC_OLD],
                       install_name="libgomp-1a2b3c4d.so.1")
     assert verify([extension, vendored], python_tag=("cp311", "cp311")) == []
+
+
+def test_packages_the_build_names_count_though_an_editable_wheel_holds_no_sources():
+    kernel = binary("pkg/lib/libk.so", needed=["libc.so.6"], versions=[GLIBC_OLD])
+    classifier = Classifier.for_wheel([(kernel.path, kernel.facts)], distribution="pkg", excludes=())
+    arguments = {"classifier": classifier, "policy": None, "python_tag": ("py3", "none"), "repaired": False}
+    members = ["pkg/lib/libk.so", "_pkg_editable.py", "pkg.pth"]
+    assert verify_wheel([kernel], members, **arguments)[0].startswith("pkg/lib/libk.so: installs to site-packages/pkg/")
+    assert verify_wheel([kernel], members, packages=["pkg"], **arguments) == []

@@ -7,7 +7,7 @@ in the repair shows up here instead of at a user's import.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from tvmffi_wheel.deciding._auditwheel import PlatformPolicy
 from tvmffi_wheel.deciding.classify import (
@@ -67,14 +67,15 @@ def _binary_problems(
 
 
 def _placement_problems(
-    binaries: Sequence[WheelBinary], members: Sequence[str], libs_dir: str, library_expected: bool
+    binaries: Sequence[WheelBinary], members: Sequence[str], libs_dir: str, library_expected: bool,
+    packages: Collection[str],
 ) -> list[str]:
     """A kernel wheel holds a library, and each library is inside a package (or the vendored
     libraries' folder), where its loader finds it and no other wheel's files collide."""
     if not binaries and library_expected:
         return ["the wheel holds no compiled library: CMakeLists.txt installs none into it (add "
                 "install(TARGETS <target> LIBRARY DESTINATION <package folder>))"]
-    packages = {
+    packages = {folder.split("/")[0] for folder in packages} | {
         location.split("/")[0]
         for member in members
         if (location := install_path(member)) is not None and location.endswith("/__init__.py")
@@ -104,6 +105,7 @@ def verify_wheel(
     python_tag: tuple[str, str],
     repaired: bool,
     library_expected: bool = True,
+    packages: Collection[str] = (),
 ) -> list[str]:
     """Problems with the wheel, one line each; empty when it is sound.
 
@@ -111,10 +113,11 @@ def verify_wheel(
     tagged for (None for a `linux_*` wheel, which promises nothing about the system it runs
     on). ``repaired``: the run paths must be relative and reach tvm_ffi/lib (false only
     for `repair=skip`). ``library_expected``: a wheel without a compiled library is a problem
-    (false only for an in-place editable install).
+    (false only for an in-place editable install). ``packages``: package folders besides those
+    with an `__init__.py` in the wheel (an editable wheel holds no package sources).
     """
     problems = _forbidden_members(members) + _placement_problems(
-        binaries, members, classifier.libs_dir, library_expected
+        binaries, members, classifier.libs_dir, library_expected, packages
     )
     for binary in binaries:
         problems += _binary_problems(binary, classifier, policy, repaired)
