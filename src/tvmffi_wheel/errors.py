@@ -1,4 +1,4 @@
-"""The one error type for problems a user can fix, and how every entry point reports it."""
+"""The one error type for problems a user can fix, how every entry point ends, and warnings."""
 
 from __future__ import annotations
 
