@@ -246,12 +246,17 @@ def test_a_stable_abi_newer_than_this_python_is_a_recorded_warning(tmp_path, bui
     assert f'the build warned: wheel.py-api = "{newer}"' in command("check", wheel).stdout
 
 
-def test_a_readme_that_is_not_utf8_is_named(tmp_path, backend_venv):
+@pytest.mark.parametrize("name", ["README.md", "LICENSE"])
+def test_a_readme_or_license_that_is_not_utf8_is_named(tmp_path, backend_venv, name):
     project = copy_project(EXAMPLE, tmp_path / "example")
-    (project / "README.md").write_bytes("Kernels for the café\n".encode("latin-1"))
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('readme = "README.md"\n',
+                                                       'readme = "README.md"\nlicense = {file = "LICENSE"}\n'))
+    (project / "LICENSE").write_text("Apache-2.0\n")
+    (project / name).write_bytes("Kernels for the café\n".encode("latin-1"))
     out = tmp_path / "dist"
     result = pip_wheel_in(backend_venv, project, out, ok=False)
-    assert_refused(result, out, "README.md is not UTF-8 text", "save README.md as UTF-8")
+    assert_refused(result, out, f"{name} is not UTF-8 text", f"save {name} as UTF-8")
     assert "internal error" not in result.stdout
 
 

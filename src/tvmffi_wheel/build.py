@@ -106,19 +106,23 @@ def _not_utf8(name: str, err: UnicodeDecodeError) -> TvmFfiWheelError:
     )
 
 
-def _check_readme(pyproject: dict[str, Any]) -> None:
-    """The readme becomes the wheel's description: scikit-build-core reads it as UTF-8, and
-    fails with a bare UnicodeDecodeError that names no file."""
-    readme = pyproject.get("project", {}).get("readme")
-    name = readme.get("file") if isinstance(readme, dict) else readme
-    if not isinstance(name, str):
-        return
-    try:
-        Path(name).read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise _not_utf8(name, err) from None
-    except OSError:
-        return  # a missing readme is scikit-build-core's to report
+def _check_metadata_files(pyproject: dict[str, Any]) -> None:
+    """The readme and license files go into METADATA: scikit-build-core reads them as UTF-8
+    and otherwise fails with an error that names no file (`_skbuild.call` catches that one
+    for any other file)."""
+    project = pyproject.get("project", {})
+    readme, license_ = project.get("readme"), project.get("license")
+    names = [readme.get("file") if isinstance(readme, dict) else readme,
+             license_.get("file") if isinstance(license_, dict) else None]
+    for name in names:
+        if not isinstance(name, str):
+            continue
+        try:
+            Path(name).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise _not_utf8(name, err) from None
+        except OSError:
+            continue  # a missing file is scikit-build-core's to report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +137,7 @@ class _Context:
 
 def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
     pyproject = _read_pyproject()
-    _check_readme(pyproject)
+    _check_metadata_files(pyproject)
     settings = load_settings(pyproject, config_settings)
     _, forwarded = split_config_settings(config_settings)
     build = _skbuild.read_build_settings(pyproject, forwarded, os.environ, state)

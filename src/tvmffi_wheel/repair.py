@@ -171,7 +171,7 @@ def _recorded_cuda(build: BuildRecord, device_code: Sequence[DeviceImage]) -> Cu
     from the device code the build made."""
     cuda = build.cuda or build.undeclared_cuda
     if cuda is None or cuda.architectures or not device_code:
-        return build.cuda
+        return build.cuda  # as declared; an undeclared toolkit that made no device code: none
     return dataclasses.replace(cuda, architectures=architectures_found(device_code))
 
 

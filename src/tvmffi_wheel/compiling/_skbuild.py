@@ -71,7 +71,7 @@ def call(hook_name: str, *args: Any) -> Any:
     try:
         with _minimum_version_from_our_requirement():
             return hook(*args)
-    except UnicodeDecodeError as err:  # a project file (license, readme) in another encoding
+    except UnicodeDecodeError as err:  # a project file in another encoding that build.py did not check
         raise TvmFfiWheelError(
             f"scikit-build-core read text that is not UTF-8 ({err})",
             "save the project's text files (pyproject.toml, the readme, the license) as UTF-8",

@@ -77,7 +77,7 @@ def merge(
             f"{TVM_FFI_DISTRIBUTION}{user.specifier} is the project's exact pin, kept as written: another "
             "kernel package that pins a different release cannot be installed beside this one"
         ]
-    notes, messages = [], []
+    notes, warnings = [], []
     if not any(s.operator in _LOWER + _UPPER for s in user.specifier):
         notes.append(
             f"{TVM_FFI_DISTRIBUTION}: the project gives no version range; requiring {pin} "
@@ -94,7 +94,7 @@ def merge(
         if best is ours and theirs and theirs != [ours]:
             given = ",".join(str(s) for s in theirs)
             kind = "lower" if lower else "upper"
-            messages.append(
+            warnings.append(
                 f"{TVM_FFI_DISTRIBUTION}: {kind} bound tightened from {given} to {ours} "
                 f"(built against {built_against})"
             )
@@ -105,7 +105,7 @@ def merge(
         raise _refuse_excluding_build(user, built_against)
     result = Requirement(str(user))
     result.specifier = specifier
-    return result, notes, messages
+    return result, notes, warnings
 
 
 def as_tvm_ffi_requirement(text: str) -> Requirement | None:

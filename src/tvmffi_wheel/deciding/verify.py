@@ -75,7 +75,7 @@ def _placement_problems(
     if not binaries and library_expected:
         return ["the wheel holds no compiled library: CMakeLists.txt installs none into it (add "
                 "install(TARGETS <target> LIBRARY DESTINATION <package folder>))"]
-    packages = {folder.split("/")[0] for folder in packages} | {
+    package_folders = {folder.split("/")[0] for folder in packages} | {
         location.split("/")[0]
         for member in members
         if (location := install_path(member)) is not None and location.endswith("/__init__.py")
@@ -86,7 +86,7 @@ def _placement_problems(
         if location is None or any(name.startswith("PyInit_") for name in binary.facts.exports):
             continue  # a .data file has no package; an extension module may stand at the top
         folder, slash, _ = location.partition("/")
-        if not slash or folder not in packages | {libs_dir}:
+        if not slash or folder not in package_folders | {libs_dir}:
             where = f"site-packages/{folder}/" if slash else "the top of site-packages"
             problems.append(
                 f"{binary.path}: installs to {where}, outside the wheel's packages, where another wheel's "
