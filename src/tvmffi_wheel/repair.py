@@ -29,6 +29,7 @@ from tvmffi_wheel.deciding.device_inventory import architectures_found, compare_
 from tvmffi_wheel.deciding.nvidia import cuda_build_requirements, wheel_ranges
 from tvmffi_wheel.deciding.plan import LibraryFinder, RepairPlan, plan_repair
 from tvmffi_wheel.deciding.platforms import check_architecture, check_built_for, wheel_architecture
+from tvmffi_wheel.deciding.private_runtime import check_private_runtime
 from tvmffi_wheel.deciding.python_tag import choose_python_tag, python_c_api_users
 from tvmffi_wheel.deciding.requirements import pin_metadata, requirement_names, tvm_ffi_requirement
 from tvmffi_wheel.deciding.runpath import install_path
@@ -59,6 +60,7 @@ class BuildRecord:
     # nvcc was found but nothing declared: recorded, with the architectures found, if the
     # binaries hold device code.
     undeclared_cuda: CudaFacts | None = None
+    link: Mapping[str, str] | None = None  # how the binaries were linked (toolchain.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +82,8 @@ class RepairOptions:
     # The architecture the build targeted ("": the input wheel's tag says it); a cross build's
     # input wheel carries the host's tag, which the binaries' architecture replaces.
     arch: str = ""
-    # Binaries built by zig link LLVM's libc++: C++ symbols from libtvm_ffi (libstdc++) are refused.
-    cxx_runtime_libcxx: bool = False
+    # The C++ runtime zig linked into the binaries ("": the system's, shared); see private_runtime.py.
+    private_cxx_runtime: str = ""
     # False for an in-place editable install, whose libraries stay in the source tree.
     library_expected: bool = True
 
@@ -158,6 +160,7 @@ def build_facts_json(
     if options.build is not None:
         cuda = _recorded_cuda(options.build, device_code)
         facts["cuda"] = cuda.to_json() if cuda is not None else None
+        facts["link"] = dict(options.build.link or {})
     return json.dumps(facts, indent=2, sort_keys=True) + "\n"
 
 
@@ -193,15 +196,6 @@ def _abi_range(binaries: list[WheelBinary], options: RepairOptions) -> AbiRange 
     if not imports:
         return None
     cpp = [i for i in imports if i.abi == "c++"]
-    if cpp and options.cxx_runtime_libcxx:
-        users = sorted({path for i in cpp for path in i.binaries})
-        raise TvmFfiWheelError(
-            f"{', '.join(users)}, built with zig (whose C++ runtime is LLVM's libc++), imports C++ symbols "
-            f"from libtvm_ffi.so, which is built with libstdc++: {', '.join(i.symbol for i in cpp[:5])}"
-            f"{' ...' if len(cpp) > 5 else ''}; the two C++ runtimes would meet at these calls",
-            "call libtvm_ffi only through tvm-ffi's C API (the TVMFFI* functions, which tvm-ffi's "
-            'header-only C++ classes use), or build with toolchain = "system"',
-        )
     arch = wheel_architecture(binaries)
     version = options.tvm_ffi_version
     exports = _built_against_exports(options, arch)
@@ -397,6 +391,8 @@ def _repair(
     if note:
         info(note)
     _check_device_code(binaries, inspection.device_files, options)
+    if options.private_cxx_runtime:
+        check_private_runtime(binaries, options.private_cxx_runtime)
     cuda = _build_cuda(options)
     toolkit = Version(cuda.toolkit) if cuda is not None else None
     original = archive.dist_info_text("METADATA")

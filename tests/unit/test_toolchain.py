@@ -16,7 +16,7 @@ from tvmffi_wheel.compiling.toolchain import (
     host_architecture,
     plan_toolchain,
     stable_zig,
-    write_toolchain_file,
+    write_toolchain_files,
     zig_glibc_versions,
 )
 from tvmffi_wheel.errors import TvmFfiWheelError
@@ -48,6 +48,8 @@ def fake_zig(folder: Path) -> Path:
         "#!/bin/sh\n"
         f'if [ "$1" = targets ]; then cat {package / "targets.zon"}; exit 0; fi\n'
         'if [ "$1" = version ]; then echo 0.17.1; exit 0; fi\n'
+        # `zig cc ... -o FILE`: writes FILE (the glibc shim's object)
+        'if [ "$1" = cc ]; then for a do out=$a; done; touch "$out"; exit 0; fi\n'
         "exit 1\n"
     )
     zig.chmod(0o755)
@@ -58,7 +60,8 @@ def fake_zig(folder: Path) -> Path:
 
 def plan(tmp_path: Path, **overrides) -> ToolchainPlan:
     arguments: dict[str, Any] = {
-        "toolchain": "zig", "arch": "", "glibc": "", "uses_cuda": False, "user_defines": {}, "environ": {},
+        "toolchain": "zig", "arch": "", "glibc": "", "cxx_runtime": "", "uses_cuda": False, "user_defines": {},
+        "environ": {"PATH": os.environ["PATH"]},
         "search_path": [str(tmp_path)],
     } | overrides
     return plan_toolchain(**arguments)
@@ -69,29 +72,33 @@ def plan(tmp_path: Path, **overrides) -> ToolchainPlan:
     [
         ({"toolchain": "system", "arch": OTHER}, f"arch = '{OTHER}' on this {HOST} machine needs toolchain = \"zig\""),
         ({"toolchain": "system", "glibc": "2.28"}, "glibc = '2.28' needs toolchain = \"zig\""),
-        ({"toolchain": "zig", "uses_cuda": True}, 'toolchain = "zig" cannot build CUDA'),
+        ({"toolchain": "system", "cxx_runtime": "libstdc++"}, "cxx-runtime = 'libstdc++' needs toolchain = \"zig\""),
+        ({"toolchain": "zig", "cxx_runtime": "libc++", "uses_cuda": True}, 'cxx-runtime = "libc++" cannot build CUDA'),
+        ({"toolchain": "zig", "cxx_runtime": "libstdc++", "arch": OTHER},
+         f"cxx-runtime = \"libstdc++\" compiles with this machine's gcc and nvcc, which build for {HOST}"),
+        ({"toolchain": "zig", "uses_cuda": True, "arch": OTHER}, "not arch = "),
+        ({"toolchain": "zig", "glibc": "2.16", "uses_cuda": True}, "the oldest CUDA's static runtime binds to"),
         ({"toolchain": "zig", "glibc": "2.16"}, "glibc = '2.16' is older than 2.17"),
         ({"toolchain": "zig", "glibc": "2"}, "glibc = '2' is not a glibc version"),
         ({"toolchain": "zig", "glibc": "latest"}, "glibc = 'latest' is not a glibc version"),
     ],
 )
 def test_refused_before_anything_is_installed(settings, message):
-    arguments = {"arch": "", "glibc": "", "uses_cuda": False} | settings
+    arguments = {"arch": "", "glibc": "", "cxx_runtime": "", "uses_cuda": False} | settings
     with pytest.raises(TvmFfiWheelError) as refused:
         check_toolchain_settings(**arguments)
     assert message in refused.value.problem
 
 
 def test_the_defaults_and_a_native_system_build_pass():
-    check_toolchain_settings("system", "", "", uses_cuda=True)
-    check_toolchain_settings("system", HOST, "", uses_cuda=False)
-    check_toolchain_settings("zig", OTHER, "2.28", uses_cuda=False)
+    assert check_toolchain_settings("system", "", "", "", uses_cuda=True) is None
+    assert check_toolchain_settings("system", HOST, "", "", uses_cuda=False) is None
+    assert check_toolchain_settings("zig", OTHER, "2.28", "", uses_cuda=False) == (Version("2.28"), "libc++")
 
 
-def test_cuda_with_zig_points_at_a_manylinux_container():
-    with pytest.raises(TvmFfiWheelError) as refused:
-        check_toolchain_settings("zig", "", "", uses_cuda=True)
-    assert "manylinux" in refused.value.fix and 'toolchain = "system"' in refused.value.fix
+def test_cuda_with_zig_links_gccs_runtime_by_default():
+    assert check_toolchain_settings("zig", "", "", "", uses_cuda=True) == (Version("2.17"), "libstdc++")
+    assert check_toolchain_settings("zig", "", "2.28", "libstdc++", uses_cuda=False) == (Version("2.28"), "libstdc++")
 
 
 def test_zigs_glibc_list_is_read_from_its_targets(tmp_path):
@@ -122,14 +129,18 @@ def test_missing_zig_and_a_users_toolchain_are_refused(tmp_path):
         plan(tmp_path, user_defines={"CMAKE_TOOLCHAIN_FILE": "/x.cmake"})
     with pytest.raises(TvmFfiWheelError, match="sets CMAKE_CXX_COMPILER"):
         plan(tmp_path, environ={"CMAKE_CXX_COMPILER": "g++"})
+    with pytest.raises(TvmFfiWheelError, match="sets CUDAHOSTCXX"):
+        plan(tmp_path, cxx_runtime="libstdc++", environ={"CUDAHOSTCXX": "g++"})
+    plan(tmp_path, environ={"CUDAHOSTCXX": "g++"})  # libc++ builds no CUDA: nothing to take over
 
 
 @pytest.mark.parametrize("cross", [False, True])
 def test_toolchain_file_and_wrappers(tmp_path, cross):
     fake_zig(tmp_path / "env")
     chosen = plan(tmp_path / "env", arch=OTHER if cross else "", glibc="2.28")
-    toolchain_file = write_toolchain_file(chosen, tmp_path / "zig", {"XDG_CACHE_HOME": str(tmp_path / "cache")})
-    text = toolchain_file.read_text()
+    setup = write_toolchain_files(chosen, tmp_path / "zig", {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert setup.environment == {}
+    text = Path(setup.defines["CMAKE_TOOLCHAIN_FILE"]).read_text()
     assert ("set(CMAKE_SYSTEM_NAME Linux)" in text) == cross
     assert (f"set(CMAKE_SYSTEM_PROCESSOR {OTHER})" in text) == cross
     stable = tmp_path / "cache" / "tvmffi-wheel" / "zig"

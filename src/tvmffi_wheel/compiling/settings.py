@@ -31,6 +31,7 @@ CudaToolkitOption = Literal["", "system", "pip"]
 CudaVariant = Literal["none", "name", "local"]
 CompilerCache = Literal["none", "sccache", "ccache"]
 Toolchain = Literal["system", "zig"]
+CxxRuntimeOption = Literal["", "libc++", "libstdc++"]
 TargetArch = Literal["", "x86_64", "aarch64"]
 
 
@@ -74,9 +75,19 @@ class Settings:
         "system",
         "The C and C++ compilers. `system`: CMake's usual choice (CC, CXX, PATH), building for this "
         "machine's glibc and architecture. `zig`: zig's clang from PyPI (`ziglang`, added to the "
-        "build requirements), building against the glibc named by `glibc` and for `arch` from any "
-        "Linux host, with LLVM's libc++ linked in statically; not for CUDA sources.",
+        "build requirements), linking against the glibc named by `glibc`, from any Linux host; "
+        "`cxx-runtime` says who compiles.",
         choices=get_args(Toolchain),
+    )
+    cxx_runtime: CxxRuntimeOption = _option(
+        "cxx-runtime",
+        "",
+        "With `toolchain = \"zig\"`, the C++ runtime linked into the binaries, privately. `libc++`: "
+        "zig's clang compiles and links, with LLVM's libc++; for `arch` too. `libstdc++`: the system "
+        "compilers (gcc, nvcc) compile for this machine's architecture, and zig links, with GCC's "
+        "libstdc++.a and a small shim for what it needs from newer glibc releases. Empty: "
+        "`libstdc++` for a build with CUDA (CUDA's headers refuse libc++), `libc++` otherwise.",
+        choices=get_args(CxxRuntimeOption),
     )
     glibc: str = _option(
         "glibc",
