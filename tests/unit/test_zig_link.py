@@ -9,12 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_toolchain import fake_zig
 
 from tvmffi_wheel.compiling import zig_link
 from tvmffi_wheel.compiling.toolchain import SHIM_SOURCE, SHIM_SYMBOLS, plan_toolchain, write_toolchain_files
 from tvmffi_wheel.compiling.zig_link import LinkRefused, explain_failure, link_command
-
-from test_toolchain import fake_zig
 
 RECIPE = {
     "zig": "/cache/zig/zig", "target": "x86_64-linux-gnu.2.28", "glibc": "2.28",
