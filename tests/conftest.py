@@ -15,9 +15,50 @@ from pathlib import Path
 
 import pytest
 
+import old_glibc
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECTS = Path(__file__).resolve().parent / "projects"
 EXAMPLE = REPO / "example_project"
+
+
+# --------------------------------------------------------------------------- Debian bullseye
+
+_making_root: list[subprocess.Popen[bytes] | None] = []  # the debootstrap started for this run, if any
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "after_all_builds: runs after every other test (it judges their wheels)")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.get_closest_marker("after_all_builds") is not None)  # stable
+
+
+def pytest_collection_finish(session):
+    """Start making the bullseye root now, if a test needs it: it downloads while others build."""
+    needed = any("debian_root" in getattr(item, "fixturenames", ()) for item in session.items)
+    if needed and old_glibc.missing_requirement() is None:
+        _making_root.append(old_glibc.start_making())
+
+
+def pytest_sessionfinish(session):
+    """A run that ends before the root is needed (Ctrl-C, -x) leaves no debootstrap behind."""
+    for process in _making_root:
+        if process is not None:
+            process.terminate()
+            old_glibc.finish_making(process)
+
+
+@pytest.fixture(scope="session")
+def debian_root() -> old_glibc.DebianRoot:
+    """Debian bullseye (glibc 2.31, Python 3.9), or a skip that says why it cannot be made here."""
+    reason = old_glibc.missing_requirement()
+    if reason is None:
+        reason = old_glibc.finish_making(_making_root.pop() if _making_root else old_glibc.start_making())
+    if reason is not None:
+        pytest.skip(reason)
+    return old_glibc.DebianRoot(old_glibc.ROOT)
 
 
 def run(command, *, cwd=None, env=None, ok=True):
@@ -184,6 +225,34 @@ def recipe_build(tmp_path_factory, build_env) -> Path:
     out = tmp_path_factory.mktemp("recipe-dist")
     run([sys.executable, "-m", "build", "--outdir", out, project], env=build_env)
     return out
+
+
+CUDA_ARCHS = "75-real;90-virtual"
+
+
+def cuda_example(tmp_path_factory, build_env, runtime: str, *options: str, name: str = "") -> tuple[Path, str]:
+    """The example with its CUDA kernel (nvcc needed), built with the ``runtime``: the wheel and the log."""
+    name = name or f"cuda-{runtime}"
+    project = copy_project(EXAMPLE, tmp_path_factory.mktemp(name) / "example")
+    out = tmp_path_factory.mktemp(f"{name}-dist")
+    result = pip_wheel(
+        project, out, build_env,
+        "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON",
+        "-C", f"tvmffi-wheel.cuda.architectures={CUDA_ARCHS}",
+        "-C", f"tvmffi-wheel.cuda.runtime={runtime}",
+        *options,
+    )
+    return only_wheel(out), result.stdout
+
+
+@pytest.fixture(scope="session")
+def static_build(tmp_path_factory, build_env):
+    return cuda_example(tmp_path_factory, build_env, "static")
+
+
+@pytest.fixture(scope="session")
+def shared_build(tmp_path_factory, build_env):
+    return cuda_example(tmp_path_factory, build_env, "shared")
 
 
 def version_references(library: Path) -> dict[str, list[str]]:

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from conftest import (
+    CUDA_ARCHS,
     EXAMPLE,
     PROJECTS,
     assert_independently_valid,
     assert_refused,
     copy_project,
+    cuda_example,
     only_wheel,
     pip_wheel,
     requires_dist,
@@ -26,30 +28,7 @@ from tvmffi_wheel.inspecting.elf import read_elf_facts
 
 pytestmark = pytest.mark.skipif(find_nvcc(os.environ) is None, reason="needs nvcc")
 
-ARCHS = "75-real;90-virtual"
 LIBRARY = "example_kernels/lib/libexample_kernels.so"
-
-
-def cuda_example(tmp_path_factory, build_env, runtime: str) -> tuple[Path, str]:
-    project = copy_project(EXAMPLE, tmp_path_factory.mktemp(f"cuda-{runtime}") / "example")
-    out = tmp_path_factory.mktemp(f"cuda-{runtime}-dist")
-    result = pip_wheel(
-        project, out, build_env,
-        "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON",
-        "-C", f"tvmffi-wheel.cuda.architectures={ARCHS}",
-        "-C", f"tvmffi-wheel.cuda.runtime={runtime}",
-    )
-    return only_wheel(out), result.stdout
-
-
-@pytest.fixture(scope="session")
-def static_build(tmp_path_factory, build_env):
-    return cuda_example(tmp_path_factory, build_env, "static")
-
-
-@pytest.fixture(scope="session")
-def shared_build(tmp_path_factory, build_env):
-    return cuda_example(tmp_path_factory, build_env, "shared")
 
 
 def library_facts(wheel: Path, tmp_path: Path):
@@ -68,7 +47,8 @@ def test_static_runtime_needs_no_libcudart_and_has_the_declared_device_code(stat
         assert not [n for n in archive.namelist() if "libcudart" in n or ".libs/" in n]
     recorded = json.loads(wheel_text(wheel, ".dist-info/tvmffi_wheel.json"))
     assert recorded["cuda"] == {
-        "architectures": ARCHS, "runtime": "static", "toolkit": "13.0", "toolkit_source": "system", "variant": "none"
+        "architectures": CUDA_ARCHS, "runtime": "static", "toolkit": "13.0", "toolkit_source": "system",
+        "variant": "none",
     }
     assert recorded["device_code"] == ["PTX compute_90", "SASS sm_75"]
     assert recorded["tvm_ffi_version"] and recorded["platform"].startswith("manylinux_")
@@ -151,7 +131,7 @@ def test_host_compiler_that_nvcc_rejects(tmp_path, build_env):
     env = dict(build_env, CUDAHOSTCXX="/bin/false")
     result = pip_wheel(
         project, tmp_path / "dist", env,
-        "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON", "-C", f"tvmffi-wheel.cuda.architectures={ARCHS}",
+        "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON", "-C", f"tvmffi-wheel.cuda.architectures={CUDA_ARCHS}",
         ok=False,
     )
     assert_refused(result, tmp_path / "dist", "CMake Error", "CUDA")
@@ -166,7 +146,7 @@ def test_pip_toolkit_builds_without_the_systems_cuda(tmp_path, build_env):
     result = pip_wheel(
         project, tmp_path / "dist", env,
         "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON",
-        "-C", f"tvmffi-wheel.cuda.architectures={ARCHS}",
+        "-C", f"tvmffi-wheel.cuda.architectures={CUDA_ARCHS}",
         "-C", "tvmffi-wheel.cuda.toolkit=pip",
     )
     assert "nvidia-cuda-nvcc" in result.stdout  # installed into the build environment

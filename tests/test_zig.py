@@ -109,8 +109,8 @@ def test_cxx_symbols_from_libtvm_ffi_are_refused_with_zig(tmp_path, build_env):
     result = pip_wheel(project, tmp_path / "dist", build_env, *ZIG, ok=False)
     assert_refused(
         result, tmp_path / "dist",
-        "json_kernel/libjson_kernel.so, built with zig (whose C++ runtime is LLVM's libc++), imports C++ "
-        "symbols from libtvm_ffi.so",
+        "json_kernel/libjson_kernel.so, linked by zig with its own C++ runtime, LLVM's libc++ (zig's, static), "
+        "imports C++ symbols from libtvm_ffi.so",
         "_ZN3tvm3ffi4json9StringifyERKNS0_3AnyENS0_8OptionalIivEE",
         'or build with toolchain = "system"',
     )
@@ -170,8 +170,12 @@ def test_aarch64_library_runs_under_qemu_from_a_c_host(aarch64_wheel, zig_venv, 
         (["-C", "tvmffi-wheel.arch=aarch64"], "arch = 'aarch64' on this x86_64 machine needs toolchain = \"zig\""),
         ([*ZIG, "-C", "tvmffi-wheel.glibc=2.12"], "glibc = '2.12' is older than 2.17"),
         ([*ZIG, "-C", "tvmffi-wheel.glibc=2.99"], "glibc = '2.99': zig cannot target it"),
-        ([*ZIG, "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON", "-C", "tvmffi-wheel.cuda.architectures=75-real"],
-         'toolchain = "zig" cannot build CUDA'),
+        ([*ZIG, "-C", "tvmffi-wheel.cxx-runtime=libc++", "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON",
+          "-C", "tvmffi-wheel.cuda.architectures=75-real"], 'cxx-runtime = "libc++" cannot build CUDA'),
+        ([*ZIG, "-C", "tvmffi-wheel.glibc=2.16", "-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON",
+          "-C", "tvmffi-wheel.cuda.architectures=75-real"], "and the oldest CUDA's static runtime binds to"),
+        ([*ZIG, "-C", "tvmffi-wheel.cxx-runtime=libstdc++", "-C", "tvmffi-wheel.arch=aarch64"],
+         'cxx-runtime = "libstdc++" compiles with this machine\'s gcc and nvcc'),
     ],
 )
 def test_bad_toolchain_settings_are_refused(tmp_path, build_env, options, message):

@@ -1,0 +1,1 @@
+"""Fixture: timed waits in the host code of a CUDA library."""
