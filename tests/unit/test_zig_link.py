@@ -234,3 +234,12 @@ def test_the_shim_behaves_like_glibc(tmp_path, fallback):
                     "-lpthread", "-ldl"], check=True, capture_output=True)
     result = subprocess.run([str(program)], capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (0, "ok\n")
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("nm") is None, reason="needs gcc and nm")
+def test_the_recorded_shim_symbols_are_what_the_shim_defines(tmp_path):
+    subprocess.run(["gcc", "-c", "-fPIC", str(SHIM_SOURCE), "-o", str(tmp_path / "shim.o")], check=True)
+    listing = subprocess.run(["nm", "--defined-only", str(tmp_path / "shim.o")], capture_output=True, text=True,
+                             check=True).stdout
+    defined = {line.split()[-1] for line in listing.splitlines() if line.split()[1] in "TDB"}
+    assert defined == set(SHIM_SYMBOLS)

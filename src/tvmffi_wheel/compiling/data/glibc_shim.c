@@ -141,9 +141,6 @@ typedef int (*rwlock_clocklock_fn)(pthread_rwlock_t *, clockid_t, const struct t
 typedef int (*sem_clockwait_fn)(sem_t *, clockid_t, const struct timespec *);
 
 GLIBC_FUNCTION(cond_clockwait_fn, pthread_cond_clockwait)
-GLIBC_FUNCTION(mutex_clocklock_fn, pthread_mutex_clocklock)
-GLIBC_FUNCTION(rwlock_clocklock_fn, pthread_rwlock_clockrdlock)
-GLIBC_FUNCTION(rwlock_clocklock_fn, pthread_rwlock_clockwrlock)
 GLIBC_FUNCTION(sem_clockwait_fn, sem_clockwait)
 
 SHIM int pthread_cond_clockwait(pthread_cond_t *cond, pthread_mutex_t *mutex, clockid_t clock,
@@ -155,29 +152,20 @@ SHIM int pthread_cond_clockwait(pthread_cond_t *cond, pthread_mutex_t *mutex, cl
   return error ? error : pthread_cond_timedwait(cond, mutex, &real);
 }
 
-SHIM int pthread_mutex_clocklock(pthread_mutex_t *mutex, clockid_t clock, const struct timespec *deadline) {
-  mutex_clocklock_fn glibc = pthread_mutex_clocklock_glibc();
-  if (glibc) return glibc(mutex, clock, deadline);
-  struct timespec real;
-  int error = realtime_deadline(clock, deadline, &real);
-  return error ? error : pthread_mutex_timedlock(mutex, &real);
-}
+/* A clock* lock: glibc's, or its *timed* sibling ``timed`` with the deadline on CLOCK_REALTIME. */
+#define CLOCK_LOCK(name, function_type, object_type, timed)                             \
+  GLIBC_FUNCTION(function_type, name)                                                   \
+  SHIM int name(object_type *object, clockid_t clock, const struct timespec *deadline) { \
+    function_type glibc = name##_glibc();                                               \
+    if (glibc) return glibc(object, clock, deadline);                                   \
+    struct timespec real;                                                               \
+    int error = realtime_deadline(clock, deadline, &real);                              \
+    return error ? error : timed(object, &real);                                        \
+  }
 
-SHIM int pthread_rwlock_clockrdlock(pthread_rwlock_t *lock, clockid_t clock, const struct timespec *deadline) {
-  rwlock_clocklock_fn glibc = pthread_rwlock_clockrdlock_glibc();
-  if (glibc) return glibc(lock, clock, deadline);
-  struct timespec real;
-  int error = realtime_deadline(clock, deadline, &real);
-  return error ? error : pthread_rwlock_timedrdlock(lock, &real);
-}
-
-SHIM int pthread_rwlock_clockwrlock(pthread_rwlock_t *lock, clockid_t clock, const struct timespec *deadline) {
-  rwlock_clocklock_fn glibc = pthread_rwlock_clockwrlock_glibc();
-  if (glibc) return glibc(lock, clock, deadline);
-  struct timespec real;
-  int error = realtime_deadline(clock, deadline, &real);
-  return error ? error : pthread_rwlock_timedwrlock(lock, &real);
-}
+CLOCK_LOCK(pthread_mutex_clocklock, mutex_clocklock_fn, pthread_mutex_t, pthread_mutex_timedlock)
+CLOCK_LOCK(pthread_rwlock_clockrdlock, rwlock_clocklock_fn, pthread_rwlock_t, pthread_rwlock_timedrdlock)
+CLOCK_LOCK(pthread_rwlock_clockwrlock, rwlock_clocklock_fn, pthread_rwlock_t, pthread_rwlock_timedwrlock)
 
 /* Unlike the pthread calls, sem_* report errors through errno. */
 SHIM int sem_clockwait(sem_t *semaphore, clockid_t clock, const struct timespec *deadline) {
