@@ -61,6 +61,18 @@ def debian_root() -> old_glibc.DebianRoot:
     return old_glibc.DebianRoot(old_glibc.ROOT)
 
 
+# Every wheel a build or a repair of this run wrote, as opposed to the damaged inputs some
+# tests make: test_old_glibc.py loads those tagged for glibc 2.31 or older in Debian bullseye.
+BUILT_WHEELS: list[Path] = []
+
+
+def recording_wheels(result, out: Path):
+    """``result`` of a build or repair that wrote into ``out``; its wheels are recorded if it succeeded."""
+    if result.returncode == 0:
+        BUILT_WHEELS.extend(sorted(Path(out).glob("*.whl")))
+    return result
+
+
 def run(command, *, cwd=None, env=None, ok=True):
     """Run a command, output captured together; assert its outcome with the output shown."""
     result = subprocess.run(
@@ -145,8 +157,9 @@ def zig_venv(tmp_path_factory, fresh_venv) -> Venv:
 
 def zig_venv_build(zig_venv: Venv, project: Path, out: Path, *options: str, ok: bool = True):
     """`pip wheel` the project in ``zig_venv``, without build isolation."""
-    return run([zig_venv.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v", "-w", out,
-                "-C", "tvmffi-wheel.toolchain=zig", *options, project], env=zig_venv.env, ok=ok)
+    return recording_wheels(run([zig_venv.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v",
+                                 "-w", out, "-C", "tvmffi-wheel.toolchain=zig", *options, project],
+                                env=zig_venv.env, ok=ok), out)
 
 
 def copy_project(source: Path, destination: Path) -> Path:
@@ -156,11 +169,8 @@ def copy_project(source: Path, destination: Path) -> Path:
 
 def pip_wheel(project: Path, out: Path, env, *extra, ok=True):
     """`pip wheel` the project in an isolated build environment."""
-    return run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *extra, project],
-        env=env,
-        ok=ok,
-    )
+    result = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *extra, project], env=env, ok=ok)
+    return recording_wheels(result, out)
 
 
 def assert_refused(result, out: Path, *texts: str) -> None:
@@ -239,7 +249,7 @@ def recipe_build(tmp_path_factory, build_env) -> Path:
     """tvm-ffi's documented recipe, built with `python -m build`: sdist, then wheel from it."""
     project = copy_project(PROJECTS / "recipe", tmp_path_factory.mktemp("recipe") / "recipe")
     out = tmp_path_factory.mktemp("recipe-dist")
-    run([sys.executable, "-m", "build", "--outdir", out, project], env=build_env)
+    recording_wheels(run([sys.executable, "-m", "build", "--outdir", out, project], env=build_env), out)
     return out
 
 
@@ -343,6 +353,9 @@ def command(backend_venv):
     script = backend_venv.path / "bin" / "tvmffi-wheel"
 
     def call(*args, cwd=None, ok=True):
-        return run([script, *args], cwd=cwd, env=backend_venv.env, ok=ok)
+        result = run([script, *args], cwd=cwd, env=backend_venv.env, ok=ok)
+        if args[:2] == ("repair", "-w"):
+            recording_wheels(result, Path(cwd or ".") / args[2])
+        return result
 
     return call

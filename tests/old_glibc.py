@@ -99,6 +99,8 @@ _LOADER = r"""
 import json, os, subprocess, sys
 PROBE = '''
 import ctypes, os, sys
+for path in %r:
+    ctypes.CDLL(path, os.RTLD_NOW | os.RTLD_GLOBAL)
 import tvm_ffi
 for kind, path in %r:
     if kind == "kernel":
@@ -108,13 +110,21 @@ for kind, path in %r:
     print("loaded", path)
 '''
 results = {}
-for site, libraries in json.load(open(sys.argv[1])).items():
+for site, (preload, libraries) in json.load(open(sys.argv[1])).items():
     env = dict(os.environ, PYTHONPATH=site, LD_BIND_NOW="1")
-    run = subprocess.run([sys.executable, "-c", PROBE % (libraries,)], env=env,
+    run = subprocess.run([sys.executable, "-c", PROBE % (preload, libraries)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     results[site] = [run.returncode, run.stdout[-3000:]]
 json.dump(results, open(sys.argv[2], "w"))
 """
+
+
+def _cuda_runtime(wheel: Path) -> str | None:
+    """The CUDA runtime the wheel's build facts record (None: no CUDA, or no facts)."""
+    with zipfile.ZipFile(wheel) as archive:
+        facts = [n for n in archive.namelist() if n.endswith(".dist-info/tvmffi_wheel.json")]
+        cuda = json.loads(archive.read(facts[0])).get("cuda") if facts else None
+    return cuda.get("runtime") if cuda else None
 
 
 def unpack(wheel: Path, site: Path) -> list[tuple[str, str]]:
@@ -159,14 +169,17 @@ def load_wheels(
         for dependency in dependencies:
             with zipfile.ZipFile(dependency) as archive:
                 archive.extractall(shared)
-    plan: dict[str, list[tuple[str, str]]] = {}
+    plan: dict[str, tuple[list[str], list[tuple[str, str]]]] = {}
     sites = {}
     for index, wheel in enumerate(wheels):
         site = scratch / f"site-{index}"
         shutil.rmtree(site, ignore_errors=True)
         shutil.copytree(shared, site, copy_function=os.link)
         inside = f"/host/{site.name}"
-        plan[inside] = [(kind, f"{inside}/{name}") for kind, name in unpack(wheel, site)]
+        libraries = [(kind, f"{inside}/{name}") for kind, name in unpack(wheel, site)]
+        # cuda.runtime = "none": the process is to bring the runtime (PyTorch's, say); NVIDIA's does here.
+        preload = [f"{inside}/{p.relative_to(site)}" for p in site.glob("nvidia/cu*/lib/libcudart.so.*")]
+        plan[inside] = (preload if _cuda_runtime(wheel) == "none" else [], libraries)
         sites[inside] = wheel
     (scratch / "plan.json").write_text(json.dumps(plan))
     (scratch / "loader.py").write_text(_LOADER)

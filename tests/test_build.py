@@ -17,6 +17,7 @@ from conftest import (
     deserved_platform,
     only_wheel,
     pip_wheel,
+    recording_wheels,
     requires_dist,
     run,
     wheel_text,
@@ -211,7 +212,8 @@ def test_editable_install_can_call_the_kernels(tmp_path, build_env, fresh_venv):
 def test_uv_build_gives_the_same_repaired_wheel(tmp_path, build_env, backend_dist):
     project = copy_project(EXAMPLE, tmp_path / "example")
     env = dict(build_env, UV_FIND_LINKS=str(backend_dist))
-    run([sys.executable, "-m", "uv", "build", "--wheel", "-o", tmp_path / "dist", project], env=env)
+    recording_wheels(run([sys.executable, "-m", "uv", "build", "--wheel", "-o", tmp_path / "dist", project], env=env),
+                     tmp_path / "dist")
     wheel = only_wheel(tmp_path / "dist")
     assert wheel.name == f"example_kernels-0.1.0-py3-none-{deserved_platform(wheel, tmp_path / 'elf')}.whl"
     assert_pinned(wheel)

@@ -19,6 +19,7 @@ from conftest import (
     copy_project,
     only_wheel,
     pip_wheel,
+    recording_wheels,
     requires_dist,
     run,
     wheel_text,
@@ -56,14 +57,19 @@ def cuda_root() -> Path | None:
 
 def pip_wheel_quietly(project: Path, out: Path, env, *extra, ok=True):
     """`pip wheel` as a user types it: no -v, so pip hides the backend's output."""
-    return run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", out, *extra, project], env=env, ok=ok)
+    return recording_wheels(
+        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", out, *extra, project], env=env, ok=ok), out
+    )
 
 
 def pip_wheel_in(environment, project: Path, out: Path, *extra, env=None, ok=True):
     """`pip wheel --no-build-isolation` in an environment that has the backend: a build that
     stops before compiling needs no isolated environment set up first."""
-    return environment.run("-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", out, *extra, project,
-                           env=env, ok=ok)
+    return recording_wheels(
+        environment.run("-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-w", out, *extra, project,
+                        env=env, ok=ok),
+        out,
+    )
 
 
 def add_dependency(project: Path, requirement: str) -> None:
