@@ -4,7 +4,7 @@ import dataclasses
 
 from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
-from tvmffi_wheel.commands.check import WheelContents, floors, judge_wheel
+from tvmffi_wheel.commands.check import WheelContents, floors, judge_wheel, render_text
 from tvmffi_wheel.inspecting.device_code import DeviceImage
 from tvmffi_wheel.inspecting.wheel import DeviceFile
 from tvmffi_wheel.inspecting.wheel_reader import WheelName
@@ -152,3 +152,11 @@ def test_a_wheel_without_binaries_is_not_a_sound_kernel_wheel():
 def test_floors_name_the_symbols():
     (glibcxx,) = [f for f in floors(kernel().facts) if f.family == "GLIBCXX"]
     assert (glibcxx.version, glibcxx.symbols) == ("3.4.26", ("_ZNSt7__cxx1119basic_ostringstreamC1Ev@GLIBCXX_3.4.26",))
+
+
+def test_the_link_the_build_recorded_is_shown():
+    link = {"linker": "zig", "target": "x86_64-linux-gnu.2.28", "cxx_runtime": "GCC's libstdc++ (libstdc++.a, static)"}
+    report = judge(dataclasses.replace(contents([kernel()]), build_facts={"link": link}))
+    assert report.link == link and report.to_json()["link"] == link
+    assert "  linked    by zig for x86_64-linux-gnu.2.28, GCC's libstdc++ (libstdc++.a, static)" in render_text(report)
+    assert "linked" not in render_text(judge(contents([kernel()])))

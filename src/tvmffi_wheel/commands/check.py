@@ -79,6 +79,7 @@ class WheelReport:
     device_files: tuple[tuple[str, tuple[tuple[str, int, str], ...]], ...] = ()  # (path, totals_by_place)
     device_code_by_arch: dict[str, int] = dataclasses.field(default_factory=dict)
     wheel_bytes: int = 0
+    link: dict[str, str] = dataclasses.field(default_factory=dict)  # how the build linked it (build facts)
 
     @property
     def sound(self) -> bool:
@@ -324,6 +325,7 @@ def judge_wheel(
         device_files=tuple((f.path, tuple(totals_by_place(f.images))) for f in contents.device_files),
         device_code_by_arch=bytes_by_arch(everything),
         wheel_bytes=contents.wheel_bytes,
+        link=dict(contents.build_facts.get("link") or {}),
     )
 
 
@@ -334,6 +336,8 @@ def render_text(report: WheelReport) -> str:
         f"  deserves  {report.deserved_platform}",
         f"  tvm-ffi   {report.tvm_ffi_requirement or '(no requirement)'}",
     ]
+    if report.link.get("linker") == "zig":
+        lines.append(f"  linked    by zig for {report.link.get('target')}, {report.link.get('cxx_runtime')}")
     for binary in report.binaries:
         lines.append(f"  {binary.path}")
         width = max((len(s) for s, _ in binary.needed), default=0)
