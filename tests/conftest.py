@@ -24,7 +24,7 @@ EXAMPLE = REPO / "example_project"
 
 # --------------------------------------------------------------------------- Debian bullseye
 
-_making_root: list[subprocess.Popen[bytes] | None] = []  # the debootstrap started for this run, if any
+_making_root: list[old_glibc.Making | None] = []  # the debootstrap started for this run, if any
 
 
 def pytest_configure(config):
@@ -44,10 +44,10 @@ def pytest_collection_finish(session):
 
 def pytest_sessionfinish(session):
     """A run that ends before the root is needed (Ctrl-C, -x) leaves no debootstrap behind."""
-    for process in _making_root:
-        if process is not None:
-            process.terminate()
-            old_glibc.finish_making(process)
+    for making in _making_root:
+        if making is not None:
+            making.process.terminate()
+            old_glibc.finish_making(making)
 
 
 @pytest.fixture(scope="session")

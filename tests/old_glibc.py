@@ -43,7 +43,15 @@ def missing_requirement() -> str | None:
     return None
 
 
-def start_making() -> subprocess.Popen[bytes] | None:
+@dataclass(frozen=True)
+class Making:
+    """A debootstrap under way, into ``partial``."""
+
+    process: subprocess.Popen[bytes]
+    partial: Path
+
+
+def start_making() -> Making | None:
     """Start debootstrap into a temporary folder beside the root (None: the root exists)."""
     if (ROOT / ".complete").is_file():
         return None
@@ -52,14 +60,13 @@ def start_making() -> subprocess.Popen[bytes] | None:
     command = ["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(partial), MIRROR]
     with LOG.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    process.partial = partial  # type: ignore[attr-defined]
-    return process
+    return Making(process, partial)
 
 
-def finish_making(process: subprocess.Popen[bytes] | None) -> str | None:
-    """Wait for ``process``; move its root into place. None when the root is there, else why not."""
-    if process is not None:
-        partial: Path = process.partial  # type: ignore[attr-defined]
+def finish_making(making: Making | None) -> str | None:
+    """Wait for ``making``; move its root into place. None when the root is there, else why not."""
+    if making is not None:
+        process, partial = making.process, making.partial
         if process.wait() == 0:
             (partial / ".complete").write_text("made by tests/old_glibc.py\n")
             if not (ROOT / ".complete").is_file():

@@ -319,7 +319,7 @@ def _prepare_toolchain(
             "leave tvm_ffi_DIR unset; tvm-ffi's CMake package is found without it",
         )
     target = prepare_target_tvm_ffi(tvm_ffi_version, plan.arch, staging / f"tvm-ffi-{plan.arch}")
-    setup.defines["tvm_ffi_DIR"] = str(target.cmake_dir)
+    setup = dataclasses.replace(setup, defines={**setup.defines, "tvm_ffi_DIR": str(target.cmake_dir)})
     return setup, dataclasses.replace(options, arch=plan.arch, tvm_ffi_library=target.library)
 
 

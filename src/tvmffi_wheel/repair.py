@@ -22,7 +22,13 @@ from tvmffi_wheel import __version__
 from tvmffi_wheel.compiling.cuda import Architecture, CudaFacts
 from tvmffi_wheel.compiling.settings import RepairMode
 from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, system_library_dirs
-from tvmffi_wheel.deciding.abi import AbiRange, check_against_built, decide_abi_range, tvm_ffi_imports
+from tvmffi_wheel.deciding.abi import (
+    AbiRange,
+    TvmFfiImport,
+    check_against_built,
+    decide_abi_range,
+    tvm_ffi_imports,
+)
 from tvmffi_wheel.deciding.abi_table import load_table
 from tvmffi_wheel.deciding.classify import Classifier, libs_folder
 from tvmffi_wheel.deciding.device_inventory import architectures_found, compare_inventory
@@ -190,9 +196,8 @@ def _built_against_exports(options: RepairOptions, arch: str) -> frozenset[str] 
     return release.exports if release is not None else None
 
 
-def _abi_range(binaries: list[WheelBinary], options: RepairOptions) -> AbiRange | None:
-    """The releases the binaries' tvm-ffi imports allow; logs why any is left out."""
-    imports = tvm_ffi_imports(binaries)
+def _abi_range(binaries: list[WheelBinary], imports: list[TvmFfiImport], options: RepairOptions) -> AbiRange | None:
+    """The releases the binaries' tvm-ffi ``imports`` allow; logs why any is left out."""
     if not imports:
         return None
     cpp = [i for i in imports if i.abi == "c++"]
@@ -391,15 +396,16 @@ def _repair(
     if note:
         info(note)
     _check_device_code(binaries, inspection.device_files, options)
+    imports = tvm_ffi_imports(binaries)
     if options.private_cxx_runtime:
-        check_private_runtime(binaries, options.private_cxx_runtime)
+        check_private_runtime(binaries, imports, options.private_cxx_runtime)
     cuda = _build_cuda(options)
     toolkit = Version(cuda.toolkit) if cuda is not None else None
     original = archive.dist_info_text("METADATA")
     metadata = pin_metadata(
         with_fields(original, *identity.fields) if identity.fields else original,
         options.tvm_ffi_version,
-        abi=_abi_range(binaries, options),
+        abi=_abi_range(binaries, imports, options),
         extra_requirements=cuda_build_requirements(options.build.cuda if options.build else None),
         ranges=wheel_ranges((n for b in binaries for n in b.facts.needed), toolkit),
     )

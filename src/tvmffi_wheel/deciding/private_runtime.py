@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tvmffi_wheel.deciding.abi import tvm_ffi_imports
+from tvmffi_wheel.deciding.abi import TvmFfiImport
 from tvmffi_wheel.deciding.verify import leaked_exports
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.wheel import WheelBinary
@@ -22,10 +22,10 @@ def _listed(items: Sequence[str], shown: int = 5) -> str:
     return ", ".join(items[:shown]) + (" ..." if len(items) > shown else "")
 
 
-def check_private_runtime(binaries: Sequence[WheelBinary], runtime: str) -> None:
-    """Refuse C++ imports from libtvm_ffi and exported runtime symbols; ``runtime`` names the
-    C++ runtime the binaries carry."""
-    cpp = [i for i in tvm_ffi_imports(binaries) if i.abi == "c++"]
+def check_private_runtime(binaries: Sequence[WheelBinary], imports: Sequence[TvmFfiImport], runtime: str) -> None:
+    """Refuse C++ imports from libtvm_ffi (``imports``: what the binaries import from it) and
+    exported runtime symbols; ``runtime`` names the C++ runtime the binaries carry."""
+    cpp = [i for i in imports if i.abi == "c++"]
     if cpp:
         users = sorted({path for i in cpp for path in i.binaries})
         raise TvmFfiWheelError(
