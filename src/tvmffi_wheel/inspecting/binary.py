@@ -9,13 +9,30 @@ from pathlib import Path
 
 from tvmffi_wheel.inspecting.elf import is_elf_header, read_elf_facts
 from tvmffi_wheel.inspecting.facts import BinaryFacts, BinaryFormat
+from tvmffi_wheel.inspecting.macho import is_fat_macho_header, is_thin_macho_header, read_macho_facts
+from tvmffi_wheel.inspecting.pe import is_pe_header, read_pe_facts
+
+# How many bytes binary_format wants to see: a PE signature may sit a little way in.
+HEAD_SIZE = 4096
 
 
 def binary_format(head: bytes) -> BinaryFormat | None:
     """The format of a file that starts with ``head``; None if it is no binary we read."""
-    return "elf" if is_elf_header(head) else None
+    if is_elf_header(head):
+        return "elf"
+    if is_thin_macho_header(head) or is_fat_macho_header(head):
+        return "macho"
+    if is_pe_header(head):
+        return "pe"
+    return None
 
 
 def read_binary_facts(path: Path, shown_as: str) -> BinaryFacts:
     """The facts of the binary at ``path``; ``shown_as`` names it in messages."""
+    with path.open("rb") as stream:
+        file_format = binary_format(stream.read(HEAD_SIZE))
+    if file_format == "macho":
+        return read_macho_facts(path, shown_as)
+    if file_format == "pe":
+        return read_pe_facts(path, shown_as)
     return read_elf_facts(path, shown_as)
