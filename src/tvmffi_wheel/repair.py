@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import posixpath
+import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +21,7 @@ from packaging.version import Version
 from tvmffi_wheel import __version__
 from tvmffi_wheel.compiling.cuda import Architecture, CudaFacts
 from tvmffi_wheel.compiling.settings import RepairMode
-from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.deciding._auditwheel import PlatformPolicy
 from tvmffi_wheel.deciding.abi import (
     AbiRange,
     TvmFfiImport,
@@ -29,19 +29,21 @@ from tvmffi_wheel.deciding.abi import (
     decide_abi_range,
     tvm_ffi_imports,
 )
-from tvmffi_wheel.deciding.abi_table import load_table
-from tvmffi_wheel.deciding.classify import Classifier, libs_folder
+from tvmffi_wheel.deciding.abi_table import load_table, table_key
+from tvmffi_wheel.deciding.classify import Classifier
 from tvmffi_wheel.deciding.device_inventory import architectures_found, compare_inventory
+from tvmffi_wheel.deciding.macos import macos_problems
 from tvmffi_wheel.deciding.nvidia import cuda_build_requirements, wheel_ranges
-from tvmffi_wheel.deciding.plan import LibraryFinder, RepairPlan, plan_repair
-from tvmffi_wheel.deciding.platforms import check_architecture, check_built_for, wheel_architecture
+from tvmffi_wheel.deciding.plan import RepairPlan, library_finder, plan_repair
+from tvmffi_wheel.deciding.platforms import binaries_system, check_architecture, check_built_for, wheel_architecture
 from tvmffi_wheel.deciding.private_runtime import check_private_runtime
 from tvmffi_wheel.deciding.python_tag import choose_python_tag, python_c_api_users
-from tvmffi_wheel.deciding.requirements import pin_metadata, requirement_names, tvm_ffi_requirement
-from tvmffi_wheel.deciding.runpath import install_path
+from tvmffi_wheel.deciding.requirements import pin_metadata, requirement_names
+from tvmffi_wheel.deciding.systems import MACOS, System
 from tvmffi_wheel.deciding.verify import verify_wheel
+from tvmffi_wheel.deciding.windows import packages_to_patch
 from tvmffi_wheel.errors import TvmFfiWheelError, info, warn, warnings_so_far
-from tvmffi_wheel.inspecting.binary import read_binary_facts
+from tvmffi_wheel.inspecting.binary import is_binary, read_binary_facts
 from tvmffi_wheel.inspecting.device_code import (
     DeviceImage,
     bytes_by_arch,
@@ -52,7 +54,8 @@ from tvmffi_wheel.inspecting.device_code import (
 )
 from tvmffi_wheel.inspecting.wheel import DeviceFile, WheelBinary, all_device_code, device_code_groups, inspect_wheel
 from tvmffi_wheel.inspecting.wheel_reader import BUILD_FACTS_FILE, WheelArchive, WheelName
-from tvmffi_wheel.writing.loader import check_loader_place, render_loader
+from tvmffi_wheel.writing.dll_folders import add_dll_folders
+from tvmffi_wheel.writing.loader import check_loader_place, loader_facts, render_loader
 from tvmffi_wheel.writing.patch import apply_plan
 from tvmffi_wheel.writing.variant import Variant, announce, file_name_part, metadata_field, with_fields
 from tvmffi_wheel.writing.wheel_writer import WheelChanges, WheelWriter, rewrite_wheel_file
@@ -92,6 +95,8 @@ class RepairOptions:
     private_cxx_runtime: str = ""
     # False for an in-place editable install, whose libraries stay in the source tree.
     library_expected: bool = True
+    # Folders to look for libraries to vendor in, before the system's own list (--lib-path).
+    lib_path: tuple[Path, ...] = ()
 
 
 def _check_device_code(binaries: list[WheelBinary], files: list[DeviceFile], options: RepairOptions) -> None:
@@ -184,15 +189,15 @@ def _recorded_cuda(build: BuildRecord, device_code: Sequence[DeviceImage]) -> Cu
     return dataclasses.replace(cuda, architectures=architectures_found(device_code))
 
 
-def _built_against_exports(options: RepairOptions, arch: str) -> frozenset[str] | None:
+def _built_against_exports(options: RepairOptions, system: System, arch: str) -> frozenset[str] | None:
     """What the libtvm_ffi the wheel was built against exports: the file itself when we have
-    it (for this architecture), else the table's entry for its version."""
+    it (for this system and architecture), else the table's entry for its version."""
     library = options.tvm_ffi_library
     if library is not None and library.is_file():
         facts = read_binary_facts(library, str(library))
-        if facts.architecture == arch:
+        if (facts.format, facts.architecture) == (system.format, arch):
             return facts.exports
-    release = load_table().release(arch, options.tvm_ffi_version)
+    release = load_table().release(table_key(system.key, arch), options.tvm_ffi_version)
     return release.exports if release is not None else None
 
 
@@ -201,9 +206,9 @@ def _abi_range(binaries: list[WheelBinary], imports: list[TvmFfiImport], options
     if not imports:
         return None
     cpp = [i for i in imports if i.abi == "c++"]
-    arch = wheel_architecture(binaries)
+    arch, system = wheel_architecture(binaries), binaries_system(binaries)
     version = options.tvm_ffi_version
-    exports = _built_against_exports(options, arch)
+    exports = _built_against_exports(options, system, arch)
     if exports is None:
         warn(f"apache-tvm-ffi {version} is neither installed here nor in tvmffi-wheel's table, "
              "so the symbols the binaries import from it are not checked")
@@ -215,49 +220,21 @@ def _abi_range(binaries: list[WheelBinary], imports: list[TvmFfiImport], options
         warn(f"C++ symbols imported from libtvm_ffi by {', '.join(users)}, outside tvm-ffi's "
              f"stable C ABI: {symbols}; the wheel works only with releases that keep these exact C++ "
              "signatures, so the requirement admits only the known releases that do")
-    abi = decide_abi_range((i.symbol for i in imports), version, load_table().for_arch(arch))
+    releases = load_table().for_arch(table_key(system.key, arch))
+    if not releases:
+        warn(f"tvmffi-wheel's table knows no apache-tvm-ffi release for {system.name} {arch}, so the "
+             "requirement's upper bound is only the next ABI")
+    abi = decide_abi_range((i.symbol for i in imports), version, releases)
     for line in abi.reasons():
         info(line)
     return abi
 
 
-def loader_facts(
-    wheel: WheelName, binaries: list[WheelBinary], files: list[DeviceFile], metadata: str, platform: str,
-    options: RepairOptions,
-) -> dict[str, Any]:
-    """The generated loader's BUILD: how the wheel was built, and where each library is."""
-    requirement = tvm_ffi_requirement(metadata)
-    loader_folder = posixpath.dirname(options.loader)
-    libraries: dict[str, Any] = {}
-    for binary in binaries:
-        location, name = install_path(binary.path), posixpath.basename(binary.path)
-        vendored = binary.path.startswith(libs_folder(wheel.distribution) + "/")
-        if location is None or vendored or not (name.startswith("lib") and name.endswith(".so")):
-            continue
-        libraries[name[len("lib") : -len(".so")]] = {
-            "member": location,
-            "path": posixpath.relpath(location, loader_folder),
-            "device_code": sorted({image.arch_name for image in binary.facts.device_code}),
-        }
-    return {
-        "distribution": wheel.distribution,
-        "version": wheel.version,
-        "generator": f"tvmffi-wheel {__version__}",
-        "tvm_ffi_version": str(options.tvm_ffi_version),
-        "tvm_ffi_requirement": str(requirement.specifier) if requirement is not None else "",
-        "platform": platform,
-        "libraries": libraries,
-        "device_files": {
-            posixpath.relpath(location, loader_folder): sorted({image.arch_name for image in file.images})
-            for file in files
-            if (location := install_path(file.path)) is not None
-        },
-    }
-
-
 def _describe_tag(plan: RepairPlan) -> str:
     line = f"platform tag {'.'.join(plan.platform_tags)}"
-    if plan.tag_reason:
+    if plan.tag_reason and plan.system is MACOS:
+        line += f" (set by {plan.tag_reason[0]})"
+    elif plan.tag_reason:
         line += f" (an older one is ruled out by {plan.tag_reason[0]})"
     return line
 
@@ -338,14 +315,24 @@ def _decide_and_patch(
         distribution=distribution,
         excludes=options.excludes,
     )
+    problems = [p for b in binaries if b.facts.format == "macho" for p in macos_problems(b.path, b.facts)]
+    if problems:
+        raise TvmFfiWheelError("the wheel's Mach-O binaries cannot be repaired:\n    " + "\n    ".join(problems),
+                               "rebuild them (a signature breaks when a file is changed after linking)")
     plan = plan_repair(
         binaries,
         classifier,
         plat=options.plat,
-        finder=LibraryFinder(system_library_dirs()),
+        finder=library_finder(classifier.system, options.lib_path, os.environ),
         requirements=requirement_names(metadata),
+        deployment_target=os.environ.get("MACOSX_DEPLOYMENT_TARGET") or None,
     )
     replaced, added = apply_plan(plan, binaries, scratch, building=options.build is not None)
+    if plan.dll_folders:
+        more_replaced, more_added = add_dll_folders(
+            archive.member_names, archive.read_text, packages_to_patch(binaries), plan.dll_folders, scratch
+        )
+        replaced, added = {**replaced, **more_replaced}, {**added, **more_added}
     info(_describe_tag(plan))
     return _Decision(plan.platform_tags, plan.policy, replaced, added)
 
@@ -358,7 +345,8 @@ def _verify(
         WheelBinary(b.path, read_binary_facts(decision.replaced[b.path], b.path))
         if b.path in decision.replaced else b
         for b in binaries
-    ] + [WheelBinary(member, read_binary_facts(path, member)) for member, path in decision.added.items()]
+    ] + [WheelBinary(member, read_binary_facts(path, member)) for member, path in decision.added.items()
+         if is_binary(path)]
     policy = decision.policy
     classifier = Classifier.for_wheel(
         [(b.path, b.facts) for b in final],
@@ -420,7 +408,8 @@ def _repair(
     device_code = all_device_code(binaries, inspection.device_files)
     new_files = {}
     if options.loader:
-        facts = loader_facts(final_name, binaries, inspection.device_files, metadata, decision.platforms[0], options)
+        facts = loader_facts(final_name, binaries, inspection.device_files, metadata, decision.platforms[0],
+                             options.loader, str(options.tvm_ffi_version))
         new_files[options.loader] = render_loader(facts)
         info(f"loader {options.loader} written for {', '.join(sorted(facts['libraries'])) or 'no library'}")
     changes = WheelChanges(

@@ -18,17 +18,21 @@ from tvmffi_wheel.compiling.cuda import Architecture, parse_architectures
 from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, system_library_dirs
 from tvmffi_wheel.deciding.abi import ReleaseCheck, tvm_ffi_imports
-from tvmffi_wheel.deciding.abi_table import load_table
+from tvmffi_wheel.deciding.abi_table import load_table, table_key
 from tvmffi_wheel.deciding.classify import Classifier, Kind
 from tvmffi_wheel.deciding.device_inventory import compare_inventory
+from tvmffi_wheel.deciding.macos import macos_platform_tag, tag_version_of
 from tvmffi_wheel.deciding.platforms import (
     best_fitting_policy,
+    binaries_system,
     check_architecture,
     policy_for_tag,
     wheel_architecture,
 )
 from tvmffi_wheel.deciding.requirements import tvm_ffi_requirement
+from tvmffi_wheel.deciding.systems import LINUX, WINDOWS
 from tvmffi_wheel.deciding.verify import leaked_exports, verify_wheel
+from tvmffi_wheel.deciding.windows import windows_platform_tag
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.binary import read_binary_facts
 from tvmffi_wheel.inspecting.device_code import (
@@ -209,7 +213,8 @@ def read_wheel(path: Path) -> WheelContents:
 
 def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
     contents = read_wheel(path)
-    libc_exports = _libc_exports() if contents.binaries else frozenset()
+    on_linux = contents.binaries and all(b.facts.format == "elf" for b in contents.binaries)
+    libc_exports = _libc_exports() if on_linux else frozenset()
     return judge_wheel(contents, excludes, libc_exports)
 
 
@@ -226,9 +231,12 @@ def _platform_findings(
         return None, "any", classifier
     try:
         check_architecture(name.platforms, binaries)
+        arch = wheel_architecture(binaries)
     except TvmFfiWheelError as err:
         problems.append(err.problem)
-    arch = wheel_architecture(binaries)
+        return None, "(none: see the problems)", classifier
+    if classifier.system is not LINUX:
+        return None, _desktop_findings(contents, arch, classifier, problems), classifier
     carried = policy_for_tag(name.platforms[0], arch)
     best = best_fitting_policy(binaries, classifier)
     if carried is None:
@@ -240,6 +248,19 @@ def _platform_findings(
     return carried, best.name if best is not None else f"linux_{arch}", classifier
 
 
+def _desktop_findings(contents: WheelContents, arch: str, classifier: Classifier, problems: list[str]) -> str:
+    """macOS and Windows: the tag the binaries deserve, and whether the carried one promises
+    too little (an older macOS than a binary needs)."""
+    if classifier.system is WINDOWS:
+        return windows_platform_tag(arch)
+    deserved, setter = macos_platform_tag(contents.binaries, arch, None)
+    carried = contents.name.platforms[0]
+    carried_version = tag_version_of(carried)
+    if carried_version is not None and carried_version < (tag_version_of(deserved) or carried_version):
+        problems.append(f"tagged {carried}, but {setter} needs a newer macOS: {deserved}")
+    return deserved
+
+
 def _release_reports(
     binaries: list[WheelBinary], requirement: Requirement | None, problems: list[str]
 ) -> tuple[ReleaseCheck, ...]:
@@ -248,12 +269,12 @@ def _release_reports(
     if requirement is None or not imports:
         return ()
     try:
-        arch = wheel_architecture(binaries)
+        arch, system = wheel_architecture(binaries), binaries_system(binaries)
     except TvmFfiWheelError:
         return ()  # reported by the platform findings already
     needed = frozenset(i.symbol for i in imports)
     reports = []
-    for release in load_table().for_arch(arch):
+    for release in load_table().for_arch(table_key(system.key, arch)):
         if release.installable and requirement.specifier.contains(release.version):
             missing = tuple(sorted(needed - release.exports))
             reports.append(ReleaseCheck(release.version, missing))

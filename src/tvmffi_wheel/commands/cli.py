@@ -36,9 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     repair = commands.add_parser(
         "repair",
         help="repair, tag, pin and verify wheels built elsewhere",
-        description="Make the backend's decisions for wheels built elsewhere: keep libtvm_ffi "
-        "and the CUDA driver out, vendor other libraries outside the manylinux policy, set run "
-        "paths, tag, pin apache-tvm-ffi and verify. Repairing a repaired wheel gives the same bytes.",
+        description="Make the backend's decisions for wheels built elsewhere (Linux, macOS or Windows "
+        "binaries): keep libtvm_ffi and the CUDA driver out, vendor other libraries the platform does "
+        "not provide, set run paths, tag, pin apache-tvm-ffi and verify. Repairing a repaired wheel "
+        "gives the same bytes.",
     )
     repair.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL")
     repair.add_argument("-w", "--wheel-dir", type=Path, default=Path("wheelhouse"),
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: the best the binaries allow)")
     repair.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help="library never to vendor (shell pattern on SONAME or file name); repeatable")
+    repair.add_argument("--lib-path", action="append", default=[], type=Path, metavar="DIR",
+                        help="folder to find libraries to vendor in, searched before the system's own "
+                        "(LD_LIBRARY_PATH, DYLD_LIBRARY_PATH, PATH); repeatable")
     repair.add_argument("--tvm-ffi-version", default=None, metavar="VERSION",
                         help="the apache-tvm-ffi version the wheel was built against (default: "
                         "the lower bound of the wheel's own pin, else the installed apache-tvm-ffi)")
@@ -132,6 +136,7 @@ def _repair(args: argparse.Namespace) -> int:
             excludes=tuple(args.exclude),
             plat=args.plat,
             tvm_ffi_version=_tvm_ffi_version(args.tvm_ffi_version, wheel),
+            lib_path=tuple(path.resolve() for path in args.lib_path),
         )
         with collecting_warnings():  # recorded in the wheel's build facts
             written = repair_wheel(wheel, out_dir, options)

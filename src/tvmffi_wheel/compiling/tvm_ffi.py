@@ -66,16 +66,23 @@ def find_build_tvm_ffi() -> TvmFfiInstall:
     return TvmFfiInstall(Version(text), Path(spec.origin).resolve().parent.parent)
 
 
-def release_platform_tags(arch: str) -> list[str]:
-    # Every manylinux tag a wheel for ``arch`` may carry, newest first: pip prefers the tags it
-    # is given in order, so where a release has several builds it takes the one pip on a
-    # current machine installs (0.1.12 has a manylinux_2_28 and a manylinux2014 build).
+def release_platform_tags(arch: str, system: str = "linux") -> list[str]:
+    # Every tag a wheel for ``arch`` may carry, newest first: pip prefers the tags it is given
+    # in order, so where a release has several builds it takes the one pip on a current
+    # machine installs (0.1.12 has a manylinux_2_28 and a manylinux2014 build).
+    if system == "macos":
+        return [f"macosx_{major}_0_{arch}" for major in range(26, 10, -1)]
+    if system == "windows":
+        return ["win32" if arch == "x86" else f"win_{arch}"]
     return [*(f"manylinux_2_{minor}_{arch}" for minor in range(44, 16, -1)), f"manylinux2014_{arch}"]
 
 
-def download_release_wheel(version: Version, arch: str, folder: Path, *, python_version: str = "") -> Path:
-    """The wheel of apache-tvm-ffi ``version`` for ``arch``, downloaded by pip into ``folder``
-    (so PIP_INDEX_URL and PIP_FIND_LINKS apply); for the running Python unless ``python_version``."""
+def download_release_wheel(
+    version: Version, arch: str, folder: Path, *, python_version: str = "", system: str = "linux"
+) -> Path:
+    """The wheel of apache-tvm-ffi ``version`` for ``system`` ("linux", "macos", "windows")
+    and ``arch``, downloaded by pip into ``folder`` (so PIP_INDEX_URL and PIP_FIND_LINKS
+    apply); for the running Python unless ``python_version``."""
     if importlib.util.find_spec("pip") is None:
         raise TvmFfiWheelError(
             f"downloading the {arch} wheel of {TVM_FFI_DISTRIBUTION} needs pip, which this Python lacks",
@@ -83,7 +90,7 @@ def download_release_wheel(version: Version, arch: str, folder: Path, *, python_
         )
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(folder),
-        *(argument for tag in release_platform_tags(arch) for argument in ("--platform", tag)),
+        *(argument for tag in release_platform_tags(arch, system) for argument in ("--platform", tag)),
         *(["--python-version", python_version, "--implementation", "cp"] if python_version else []),
         f"{TVM_FFI_DISTRIBUTION}=={version}",
     ]

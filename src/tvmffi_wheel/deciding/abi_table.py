@@ -1,8 +1,11 @@
 """What each released apache-tvm-ffi exports: the data behind the requirement's range.
 
-`data/tvm_ffi_abi.json` lists, for every apache-tvm-ffi release on PyPI and each Linux
-architecture, the dynamic symbols its `libtvm_ffi.so` exports: per architecture, each
-release as the symbols added and removed since the release before it. Nothing is
+`data/tvm_ffi_abi.json` lists, for every apache-tvm-ffi release on PyPI and each platform
+it publishes wheels for (Linux x86_64 and aarch64, macOS arm64, Windows amd64), what its
+libtvm_ffi exports (`libtvm_ffi.so`, `libtvm_ffi.dylib`, `tvm_ffi.dll`), each release as the
+symbols added and removed since the release before it. Each platform is compared only with
+itself: C names agree across them, C++ manglings do not (MSVC's differs from Itanium's).
+The entries are named by `table_key`: the architecture alone for Linux. Nothing is
 downloaded while building; `python -m tvmffi_wheel.deciding.abi_table` regenerates the file with pip.
 """
 
@@ -28,22 +31,38 @@ from tvmffi_wheel.errors import TvmFfiWheelError, report_user_error
 from tvmffi_wheel.inspecting.binary import read_binary_facts
 
 DATA_FILE = "tvm_ffi_abi.json"
-ARCHITECTURES = ("x86_64", "aarch64")
+# (system, architecture, the library in the wheel, a fragment of the wheels' file names)
+PLATFORMS = (
+    ("linux", "x86_64", "tvm_ffi/lib/libtvm_ffi.so", "linux"),
+    ("linux", "aarch64", "tvm_ffi/lib/libtvm_ffi.so", "linux"),
+    ("macos", "arm64", "tvm_ffi/lib/libtvm_ffi.dylib", "macosx"),
+    ("windows", "amd64", "tvm_ffi/lib/tvm_ffi.dll", "win_amd64"),
+)
 
 SymbolAbi = Literal["c", "c++"]
 # tvm-ffi's C ABI, and entities of namespace tvm::ffi (functions, const members, and
 # their vtables, type infos and type names) in the Itanium C++ mangling.
+# On Windows, MSVC's mangling: a name qualified by tvm::ffi ends its scope list in
+# "@ffi@tvm@@" (`?Stringify@json@ffi@tvm@@YA...`, `??0Error@ffi@tvm@@QEAA...`).
 _C_SYMBOL = re.compile(r"^TVMFFI")
 _CPP_SYMBOL = re.compile(r"^_Z(?:T[VIS])?NK?3tvm3ffi")
+_MSVC_CPP_SYMBOL = re.compile(r"^\?[^@]*@(?:[^@]*@)*ffi@tvm@@")
 
 
 def tvm_ffi_symbol_abi(name: str) -> SymbolAbi | None:
-    """"c" for tvm-ffi's C API, "c++" for a tvm::ffi C++ entity, None for anything else."""
+    """"c" for tvm-ffi's C API, "c++" for a tvm::ffi C++ entity (Itanium or MSVC mangling),
+    None for anything else."""
     if _C_SYMBOL.match(name):
         return "c"
-    if _CPP_SYMBOL.match(name):
+    if _CPP_SYMBOL.match(name) or _MSVC_CPP_SYMBOL.match(name):
         return "c++"
     return None
+
+
+def table_key(system: str, arch: str) -> str:
+    """The table's entry for a system ("linux", "macos", "windows") and architecture: the
+    architecture alone on Linux (the table's first entries), else "macos-arm64" and the like."""
+    return arch if system == "linux" else f"{system}-{arch}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,13 +127,14 @@ def load_table() -> AbiTable:
 # --------------------------------------------------------------------------- regenerating
 
 
-def _released_versions(index_json_url: str) -> list[tuple[Version, bool]]:
-    """(version, yanked) of every release with Linux wheels, from PyPI's JSON API."""
+def _released_versions(index_json_url: str, fragment: str) -> list[tuple[Version, bool]]:
+    """(version, yanked) of every release with wheels whose names hold ``fragment``, from
+    PyPI's JSON API."""
     with urllib.request.urlopen(index_json_url, timeout=120) as response:
         document = json.load(response)
     found = []
     for text, files in document["releases"].items():
-        wheels = [f for f in files if f["filename"].endswith(".whl") and "linux" in f["filename"]]
+        wheels = [f for f in files if f["filename"].endswith(".whl") and fragment in f["filename"]]
         if not wheels:
             continue
         try:
@@ -125,28 +145,28 @@ def _released_versions(index_json_url: str) -> list[tuple[Version, bool]]:
     return sorted(found)
 
 
-def _exports_of(version: Version, arch: str, scratch: Path) -> frozenset[str]:
-    """What the libtvm_ffi.so of the release's wheel for ``arch`` exports."""
-    folder = scratch / f"{version}-{arch}"
+def _exports_of(version: Version, system: str, arch: str, member: str, scratch: Path) -> frozenset[str]:
+    """What the libtvm_ffi of the release's wheel for ``system`` and ``arch`` exports."""
+    folder = scratch / f"{version}-{system}-{arch}"
     # One Python version for every release, so the table does not depend on who regenerates it.
-    wheel = download_release_wheel(version, arch, folder, python_version="3.12")
+    wheel = download_release_wheel(version, arch, folder, python_version="3.12", system=system)
     with zipfile.ZipFile(wheel) as archive:
-        library = archive.extract("tvm_ffi/lib/libtvm_ffi.so", folder)
-    return read_binary_facts(Path(library), f"{wheel.name}:tvm_ffi/lib/libtvm_ffi.so").exports
+        library = archive.extract(member, folder)
+    return read_binary_facts(Path(library), f"{wheel.name}:{member}").exports
 
 
 def regenerate(output: Path, index_json_url: str) -> AbiTable:
-    versions = _released_versions(index_json_url)
     releases: dict[str, tuple[Release, ...]] = {}
     with tempfile.TemporaryDirectory(prefix="tvmffi-abi-") as scratch:
-        for arch in ARCHITECTURES:
-            releases[arch] = tuple(
-                Release(version, yanked, _exports_of(version, arch, Path(scratch)))
-                for version, yanked in versions
+        for system, arch, member, fragment in PLATFORMS:
+            releases[table_key(system, arch)] = tuple(
+                Release(version, yanked, _exports_of(version, system, arch, member, Path(scratch)))
+                for version, yanked in _released_versions(index_json_url, fragment)
             )
     table = AbiTable(releases)
-    source = ("the dynamic symbols exported by tvm_ffi/lib/libtvm_ffi.so of each apache-tvm-ffi "
-              "wheel on PyPI, per architecture; `python -m tvmffi_wheel.deciding.abi_table` regenerates it")
+    source = ("the symbols exported by libtvm_ffi (.so, .dylib; tvm_ffi.dll) of each apache-tvm-ffi "
+              "wheel on PyPI, per platform (Linux's by architecture alone, then macos-arm64 and "
+              "windows-amd64); `python -m tvmffi_wheel.deciding.abi_table` regenerates it")
     output.write_text(json.dumps(table_to_json(table, source), indent=1) + "\n", "utf-8")
     return table
 
@@ -155,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tvmffi_wheel.deciding.abi_table",
         description="Regenerate the table of what each apache-tvm-ffi release exports, by downloading "
-        "every release's Linux wheels with pip (it honours PIP_INDEX_URL and friends).",
+        "every release's Linux, macOS and Windows wheels with pip (it honours PIP_INDEX_URL and friends).",
     )
     default_output = Path(__file__).with_name("data") / DATA_FILE
     parser.add_argument("--output", type=Path, default=default_output, help=f"default: {default_output}")

@@ -15,15 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from tvmffi_wheel.deciding.nvidia import nvidia_library
 from tvmffi_wheel.deciding.runpath import install_path
+from tvmffi_wheel.deciding.systems import LINUX, SYSTEMS, System, wheel_system
 from tvmffi_wheel.inspecting.facts import BinaryFacts
 
-# Where the apache-tvm-ffi wheel installs libtvm_ffi.so, relative to site-packages.
+# Where the apache-tvm-ffi wheel installs libtvm_ffi (tvm_ffi.dll on Windows), relative to site-packages.
 TVM_FFI_LIB_DIR = "tvm_ffi/lib"
 
-TVM_FFI_PATTERNS = ("libtvm_ffi.so*", "libtvm_ffi-*.so*")
-CUDA_DRIVER_PATTERNS = ("libcuda.so*", "libnvidia-*")
-LOADER_PATTERNS = ("ld-linux*.so*", "ld64.so*")
-PYTHON_LIBRARY_PATTERNS = ("libpython*",)
+LOADER_PATTERNS = LINUX.loader
 
 
 class Kind(enum.Enum):
@@ -37,7 +35,7 @@ class Kind(enum.Enum):
     PYTHON = "python"  # libpython: the interpreter that loads the module
     IN_WHEEL = "in-wheel"  # another binary of the package
     VENDORED = "vendored"  # a copy in <name>.libs/, put there by a repair
-    SYSTEM = "system"  # the manylinux platform's libraries
+    SYSTEM = "system"  # the platform's own libraries (a manylinux policy's, macOS's, Windows's)
     NOT_PROVIDED = "not-provided"  # none of the above: a repair vendors it; in a finished wheel, a fault
 
 
@@ -46,13 +44,17 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
 
 
 def is_tvm_ffi_library(file_name: str) -> bool:
-    return matches(file_name, TVM_FFI_PATTERNS)
+    """libtvm_ffi under any system's name for it."""
+    return any(system.matches(file_name, system.tvm_ffi) for system in SYSTEMS.values())
 
 
 def is_never_vendored(file_name: str) -> bool:
     """Libraries that must never be inside a wheel, whatever put them there."""
     base = re.sub(r"-[0-9a-f]{8}(?=\.so)", "", file_name)  # auditwheel's hashed copies too
-    return matches(file_name, TVM_FFI_PATTERNS + CUDA_DRIVER_PATTERNS) or nvidia_library(base) is not None
+    return (
+        any(system.matches(file_name, system.tvm_ffi + system.cuda_driver) for system in SYSTEMS.values())
+        or nvidia_library(base) is not None
+    )
 
 
 def libs_folder(distribution: str) -> str:
@@ -64,14 +66,16 @@ def libs_folder(distribution: str) -> str:
 class Classifier:
     """Classifies the needed libraries of one wheel's binaries.
 
-    ``provided`` maps the install names and file names of the wheel's binaries to the member
-    that provides them; ``whitelist`` is the platform policy's (empty: none).
+    ``provided`` maps the install names and file names of the wheel's binaries (as
+    ``system`` compares names) to the member that provides them; ``whitelist`` is the
+    manylinux policy's (empty: none; other systems list what they provide in `System`).
     """
 
     excludes: tuple[str, ...]
     provided: Mapping[str, str]
     libs_dir: str
     whitelist: frozenset[str] = frozenset()
+    system: System = LINUX
 
     @classmethod
     def for_wheel(
@@ -82,32 +86,35 @@ class Classifier:
         excludes: Sequence[str],
         whitelist: frozenset[str] = frozenset(),
     ) -> Classifier:
+        listed = list(binaries)
+        system = wheel_system((member, facts.format) for member, facts in listed)
         provided: dict[str, str] = {}
-        for member, facts in binaries:
+        for member, facts in listed:
             for name in filter(None, (facts.install_name, posixpath.basename(member))):
-                provided.setdefault(name, member)
-        return cls(tuple(excludes), provided, libs_folder(distribution), whitelist)
+                provided.setdefault(system.key_of(name), member)
+        return cls(tuple(excludes), provided, libs_folder(distribution), whitelist, system)
 
     def with_whitelist(self, whitelist: frozenset[str]) -> Classifier:
         """The same wheel judged against another platform's libraries."""
         return dataclasses.replace(self, whitelist=whitelist)
 
     def kind(self, soname: str) -> Kind:
-        if matches(soname, TVM_FFI_PATTERNS):
+        system, file_name = self.system, self.system.file_name(soname)
+        if system.matches(file_name, system.tvm_ffi):
             return Kind.TVM_FFI
-        if matches(soname, CUDA_DRIVER_PATTERNS):
+        if system.matches(file_name, system.cuda_driver):
             return Kind.CUDA_DRIVER
-        if nvidia_library(soname) is not None:
+        if system is LINUX and nvidia_library(soname) is not None:
             return Kind.NVIDIA_WHEEL
-        if matches(soname, LOADER_PATTERNS):
+        if system.matches(soname, system.loader):
             return Kind.LOADER
-        if matches(soname, PYTHON_LIBRARY_PATTERNS):
+        if system.matches(soname, system.python):
             return Kind.PYTHON
-        if matches(soname, self.excludes):
+        if system.matches(soname, self.excludes) or system.matches(file_name, self.excludes):
             return Kind.EXCLUDED
-        if soname in self.provided:
+        if system.key_of(soname) in self.provided:
             return Kind.VENDORED if self.provider_folder(soname) == self.libs_dir else Kind.IN_WHEEL
-        if soname in self.whitelist:
+        if soname in self.whitelist or system.matches(soname, system.provided):
             return Kind.SYSTEM
         return Kind.NOT_PROVIDED
 
@@ -117,6 +124,6 @@ class Classifier:
 
     def provider_folder(self, soname: str) -> str:
         """The folder (site-packages relative) of the wheel's member providing ``soname``."""
-        location = install_path(self.provided[soname])
+        location = install_path(self.provided[self.system.key_of(soname)])
         folder = posixpath.dirname(location) if location is not None else ""
         return folder or "."

@@ -1,4 +1,5 @@
-"""The platform side of a wheel: its architecture and which manylinux policies it fits."""
+"""The platform side of a wheel: its architecture, the system its tag names, and which
+manylinux policies it fits (macOS's and Windows's tags: macos.py, windows.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable, Sequence
 
 from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, has_manylinux_policies, manylinux_policies
 from tvmffi_wheel.deciding.classify import LOADER_PATTERNS, Classifier, Kind, matches
+from tvmffi_wheel.deciding.systems import LINUX, System, system_of_tag, wheel_system
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.facts import BinaryFacts
 from tvmffi_wheel.inspecting.wheel import WheelBinary
@@ -50,12 +52,23 @@ def policy_violations(
     return violations
 
 
+def binaries_system(binaries: Sequence[WheelBinary]) -> System:
+    """The operating system the binaries are built for (Linux when there are none)."""
+    return wheel_system((b.path, b.facts.format) for b in binaries)
+
+
 def wheel_architecture(binaries: Sequence[WheelBinary]) -> str:
+    system = binaries_system(binaries)
     arches: dict[str, str] = {}
     for binary in binaries:
         arch = binary.facts.architecture
-        if not has_manylinux_policies(arch):
+        if system is LINUX and not has_manylinux_policies(arch):
             raise TvmFfiWheelError(f"{binary.path} is built for {arch}, which has no manylinux platform")
+        if arch not in system.architectures:
+            raise TvmFfiWheelError(
+                f"{binary.path} is built for {arch}, which no {system.name} wheel tag names",
+                f"build it for one of: {', '.join(system.architectures)}",
+            )
         arches.setdefault(arch, binary.path)
     if len(arches) > 1:
         shown = ", ".join(f"{path} is {arch}" for arch, path in arches.items())
@@ -66,21 +79,48 @@ def wheel_architecture(binaries: Sequence[WheelBinary]) -> str:
     return next(iter(arches))
 
 
-_PLATFORM_ARCH = re.compile(r"^(?:many|musl)?linux(?:_\d+_\d+|1|2010|2014)?_(.+)$")
+_PLATFORM_ARCH = (
+    re.compile(r"^(?:many|musl)?linux(?:_\d+_\d+|1|2010|2014)?_(.+)$"),
+    re.compile(r"^macosx_\d+_\d+_(.+)$"),
+    re.compile(r"^win_(.+)$"),
+)
+_FORMAT_NAMES = {"elf": "ELF", "macho": "Mach-O", "pe": "PE"}
+
+
+def tag_architecture(platform: str) -> str | None:
+    """The architecture a platform tag names, as the binaries' facts spell it."""
+    if platform == "win32":
+        return "x86"
+    for pattern in _PLATFORM_ARCH:
+        match = pattern.match(platform)
+        if match:
+            return match.group(1)
+    return None
 
 
 def check_architecture(platforms: Sequence[str], binaries: Sequence[WheelBinary]) -> None:
-    """The binaries are built for the architecture the wheel's platform tag names."""
+    """The binaries are built for the system and architecture the wheel's platform tag names."""
     if not binaries:
         return
+    system = binaries_system(binaries)
+    for platform in platforms:
+        tagged = system_of_tag(platform)
+        if tagged is not None and tagged is not system:
+            kind = _FORMAT_NAMES[binaries[0].facts.format]
+            raise TvmFfiWheelError(
+                f"the wheel is tagged {platform}, a {tagged.name} platform, but its binaries are {kind} "
+                f"files for {system.name} (e.g. {binaries[0].path})",
+                f"tag the wheel for {system.name}: build it there (or cross-compile for it), then run "
+                "`tvmffi-wheel repair` on the wheel as built",
+            )
     arch = wheel_architecture(binaries)
     for platform in platforms:
-        match = _PLATFORM_ARCH.match(platform)
-        if match and match.group(1) != arch:
+        wanted = tag_architecture(platform)
+        if wanted is not None and wanted != arch:
             raise TvmFfiWheelError(
                 f"the wheel is tagged {platform}, but its binaries are built for {arch} "
                 f"(e.g. {binaries[0].path})",
-                f"build the wheel on (or cross-compile it for) {match.group(1)}",
+                f"build the wheel on (or cross-compile it for) {wanted}",
             )
 
 

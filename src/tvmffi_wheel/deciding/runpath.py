@@ -21,15 +21,16 @@ def install_path(member: str) -> str | None:
     return member
 
 
-def origin_entry(file_install_path: str, target_dir: str) -> str:
-    """The `$ORIGIN`-relative run path entry from a file to a folder."""
+def origin_entry(file_install_path: str, target_dir: str, origin: str = "$ORIGIN") -> str:
+    """The run path entry from a file to a folder, relative to ``origin`` (`$ORIGIN` on
+    Linux, `@loader_path` on macOS)."""
     relative = posixpath.relpath(target_dir, posixpath.dirname(file_install_path) or ".")
-    return "$ORIGIN" if relative == "." else f"$ORIGIN/{relative}"
+    return origin if relative == "." else f"{origin}/{relative}"
 
 
 def origin_target(entry: str, file_install_path: str) -> str | None:
-    """The folder an `$ORIGIN` entry points to; None if the entry is not `$ORIGIN`-based."""
-    for token in ("${ORIGIN}", "$ORIGIN"):
+    """The folder an `$ORIGIN` (`@loader_path`) entry points to; None if the entry is not relative."""
+    for token in ("${ORIGIN}", "$ORIGIN", "@loader_path"):
         if entry == token or entry.startswith(token + "/"):
             rest = entry[len(token) :].lstrip("/")
             base = posixpath.dirname(file_install_path)
@@ -44,9 +45,9 @@ def reached_folders(member: str, run_paths: Sequence[str]) -> set[str | None]:
 
 
 def planned_run_path(
-    binary_path: str, current: Sequence[str], wanted_dirs: Sequence[str]
+    binary_path: str, current: Sequence[str], wanted_dirs: Sequence[str], origin: str = "$ORIGIN"
 ) -> tuple[str, ...]:
-    """Keep the `$ORIGIN` entries, drop absolute ones (a build tree), add what is missing."""
+    """Keep the relative entries, drop absolute ones (a build tree), add what is missing."""
     location = install_path(binary_path)
     if location is None:
         if wanted_dirs:
@@ -60,6 +61,6 @@ def planned_run_path(
     reached = {origin_target(entry, location) for entry in kept}
     for directory in wanted_dirs:
         if posixpath.normpath(directory) not in reached:
-            kept.append(origin_entry(location, directory))
+            kept.append(origin_entry(location, directory, origin))
             reached.add(posixpath.normpath(directory))
     return tuple(dict.fromkeys(kept))

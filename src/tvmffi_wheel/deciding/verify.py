@@ -17,9 +17,11 @@ from tvmffi_wheel.deciding.classify import (
     is_never_vendored,
     is_tvm_ffi_library,
 )
+from tvmffi_wheel.deciding.macos import macos_problems
 from tvmffi_wheel.deciding.nvidia import folder_of
 from tvmffi_wheel.deciding.platforms import policy_violations
 from tvmffi_wheel.deciding.runpath import install_path, origin_target, reached_folders
+from tvmffi_wheel.deciding.systems import LINUX
 from tvmffi_wheel.inspecting.facts import BinaryFacts
 from tvmffi_wheel.inspecting.wheel import WheelBinary
 
@@ -43,15 +45,16 @@ def _binary_problems(
     binary: WheelBinary, classifier: Classifier, policy: PlatformPolicy | None, repaired: bool
 ) -> list[str]:
     member, facts = binary.path, binary.facts
-    problems = []
+    system = classifier.system
+    problems = macos_problems(member, facts) if facts.format == "macho" else []
     reached = reached_folders(member, facts.run_paths)
     if repaired:
         location = install_path(member) or ""
         for entry in facts.run_paths:
             if origin_target(entry, location) is None:
-                problems.append(f"{member}: run path entry {entry!r} is not relative to $ORIGIN")
+                problems.append(f"{member}: run path entry {entry!r} is not relative to {system.origin}")
     for soname, kind in classifier.needs(facts):
-        if kind is Kind.TVM_FFI and repaired and TVM_FFI_LIB_DIR not in reached:
+        if kind is Kind.TVM_FFI and repaired and system.origin is not None and TVM_FFI_LIB_DIR not in reached:
             problems.append(
                 f"{member}: needs {soname} but has no run path to {TVM_FFI_LIB_DIR}, "
                 "so it only loads after `import tvm_ffi`"
@@ -60,8 +63,9 @@ def _binary_problems(
             folder = folder_of(soname)
             if folder is not None and folder not in reached:
                 problems.append(f"{member}: needs {soname} but has no run path to {folder}")
-        elif kind is Kind.NOT_PROVIDED and policy is not None:
-            problems.append(f"{member}: needs {soname}, which {policy.name} does not "
+        elif kind is Kind.NOT_PROVIDED and (policy is not None or system is not LINUX):
+            platform = policy.name if policy is not None else system.name
+            problems.append(f"{member}: needs {soname}, which {platform} does not "
                             "provide and the wheel does not contain")
     return problems
 

@@ -27,6 +27,11 @@ def binary_format(head: bytes) -> BinaryFormat | None:
     return None
 
 
+def is_binary(path: Path) -> bool:
+    with path.open("rb") as stream:
+        return binary_format(stream.read(HEAD_SIZE)) is not None
+
+
 def read_binary_facts(path: Path, shown_as: str) -> BinaryFacts:
     """The facts of the binary at ``path``; ``shown_as`` names it in messages."""
     with path.open("rb") as stream:

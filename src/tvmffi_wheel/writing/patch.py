@@ -1,20 +1,27 @@
-"""Patch: carry out a repair plan on copies of the binaries, with patchelf.
+"""Patch: carry out a repair plan on copies of the binaries: patchelf for ELF,
+install_name_tool for Mach-O (patch_macho.py), delvewheel's renaming for PE (_delvewheel.py).
 
-Each binary whose NEEDED entries or run path the plan changes is unpacked and patched in
+Each binary whose needed libraries or run path the plan changes is unpacked and patched in
 place of its copy; each vendored library is copied in, renamed and patched. The wheel
 writer then takes the patched files.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tvmffi_wheel.deciding.plan import RepairPlan
+from tvmffi_wheel.deciding.systems import MACOS, WINDOWS
 from tvmffi_wheel.errors import TvmFfiWheelError, info
+from tvmffi_wheel.inspecting.facts import BinaryFacts
 from tvmffi_wheel.inspecting.wheel import WheelBinary
+from tvmffi_wheel.writing._delvewheel import rename_imported_dlls
+from tvmffi_wheel.writing.patch_macho import MachOPatcher, macho_arguments
 
 
 def _patchelf(building: bool) -> str:
@@ -52,12 +59,56 @@ def _patch_arguments(plan: RepairPlan, member: str, needed: tuple[str, ...]) -> 
     return arguments
 
 
+class _ElfPatcher:
+    def __init__(self, building: bool) -> None:
+        self._patchelf = _patchelf(building)
+
+    def patch(self, plan: RepairPlan, target: Callable[[], Path], shown: str, facts: BinaryFacts,
+              new_id: str | None) -> bool:
+        arguments = ["--set-soname", new_id] if new_id else []
+        arguments += _patch_arguments(plan, shown, facts.needed)
+        if arguments:
+            _run_patchelf(self._patchelf, arguments, target(), shown)
+        return bool(arguments)
+
+
+class _MachOPlanPatcher:
+    def __init__(self) -> None:
+        self._patcher = MachOPatcher()
+
+    def patch(self, plan: RepairPlan, target: Callable[[], Path], shown: str, facts: BinaryFacts,
+              new_id: str | None) -> bool:
+        arguments = macho_arguments(plan.renamed_needed, facts.needed, facts.run_paths,
+                                    plan.run_paths.get(shown), new_id)
+        if arguments:
+            self._patcher.patch(target(), shown, arguments)
+        return bool(arguments)
+
+
+class _PePlanPatcher:
+    def patch(self, plan: RepairPlan, target: Callable[[], Path], shown: str, facts: BinaryFacts,
+              new_id: str | None) -> bool:
+        renames = {old: new for old in facts.needed if (new := plan.renamed_needed.get(old)) is not None}
+        if renames:
+            rename_imported_dlls(target(), shown, renames)
+        return bool(renames)
+
+
 def apply_plan(
     plan: RepairPlan, binaries: list[WheelBinary], scratch: Path, *, building: bool
 ) -> tuple[dict[str, Path], dict[str, Path]]:
     """Patch copies of the binaries and vendored libraries; returns (replaced, added) members.
     ``building``: the backend runs it (a missing patchelf then has a build setting as a fix)."""
-    patchelf = _patchelf(building)
+    needs_patching = plan.vendored or plan.run_paths or plan.removed_needed
+    if not needs_patching:
+        return {}, {}
+    patcher: _ElfPatcher | _MachOPlanPatcher | _PePlanPatcher
+    if plan.system is MACOS:
+        patcher = _MachOPlanPatcher()
+    elif plan.system is WINDOWS:
+        patcher = _PePlanPatcher()
+    else:
+        patcher = _ElfPatcher(building)
     replaced: dict[str, Path] = {}
     added: dict[str, Path] = {}
     for library in plan.vendored:
@@ -65,18 +116,14 @@ def apply_plan(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(library.source, target)
         target.chmod(0o755)
-        arguments = ["--set-soname", library.new_soname,
-                     *_patch_arguments(plan, library.path, library.facts.needed)]
-        _run_patchelf(patchelf, arguments, target, library.path)
+        new_id = library.new_soname if plan.system is not WINDOWS else None
+        patcher.patch(plan, functools.partial(Path, target), library.path, library.facts, new_id)
         added[library.path] = target
         info(f"vendored {library.soname} ({library.source}) as {library.path}")
     for binary in binaries:
-        arguments = _patch_arguments(plan, binary.path, binary.facts.needed)
-        if not arguments:
+        if not patcher.patch(plan, binary.on_disk, binary.path, binary.facts, None):
             continue
-        path = binary.on_disk()
-        _run_patchelf(patchelf, arguments, path, binary.path)
-        replaced[binary.path] = path
+        replaced[binary.path] = binary.on_disk()
         if binary.path in plan.run_paths:
             shown = ":".join(plan.run_paths[binary.path]) or "(none)"
             info(f"run path of {binary.path} set to {shown}")

@@ -1,0 +1,86 @@
+"""Windows: the lines a repair puts at the top of a package's `__init__.py` so its DLLs load.
+
+Windows has no run path. Python 3.8 and later load DLLs' dependencies from the folders
+added with os.add_dll_directory, so the package adds tvm_ffi.dll's folder (found without
+importing tvm_ffi) and its vendored DLLs' folder before anything else runs. The block is
+marked, and a repair replaces a block it finds, so repairing twice gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+
+from tvmffi_wheel.deciding.classify import TVM_FFI_LIB_DIR
+from tvmffi_wheel.errors import info
+
+_BEGIN = "# begin tvmffi-wheel: DLL folders"
+_END = "# end tvmffi-wheel: DLL folders"
+_BLOCK = re.compile(rf"{re.escape(_BEGIN)}\n.*?{re.escape(_END)}\n", re.DOTALL)
+
+_TEMPLATE = '''{begin}
+def _tvmffi_wheel_add_dll_folders():
+    import importlib.util
+    import os
+
+    if not hasattr(os, "add_dll_directory"):
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    for relative in {relative!r}:
+        folder = os.path.normpath(os.path.join(here, relative))
+        if os.path.isdir(folder):
+            os.add_dll_directory(folder)
+    if {tvm_ffi!r}:
+        spec = importlib.util.find_spec("tvm_ffi")
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folder = os.path.join(location, "lib")
+            if os.path.isdir(folder):
+                os.add_dll_directory(folder)
+
+
+_tvmffi_wheel_add_dll_folders()
+del _tvmffi_wheel_add_dll_folders
+{end}
+'''
+
+
+def dll_folder_block(package: str, folders: tuple[str, ...], tvm_ffi_folder: str) -> str:
+    """The block for ``package`` (site-packages relative): the folders besides tvm-ffi's
+    relative to it, and whether to add tvm_ffi's lib folder."""
+    relative = tuple(posixpath.relpath(f, package) for f in folders if f != tvm_ffi_folder)
+    return _TEMPLATE.format(begin=_BEGIN, end=_END, relative=relative, tvm_ffi=tvm_ffi_folder in folders)
+
+
+def with_dll_folders(source: str, block: str) -> str:
+    """``source`` with ``block`` at its top (after a docstring-less start, before any import),
+    replacing the block an earlier repair put there."""
+    source = _BLOCK.sub("", source)
+    lines = source.splitlines(keepends=True)
+    # Keep a `from __future__` import first: Python requires it before other statements.
+    insert_at = 0
+    for index, line in enumerate(lines):
+        if line.startswith("from __future__ import"):
+            insert_at = index + 1
+    return "".join(lines[:insert_at]) + block + "".join(lines[insert_at:])
+
+
+def add_dll_folders(
+    members: Collection[str], read_text: Callable[[str], str], packages: Sequence[str],
+    folders: tuple[str, ...], scratch: Path,
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """(replaced, added) `__init__.py` members: each package holding DLLs adds ``folders``."""
+    replaced: dict[str, Path] = {}
+    added: dict[str, Path] = {}
+    for package in packages:
+        member = f"{package}/__init__.py"
+        exists = member in members
+        source = read_text(member) if exists else ""
+        target = scratch / "dll_folders" / member
+        target.parent.mkdir(parents=True, exist_ok=True)
+        block = dll_folder_block(package, folders, TVM_FFI_LIB_DIR)
+        target.write_bytes(with_dll_folders(source, block).encode("utf-8"))
+        (replaced if exists else added)[member] = target
+        info(f"{member} adds the DLL folders {', '.join(folders)} at import")
+    return replaced, added
