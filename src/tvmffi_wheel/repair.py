@@ -30,7 +30,7 @@ from tvmffi_wheel.deciding.abi import (
     tvm_ffi_imports,
 )
 from tvmffi_wheel.deciding.abi_table import load_table, table_key
-from tvmffi_wheel.deciding.classify import Classifier
+from tvmffi_wheel.deciding.classify import Classifier, libs_folder
 from tvmffi_wheel.deciding.device_inventory import architectures_found, compare_inventory
 from tvmffi_wheel.deciding.macos import macos_problems
 from tvmffi_wheel.deciding.nvidia import cuda_build_requirements, wheel_ranges
@@ -330,7 +330,8 @@ def _decide_and_patch(
     replaced, added = apply_plan(plan, binaries, scratch, building=options.build is not None)
     if plan.dll_folders:
         more_replaced, more_added = add_dll_folders(
-            archive.member_names, archive.read_text, packages_to_patch(binaries), plan.dll_folders, scratch
+            archive.member_names, archive.read_text, packages_to_patch(binaries, libs_folder(distribution)),
+            plan.dll_folders, scratch
         )
         replaced, added = {**replaced, **more_replaced}, {**added, **more_added}
     info(_describe_tag(plan))

@@ -23,19 +23,21 @@ def windows_platform_tag(arch: str) -> str:
 
 def dll_folders(binaries: Sequence[WheelBinary], classifier: Classifier, vendoring: bool) -> tuple[str, ...]:
     """The site-packages folders the package must add for its DLLs to load."""
+    kinds = {kind for b in binaries for _, kind in classifier.needs(b.facts)}
     folders = []
-    if any(kind is Kind.TVM_FFI for b in binaries for _, kind in classifier.needs(b.facts)):
+    if Kind.TVM_FFI in kinds:
         folders.append(TVM_FFI_LIB_DIR)
-    if vendoring:
+    if vendoring or Kind.VENDORED in kinds:  # vendored now, or by an earlier repair
         folders.append(classifier.libs_dir)
     return tuple(folders)
 
 
-def packages_to_patch(binaries: Sequence[WheelBinary]) -> tuple[str, ...]:
-    """The top-level package folders holding the wheel's DLLs (site-packages relative)."""
+def packages_to_patch(binaries: Sequence[WheelBinary], libs_dir: str) -> tuple[str, ...]:
+    """The top-level package folders holding the wheel's DLLs (site-packages relative), but
+    the vendored DLLs' folder ``libs_dir``, which is no package."""
     found = []
     for binary in binaries:
         location = install_path(binary.path)
-        if location is not None and "/" in location:
+        if location is not None and "/" in location and location.split("/", 1)[0] != libs_dir:
             found.append(location.split("/", 1)[0])
     return tuple(dict.fromkeys(found))

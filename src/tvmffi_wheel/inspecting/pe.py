@@ -59,6 +59,10 @@ def read_pe_facts(path: Path, shown_as: str) -> BinaryFacts:
 
 
 def _facts(image: pefile.PE) -> BinaryFacts:
+    # pefile reads what it can of a file cut short; the sections' extent tells it was.
+    end = max((s.PointerToRawData + s.SizeOfRawData for s in image.sections), default=0)
+    if end > len(image.__data__):
+        raise ValueError(f"it is cut short: its sections end at byte {end}, the file at {len(image.__data__)}")
     needed: list[str] = []
     imports_from: list[tuple[str, tuple[str, ...]]] = []
     for entry in [*getattr(image, "DIRECTORY_ENTRY_IMPORT", ()), *getattr(image, "DIRECTORY_ENTRY_DELAY_IMPORT", ())]:

@@ -1,9 +1,13 @@
 """Windows: the lines a repair puts at the top of a package's `__init__.py` so its DLLs load.
 
-Windows has no run path. Python 3.8 and later load DLLs' dependencies from the folders
-added with os.add_dll_directory, so the package adds tvm_ffi.dll's folder (found without
-importing tvm_ffi) and its vendored DLLs' folder before anything else runs. The block is
-marked, and a repair replaces a block it finds, so repairing twice gives the same bytes.
+Windows has no run path. Python 3.8 and later (ctypes, extension modules) resolve DLLs'
+dependencies in the folders added with os.add_dll_directory, so the package adds tvm_ffi.dll's
+folder (found without importing tvm_ffi) and its vendored DLLs' folder before anything else
+runs. A plain LoadLibrary (tvm_ffi.load_module's, a C++ host's) does not search those folders,
+but binds an import to a DLL of that name already loaded: so the block also loads each
+vendored DLL by its full path, and their names are the repair's own (`greeting-1a2b3c4d.dll`),
+which no other package's DLL has. The block is marked, and a repair replaces a block it finds,
+so repairing twice gives the same bytes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ def _tvmffi_wheel_add_dll_folders():
         folder = os.path.normpath(os.path.join(here, relative))
         if os.path.isdir(folder):
             os.add_dll_directory(folder)
+            import ctypes
+
+            for name in sorted(os.listdir(folder)):
+                if name.lower().endswith(".dll"):
+                    ctypes.WinDLL(os.path.join(folder, name))
     if {tvm_ffi!r}:
         spec = importlib.util.find_spec("tvm_ffi")
         for location in (spec.submodule_search_locations or []) if spec else []:
