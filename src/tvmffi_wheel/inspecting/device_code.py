@@ -16,6 +16,7 @@ bits 0-7 before.
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
@@ -196,6 +197,20 @@ def embedded_images(
             images.append(image)
             covered_until = offset + image.size
     return images
+
+
+def images_in_sections(data: bytes | mmap.mmap, sections: list[tuple[str, int, int]]) -> list[DeviceImage]:
+    """Fatbins and cubins anywhere in the sections ((name, start, end)) of a file held whole
+    in ``data`` (bytes or an mmap): for formats with no section of their own for device code."""
+
+    def read(offset: int, length: int) -> bytes:
+        chunk = bytes(data[offset : offset + length])
+        if len(chunk) != length:
+            raise DamagedDeviceCode(offset, "it is cut short")
+        return chunk
+
+    candidates = [c for _, start, end in sections for c in find_candidates(bytes(data[start:end]), start)]
+    return embedded_images(read, candidates, sections)
 
 
 def format_size(size: int) -> str:

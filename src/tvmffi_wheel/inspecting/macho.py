@@ -21,7 +21,7 @@ from macholib.MachO import MachO
 from macholib.SymbolTable import SymbolTable
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspecting.device_code import DamagedDeviceCode, DeviceImage, embedded_images, find_candidates
+from tvmffi_wheel.inspecting.device_code import DamagedDeviceCode, images_in_sections
 from tvmffi_wheel.inspecting.facts import BinaryFacts, CodeSignature
 
 # The first four bytes of a thin 64- or 32-bit Mach-O file (either byte order), and of a
@@ -188,7 +188,7 @@ def _read(path: Path, shown_as: str) -> BinaryFacts:
     flat = set(by_ordinal.get(_DYNAMIC_LOOKUP_ORDINAL, ())) | set(by_ordinal.get(_SELF_ORDINAL, ()))
     with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
         signature = code_signature(data, *signature_place) if signature_place is not None else None
-        device_code = _device_code(data, sections)
+        device_code = tuple(images_in_sections(data, sections))
     return BinaryFacts(
         format="macho",
         architecture=ARCHITECTURE_BY_CPU.get(header.header.cputype, f"CPU type {header.header.cputype:#x}"),
@@ -216,16 +216,3 @@ _ORDINAL_NAMES = {
 
 def _text(raw: bytes | str) -> str:
     return raw.rstrip(b"\0").decode("ascii", "replace") if isinstance(raw, bytes) else raw.rstrip("\0")
-
-
-def _device_code(data: bytes | mmap.mmap, sections: list[tuple[str, int, int]]) -> tuple[DeviceImage, ...]:
-    """Fatbins and cubins anywhere in the sections' bytes."""
-
-    def read(offset: int, length: int) -> bytes:
-        chunk = data[offset : offset + length]
-        if len(chunk) != length:
-            raise DamagedDeviceCode(offset, "it is cut short")
-        return bytes(chunk)
-
-    candidates = [c for _, start, end in sections for c in find_candidates(bytes(data[start:end]), start)]
-    return tuple(embedded_images(read, candidates, sections))

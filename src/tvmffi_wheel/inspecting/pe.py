@@ -14,7 +14,7 @@ from pathlib import Path
 import pefile
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspecting.device_code import DamagedDeviceCode, DeviceImage, embedded_images, find_candidates
+from tvmffi_wheel.inspecting.device_code import DamagedDeviceCode, images_in_sections
 from tvmffi_wheel.inspecting.facts import BinaryFacts
 
 # IMAGE_FILE_MACHINE_* -> the architecture as Windows platform tags spell it.
@@ -87,25 +87,10 @@ def _facts(image: pefile.PE) -> BinaryFacts:
         python_c_api=tuple(sorted(s for library, symbols in imports_from if is_python_dll(library) for s in symbols)),
         imports=frozenset(s for _, symbols in imports_from for s in symbols),
         exports=exports,
-        device_code=_device_code(image),
+        device_code=tuple(images_in_sections(image.__data__, [
+            (_text(section.Name.rstrip(b"\0")), section.PointerToRawData,
+             section.PointerToRawData + section.SizeOfRawData)
+            for section in image.sections if section.SizeOfRawData and section.PointerToRawData
+        ])),
         imports_from=tuple(imports_from),
     )
-
-
-def _device_code(image: pefile.PE) -> tuple[DeviceImage, ...]:
-    """Fatbins and cubins anywhere in the sections' bytes (nvcc's `.nv_fatb` among them)."""
-    data = image.__data__
-    sections = [
-        (_text(section.Name.rstrip(b"\0")), section.PointerToRawData, section.PointerToRawData + section.SizeOfRawData)
-        for section in image.sections
-        if section.SizeOfRawData and section.PointerToRawData
-    ]
-
-    def read(offset: int, length: int) -> bytes:
-        chunk = data[offset : offset + length]
-        if len(chunk) != length:
-            raise DamagedDeviceCode(offset, "it is cut short")
-        return bytes(chunk)
-
-    candidates = [c for _, start, end in sections for c in find_candidates(bytes(data[start:end]), start)]
-    return tuple(embedded_images(read, candidates, sections))
