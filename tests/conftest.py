@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import cross_kernels
 import old_glibc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,6 +161,24 @@ def zig_venv_build(zig_venv: Venv, project: Path, out: Path, *options: str, ok: 
     return recording_wheels(run([zig_venv.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-v",
                                  "-w", out, "-C", "tvmffi-wheel.toolchain=zig", *options, project],
                                 env=zig_venv.env, ok=ok), out)
+
+
+# Kernel wheels cross-compiled by zig for macOS arm64 and Windows amd64 (cross_kernels.py), each
+# without and with a second library to vendor: built once per run (zig builds libc++ for each
+# target the first time), judged by test_cross_kernels.py, repaired by test_cross_repair.py.
+@pytest.fixture(scope="session")
+def macos_cross_wheels(tmp_path_factory, zig_venv) -> tuple[cross_kernels.CrossWheel, cross_kernels.CrossWheel]:
+    zig = [zig_venv.python, "-m", "ziglang"]
+    return (cross_kernels.build_macos_wheel(tmp_path_factory.mktemp("macos cross"), zig=zig),
+            cross_kernels.build_macos_wheel(tmp_path_factory.mktemp("macos cross helper"), helper=True, zig=zig))
+
+
+@pytest.fixture(scope="session")
+def windows_cross_wheels(tmp_path_factory, zig_venv) -> tuple[cross_kernels.CrossWheel, cross_kernels.CrossWheel]:
+    zig = [zig_venv.python, "-m", "ziglang"]
+    return (cross_kernels.build_windows_wheel(tmp_path_factory.mktemp("windows cross"), zig=zig),
+            cross_kernels.build_windows_wheel(tmp_path_factory.mktemp("windows cross helper"), helper=True,
+                                              zig=zig))
 
 
 def copy_project(source: Path, destination: Path) -> Path:

@@ -5,48 +5,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from cross_kernels import (
-    HELPER_FUNCTION,
-    KERNEL_FUNCTIONS,
-    CrossWheel,
-    build_macos_wheel,
-    build_windows_wheel,
-    default_zig,
-)
+from cross_kernels import HELPER_FUNCTION, KERNEL_FUNCTIONS, CrossWheel
 
 LLVM = Path("/usr/lib/llvm-14/bin")
 # Mach-O exports that zig's linker adds and does not let -fvisibility or an export list take
 # away: libc++'s operator new and delete (weak definitions), and the linker's own symbols.
 ZIG_MACHO_EXPORTS = {"___dso_handle", "__mh_dylib_header"}
 OPERATOR_NEW_DELETE = ("__Znw", "__Zna", "__Zdl", "__Zda")
-
-
-@pytest.fixture(scope="session")
-def cross_zig(request) -> list[str]:
-    """zig from this Python's ziglang, or else from the suite's zig venv."""
-    if importlib.util.find_spec("ziglang") is not None:
-        return default_zig()
-    return [str(request.getfixturevalue("zig_venv").python), "-m", "ziglang"]
-
-
-@pytest.fixture(scope="module")
-def macos_wheels(tmp_path_factory, cross_zig) -> tuple[CrossWheel, CrossWheel]:
-    """Without and with the helper; the folders' spaces test the quoting."""
-    return (build_macos_wheel(tmp_path_factory.mktemp("macos cross"), zig=cross_zig),
-            build_macos_wheel(tmp_path_factory.mktemp("macos cross helper"), helper=True, zig=cross_zig))
-
-
-@pytest.fixture(scope="module")
-def windows_wheels(tmp_path_factory, cross_zig) -> tuple[CrossWheel, CrossWheel]:
-    return (build_windows_wheel(tmp_path_factory.mktemp("windows cross"), zig=cross_zig),
-            build_windows_wheel(tmp_path_factory.mktemp("windows cross helper"), helper=True, zig=cross_zig))
 
 
 def tool(name: str, *args: str | Path) -> str:
@@ -109,8 +80,8 @@ def assert_well_formed(cross: CrossWheel, tag: str, library: str, helper: bool) 
 # --------------------------------------------------------------------------- macOS arm64
 
 
-def test_macos_library_is_signed_arm64_for_macos_11_and_links_tvm_ffi_by_rpath(macos_wheels, tmp_path):
-    cross = macos_wheels[0]
+def test_macos_library_is_signed_arm64_for_macos_11_and_links_tvm_ffi_by_rpath(macos_cross_wheels, tmp_path):
+    cross = macos_cross_wheels[0]
     assert_well_formed(cross, "py3-none-macosx_11_0_arm64", "libexample_kernels.dylib", helper=False)
     assert cross.helper_dir is None
     library = unpack(cross, tmp_path)
@@ -139,8 +110,8 @@ def test_macos_library_is_signed_arm64_for_macos_11_and_links_tvm_ffi_by_rpath(m
     assert all(symbol.startswith(OPERATOR_NEW_DELETE) for symbol in others), others
 
 
-def test_macos_library_with_helper_needs_libgreeting_left_outside_the_wheel(macos_wheels, tmp_path):
-    cross = macos_wheels[1]
+def test_macos_library_with_helper_needs_libgreeting_left_outside_the_wheel(macos_cross_wheels, tmp_path):
+    cross = macos_cross_wheels[1]
     assert_well_formed(cross, "py3-none-macosx_11_0_arm64", "libexample_kernels.dylib", helper=True)
     library = unpack(cross, tmp_path)
     commands = load_commands(library)
@@ -177,8 +148,8 @@ def pe_facts(path: Path) -> tuple[int, int, bool, dict[str, list[str]], set[str]
         return image.FILE_HEADER.Machine, image.OPTIONAL_HEADER.Magic, is_dll, imports, exports
 
 
-def test_windows_dll_is_x86_64_and_exports_only_its_kernels(windows_wheels, tmp_path):
-    cross = windows_wheels[0]
+def test_windows_dll_is_x86_64_and_exports_only_its_kernels(windows_cross_wheels, tmp_path):
+    cross = windows_cross_wheels[0]
     assert_well_formed(cross, "py3-none-win_amd64", "example_kernels.dll", helper=False)  # no .pdb either
     assert cross.helper_dir is None
     machine, magic, is_dll, imports, exports = pe_facts(unpack(cross, tmp_path))
@@ -189,8 +160,8 @@ def test_windows_dll_is_x86_64_and_exports_only_its_kernels(windows_wheels, tmp_
     assert exports == {f"__tvm_ffi_{function}" for function in KERNEL_FUNCTIONS}
 
 
-def test_windows_dll_with_helper_needs_greeting_dll_left_outside_the_wheel(windows_wheels, tmp_path):
-    cross = windows_wheels[1]
+def test_windows_dll_with_helper_needs_greeting_dll_left_outside_the_wheel(windows_cross_wheels, tmp_path):
+    cross = windows_cross_wheels[1]
     assert_well_formed(cross, "py3-none-win_amd64", "example_kernels.dll", helper=True)
     _, _, _, imports, exports = pe_facts(unpack(cross, tmp_path))
     assert imports["greeting.dll"] == ["greeting_value"]

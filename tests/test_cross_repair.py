@@ -8,16 +8,9 @@ from __future__ import annotations
 import json
 import zipfile
 
-import pytest
-
-from cross_kernels import CrossWheel, build_macos_wheel, build_windows_wheel
+from cross_kernels import CrossWheel
 from macho_tools import linked_libraries, rpaths, signature_is_valid, undefined_symbols
 from windows_python import DLPACK_HELPERS, requires_wine, windows_python
-
-
-@pytest.fixture(scope="module")
-def cross_zig(request) -> list[str]:
-    return [str(request.getfixturevalue("zig_venv").python), "-m", "ziglang"]
 
 
 def _repaired(command, built: CrossWheel, out) -> tuple:
@@ -26,8 +19,8 @@ def _repaired(command, built: CrossWheel, out) -> tuple:
     return wheel, zipfile.ZipFile(wheel).namelist()
 
 
-def test_repair_vendors_a_dylib_on_macos(command, cross_zig, tmp_path):
-    built = build_macos_wheel(tmp_path / "mac os build", helper=True, zig=cross_zig)
+def test_repair_vendors_a_dylib_on_macos(command, macos_cross_wheels, tmp_path):
+    built = macos_cross_wheels[1]  # with the helper library
     wheel, names = _repaired(command, built, tmp_path / "out")
     assert wheel.name.endswith("-py3-none-macosx_11_0_arm64.whl")
     vendored = [n for n in names if n.startswith("example_kernels.libs/")]
@@ -61,8 +54,8 @@ print("greeting_scale", example_kernels.greeting_scale(2))
 
 
 @requires_wine
-def test_repaired_windows_wheel_runs_under_wine(command, cross_zig, tmp_path):
-    built = build_windows_wheel(tmp_path / "windows build", helper=True, zig=cross_zig)
+def test_repaired_windows_wheel_runs_under_wine(command, windows_cross_wheels, tmp_path):
+    built = windows_cross_wheels[1]  # with the helper library
     wheel, names = _repaired(command, built, tmp_path / "out")
     assert wheel.name.endswith("-py3-none-win_amd64.whl")
     vendored = [n for n in names if n.startswith("example_kernels.libs/")]

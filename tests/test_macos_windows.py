@@ -79,6 +79,7 @@ def test_check_reads_a_real_macos_wheel(command, jax_wheel, tmp_path):
     report = json.loads(result.stdout)["wheels"][0]
     binary = report["binaries"][0]
     assert binary["path"] == DYLIB
+    assert (binary["format"], binary["minimum_os"], binary["code_signature"]) == ("macho", "11.0", "ad hoc")
     assert {"soname": "@rpath/libtvm_ffi.dylib", "satisfied_by": "tvm-ffi"} in binary["needed"]
     assert report["deserved_platform"] == "macosx_11_0_arm64"
     assert any("has no upper bound" in p for p in report["problems"])

@@ -68,6 +68,9 @@ class BinaryReport:
     leaked_exports: tuple[str, ...]
     device_code: tuple[tuple[str, int, str], ...]  # ("SASS sm_90", bytes, section), summed
     tvm_ffi_imports: tuple[tuple[str, str], ...] = ()  # (symbol, "c" or "c++")
+    format: str = "elf"  # "elf", "macho" or "pe"
+    minimum_os: str = ""  # macOS: the oldest release it runs on
+    code_signature: str = ""  # macOS: "ad hoc", "identity", "broken: <why>", or "" when unsigned
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,7 +304,19 @@ def _binary_report(
         leaked_exports=tuple(leaked),
         device_code=tuple(totals_by_place(binary.facts.device_code)),
         tvm_ffi_imports=tuple((i.symbol, i.abi) for i in tvm_ffi_imports([binary])),
+        format=binary.facts.format,
+        minimum_os=binary.facts.minimum_os,
+        code_signature=_signature_text(binary.facts),
     )
+
+
+def _signature_text(facts: BinaryFacts) -> str:
+    signature = facts.code_signature
+    if signature is None:
+        return ""
+    if signature.problem:
+        return f"broken: {signature.problem}"
+    return "ad hoc" if signature.ad_hoc else "identity"
 
 
 def judge_wheel(
@@ -370,6 +385,9 @@ def render_text(report: WheelReport) -> str:
             label = "floor" if index == 0 else ""
             shown = ", ".join(floor.symbols[:2]) or "-"
             lines.append(f"    {label:<10}{floor.family} {floor.version}  ({shown})")
+        if binary.format == "macho":
+            signed = f"signed {binary.code_signature}" if binary.code_signature else "unsigned"
+            lines.append(f"    {'macOS':<10}{binary.minimum_os or '?'} or later; {signed}")
         lines.append(f"    {'python':<10}{', '.join(binary.python_c_api[:3]) or 'no C API use'}")
         if binary.device_code:
             lines.append(f"    {'device':<10}{describe_totals(binary.device_code)}")
