@@ -140,7 +140,7 @@ SYSTEM_DLLS = ("kernel32.dll", "api-ms-win-crt-")  # the UCRT, through its API s
 def pe_facts(path: Path) -> tuple[int, int, bool, dict[str, list[str]], set[str]]:
     """machine, optional header magic, is a DLL, imports by DLL (lower case), exports."""
     pefile = pytest.importorskip("pefile")
-    with pefile.PE(str(path)) as image:
+    with pefile.PE(str(path), fast_load=False) as image:  # not the global default: delvewheel sets it
         imports = {entry.dll.decode().lower(): [i.name.decode() for i in entry.imports if i.name]
                    for entry in getattr(image, "DIRECTORY_ENTRY_IMPORT", [])}
         exports = {s.name.decode() for s in image.DIRECTORY_ENTRY_EXPORT.symbols if s.name}
