@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pefile
 
+from tvmffi_wheel.errors import TvmFfiWheelError
+
 # Read before delvewheel's import changes it, hence an import below code.
 _caller_fast_load = pefile.fast_load
 from delvewheel import _dll_utils  # noqa: E402
 
 pefile.fast_load = _caller_fast_load
-
-from tvmffi_wheel.errors import TvmFfiWheelError
 
 
 def rename_imported_dlls(target: Path, shown: str, renames: Mapping[str, str]) -> None:
