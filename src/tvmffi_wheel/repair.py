@@ -32,16 +32,16 @@ from tvmffi_wheel.deciding.abi import (
 from tvmffi_wheel.deciding.abi_table import load_table, table_key
 from tvmffi_wheel.deciding.classify import Classifier, libs_folder
 from tvmffi_wheel.deciding.device_inventory import architectures_found, compare_inventory
-from tvmffi_wheel.deciding.macos import macos_problems
+from tvmffi_wheel.deciding.macos import macos_platform_tag, macos_problems
 from tvmffi_wheel.deciding.nvidia import cuda_build_requirements, wheel_ranges
 from tvmffi_wheel.deciding.plan import RepairPlan, library_finder, plan_repair
 from tvmffi_wheel.deciding.platforms import binaries_system, check_architecture, check_built_for, wheel_architecture
 from tvmffi_wheel.deciding.private_runtime import check_private_runtime
 from tvmffi_wheel.deciding.python_tag import choose_python_tag, python_c_api_users
 from tvmffi_wheel.deciding.requirements import pin_metadata, requirement_names
-from tvmffi_wheel.deciding.systems import MACOS, System
+from tvmffi_wheel.deciding.systems import MACOS, WINDOWS, System
 from tvmffi_wheel.deciding.verify import verify_wheel
-from tvmffi_wheel.deciding.windows import packages_to_patch
+from tvmffi_wheel.deciding.windows import packages_to_patch, windows_platform_tag
 from tvmffi_wheel.errors import TvmFfiWheelError, info, warn, warnings_so_far
 from tvmffi_wheel.inspecting.binary import is_binary, read_binary_facts
 from tvmffi_wheel.inspecting.device_code import (
@@ -304,7 +304,11 @@ def _decide_and_patch(
 ) -> _Decision:
     platforms = archive.name.platforms
     if options.arch and binaries:  # scikit-build-core tagged it for the host
-        platforms = (f"linux_{options.arch}",)
+        system = binaries_system(binaries)
+        if system is MACOS:
+            platforms = (macos_platform_tag(binaries, options.arch, None)[0],)
+        else:
+            platforms = (windows_platform_tag(options.arch) if system is WINDOWS else f"linux_{options.arch}",)
     if options.mode == "skip":
         info(f"repair skipped (repair=skip): the wheel keeps the tag {platforms[0]}")
         return _Decision(platforms, None, {}, {})

@@ -33,6 +33,7 @@ CompilerCache = Literal["none", "sccache", "ccache"]
 Toolchain = Literal["system", "zig"]
 CxxRuntimeOption = Literal["", "libc++", "libstdc++"]
 TargetArch = Literal["", "x86_64", "aarch64"]
+TargetOs = Literal["", "linux", "macos", "windows"]
 
 
 def _option(key: str, default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:
@@ -102,6 +103,15 @@ class Settings:
         "for it, the apache-tvm-ffi wheel of that architecture (same version) is downloaded with "
         "pip and CMake links its libtvm_ffi.so. Empty: this machine's.",
         choices=get_args(TargetArch),
+    )
+    os: TargetOs = _option(
+        "os",
+        "",
+        "The operating system to build for. `macos` (arm64, for MACOSX_DEPLOYMENT_TARGET, default "
+        "11.0) and `windows` (x86_64) need `toolchain = \"zig\"` on a Linux host: the apache-tvm-ffi "
+        "wheel of that platform (same version) is downloaded with pip, and zig links LLVM's libc++ "
+        "in privately. No CUDA there. Empty: this machine's.",
+        choices=get_args(TargetOs),
     )
     cache: CompilerCache = _option(
         "cache",

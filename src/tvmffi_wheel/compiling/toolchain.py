@@ -44,6 +44,7 @@ from packaging.version import InvalidVersion, Version
 from tvmffi_wheel.compiling import zig_link
 from tvmffi_wheel.compiling.cmake_environment import cmake_string
 from tvmffi_wheel.compiling.compiler_cache import cache_home
+from tvmffi_wheel.compiling.cross_os import OsTarget, check_os_settings
 from tvmffi_wheel.compiling.settings import CxxRuntimeOption, TargetArch, Toolchain
 from tvmffi_wheel.errors import TvmFfiWheelError, warn
 
@@ -78,14 +79,17 @@ class ToolchainPlan:
     # cxx_runtime == "libstdc++": the system compilers CMake's wrappers hand compiles to
     compilers: tuple[Path, Path] | None = None  # (C, C++)
     libstdcxx: Path | None = None  # GCC's libstdc++.a
+    os_target: OsTarget | None = None  # macOS or Windows (cross_os.py); None: Linux
 
     @property
     def cross(self) -> bool:
-        return self.arch != self.host_arch
+        return self.arch != self.host_arch or self.os_target is not None
 
     @property
     def target(self) -> str:
-        """zig's target triple, e.g. `aarch64-linux-gnu.2.17`."""
+        """zig's target triple, e.g. `aarch64-linux-gnu.2.17`, `aarch64-macos.11.0`."""
+        if self.os_target is not None:
+            return self.os_target.zig_target
         assert self.glibc is not None
         return f"{self.arch}-linux-gnu.{self.glibc.major}.{self.glibc.minor}"
 
@@ -148,11 +152,16 @@ def _glibc_floor(text: str, uses_cuda: bool) -> Version:
 
 
 def check_toolchain_settings(
-    toolchain: Toolchain, arch: TargetArch, glibc: str, cxx_runtime: CxxRuntimeOption, uses_cuda: bool
-) -> tuple[Version, CxxRuntime] | None:
+    toolchain: Toolchain, arch: TargetArch, glibc: str, cxx_runtime: CxxRuntimeOption, uses_cuda: bool,
+    os_name: str = "", environ: Mapping[str, str] | None = None,
+) -> tuple[Version | OsTarget, CxxRuntime] | None:
     """What can be refused before anything is installed (zig's own list needs zig): with
-    zig, the glibc to target and the C++ runtime to link (None with the system toolchain)."""
+    zig, the glibc (or the macOS or Windows target) and the C++ runtime to link (None with
+    the system toolchain)."""
     host = host_architecture()
+    os_target = check_os_settings(os_name, arch, host, toolchain, glibc, cxx_runtime, uses_cuda, environ or {})
+    if os_target is not None:
+        return os_target, "libc++"
     target = arch or host
     if toolchain == "system":
         if target != host:
@@ -224,9 +233,10 @@ def plan_toolchain(
     user_defines: Mapping[str, str],
     environ: Mapping[str, str],
     search_path: Sequence[str],
+    os_name: str = "",
 ) -> ToolchainPlan:
     """Check the toolchain settings before anything compiles."""
-    checked = check_toolchain_settings(toolchain, arch, glibc, cxx_runtime, uses_cuda)
+    checked = check_toolchain_settings(toolchain, arch, glibc, cxx_runtime, uses_cuda, os_name, environ)
     host = host_architecture()
     target = arch or host
     if checked is None:
@@ -247,6 +257,8 @@ def plan_toolchain(
             'toolchain = "zig", but the ziglang package is not installed in the build environment',
             f'build with build isolation (it installs it), or pip install "{ZIG_REQUIREMENT}"',
         )
+    if isinstance(wanted, OsTarget):
+        return ToolchainPlan("zig", wanted.arch, host, None, zig, runtime, os_target=wanted)
     known = zig_glibc_versions(zig)
     if wanted not in known:  # Version("2.17") == Version("2.17.0")
         raise TvmFfiWheelError(
@@ -335,7 +347,9 @@ def _libcxx_setup(plan: ToolchainPlan, folder: Path, zig: str) -> ToolchainSetup
     no_cuda.write_text(f"#!/bin/sh\necho {shlex.quote(refusal)} >&2\nexit 1\n", "utf-8")
     no_cuda.chmod(0o755)
     lines = []
-    if plan.cross:
+    if plan.os_target is not None:
+        lines += plan.os_target.toolchain_lines()
+    elif plan.cross:
         lines += ["set(CMAKE_SYSTEM_NAME Linux)", f"set(CMAKE_SYSTEM_PROCESSOR {plan.arch})"]
     lines += [f"set({name} {cmake_string(path)})" for name, path in tools.items() if "COMPILER" in name]
     # The binutils are cache entries CMake fills by searching PATH: preset them.

@@ -66,6 +66,15 @@ def render_loader(facts: Mapping[str, Any]) -> str:
     return header + template.replace(_BUILD_LINE, f"BUILD: dict[str, Any] = {body}")
 
 
+def library_target(file_name: str) -> str | None:
+    """The CMake target a kernel library's file is named after: `lib<t>.so`, `lib<t>.dylib`,
+    `<t>.dll` (MinGW's `lib<t>.dll` too); None for other files (extension modules included)."""
+    for prefix, suffix in (("lib", ".so"), ("lib", ".dylib"), ("lib", ".dll"), ("", ".dll")):
+        if file_name.startswith(prefix) and file_name.endswith(suffix) and len(file_name) > len(prefix + suffix):
+            return file_name[len(prefix) : -len(suffix)]
+    return None
+
+
 def loader_facts(
     wheel: WheelName, binaries: list[WheelBinary], files: list[DeviceFile], metadata: str, platform: str,
     loader: str, tvm_ffi_version: str,
@@ -75,11 +84,11 @@ def loader_facts(
     loader_folder = posixpath.dirname(loader)
     libraries: dict[str, Any] = {}
     for binary in binaries:
-        location, name = install_path(binary.path), posixpath.basename(binary.path)
+        location, target = install_path(binary.path), library_target(posixpath.basename(binary.path))
         vendored = binary.path.startswith(libs_folder(wheel.distribution) + "/")
-        if location is None or vendored or not (name.startswith("lib") and name.endswith(".so")):
+        if location is None or vendored or target is None:
             continue
-        libraries[name[len("lib") : -len(".so")]] = {
+        libraries[target] = {
             "member": location,
             "path": posixpath.relpath(location, loader_folder),
             "device_code": sorted({image.arch_name for image in binary.facts.device_code}),

@@ -2,7 +2,8 @@
 
 Written into the wheel by tvmffi-wheel (the `loader` option); it needs nothing of
 tvmffi-wheel at run time. `load(target)` returns the `tvm_ffi.Module` of `lib<target>.so`
-after three checks, each of which raises ImportError with the fix instead of failing later:
+(`lib<target>.dylib` on macOS, `<target>.dll` on Windows) after three checks, each of which
+raises ImportError with the fix instead of failing later:
 
 - the installed apache-tvm-ffi lies in the range the wheel requires;
 - the library binds immediately (RTLD_NOW): a missing symbol is named now, not at the
@@ -31,19 +32,19 @@ _HERE = Path(__file__).parent
 
 
 def load(target: str) -> Any:
-    """The tvm_ffi.Module of `lib<target>.so` from this package (typed Any: tvm_ffi is imported
-    only here), checked first."""
+    """The tvm_ffi.Module of the library `target` from this package (typed Any: tvm_ffi is
+    imported only here), checked first."""
     libraries = BUILD["libraries"]
     if target not in libraries:
-        raise ImportError(f"{BUILD['distribution']} has no library lib{target}.so; it has: "
-                          + ", ".join(f"lib{name}.so" for name in sorted(libraries)))
+        raise ImportError(f"{BUILD['distribution']} has no library {target!r}; it has: "
+                          + ", ".join(Path(libraries[name]["path"]).name for name in sorted(libraries)))
     library = libraries[target]
     path = _HERE / library["path"]
     installed = _check_tvm_ffi()
     import tvm_ffi  # after the version check: an incompatible one may not even import
 
     _check_binding(path, installed)
-    _check_gpus(f"lib{target}.so", library["device_code"])
+    _check_gpus(path.name, library["device_code"])
     return tvm_ffi.load_module(str(path))
 
 
@@ -136,7 +137,8 @@ def _holds(operator: str, key: tuple[Any, ...], bound: tuple[Any, ...]) -> bool:
 
 def _check_binding(path: Path, installed: str) -> None:
     try:
-        ctypes.CDLL(str(path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
+        # Windows binds every import at load and has no RTLD_* flags.
+        ctypes.CDLL(str(path), mode=getattr(os, "RTLD_NOW", 0) | getattr(os, "RTLD_LOCAL", 0))
     except OSError as err:
         symbol = re.search(r"undefined symbol: (\S+)", str(err))
         if symbol is None:

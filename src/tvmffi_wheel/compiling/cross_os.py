@@ -1,0 +1,138 @@
+"""Building for macOS or Windows from Linux: the `os` setting, with zig.
+
+Only tvm-ffi's C ABI crosses a kernel library's boundary, so a library built by zig with
+LLVM's libc++ linked in privately runs in a process whose tvm-ffi was built with Apple's
+toolchain or MSVC. What each target needs, found by building example_project's kernels:
+- macOS: zig's target names the minimum macOS (`aarch64-macos.11.0`; without it, the
+  newest); apache-tvm-ffi publishes arm64 wheels only, for macOS 11 and later.
+- Windows: zig's `x86_64-windows-gnu` (MinGW). tvm-ffi's headers take "Windows" to mean
+  "`_MSC_VER` is defined", which MinGW's clang does not define, so a header forced into every
+  compile (data/windows_shim.h) declares posix_memalign and makes `TVM_FFI_DLL_EXPORT`
+  export; without it, lld exports every symbol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from tvmffi_wheel.errors import TvmFfiWheelError
+
+WINDOWS_SHIM = Path(__file__).parent / "data" / "windows_shim.h"
+# The oldest macOS apache-tvm-ffi's wheels run on (macosx_11_0_arm64), and the default.
+OLDEST_MACOS = (11, 0)
+_VERSION = re.compile(r"^(\d+)\.(\d+)$")
+# How zig, CMake and the binaries' facts name each target's architecture.
+_FACTS_ARCH = {("macos", "aarch64"): "arm64", ("windows", "x86_64"): "amd64"}
+_CMAKE_SYSTEM = {"macos": ("Darwin", "arm64"), "windows": ("Windows", "AMD64")}
+
+
+@dataclasses.dataclass(frozen=True)
+class OsTarget:
+    """Another operating system than Linux, as a build targets it."""
+
+    os: str  # "macos" or "windows"
+    arch: str  # as the `arch` setting spells it: "aarch64", "x86_64"
+    minimum: str = ""  # macOS: MACOSX_DEPLOYMENT_TARGET, e.g. "11.0"
+
+    @property
+    def zig_target(self) -> str:
+        if self.os == "macos":
+            return f"{self.arch}-macos.{self.minimum}"
+        return f"{self.arch}-windows-gnu"
+
+    @property
+    def facts_arch(self) -> str:
+        """The architecture as the binaries' facts and the wheel tag spell it."""
+        return _FACTS_ARCH[(self.os, self.arch)]
+
+    @property
+    def system(self) -> str:
+        """The apache-tvm-ffi wheel's system, for downloading it."""
+        return self.os
+
+    def toolchain_lines(self) -> list[str]:
+        """What CMake's toolchain file says beyond the compilers."""
+        name, processor = _CMAKE_SYSTEM[self.os]
+        lines = [f"set(CMAKE_SYSTEM_NAME {name})", f"set(CMAKE_SYSTEM_PROCESSOR {processor})"]
+        if self.os == "macos":
+            # CMake's Darwin platform asks `sw_vers` (absent here) for the macOS release and,
+            # finding none, takes it to be older than 10.5: no run paths and no @rpath install
+            # names. These are what it sets for 10.5 and later.
+            lines += ['set(CMAKE_SHARED_LIBRARY_RUNTIME_C_FLAG "-Wl,-rpath,")',
+                      'set(CMAKE_SHARED_LIBRARY_RUNTIME_CXX_FLAG "-Wl,-rpath,")',
+                      # Install-time changes would need install_name_tool, which is not here (CMake
+                      # skips them silently): link the run path and the @rpath install name in.
+                      "set(CMAKE_BUILD_WITH_INSTALL_RPATH ON)",
+                      "set(CMAKE_BUILD_WITH_INSTALL_NAME_DIR ON)",
+                      'set(CMAKE_INSTALL_NAME_DIR "@rpath")']
+        else:
+            shim = WINDOWS_SHIM.as_posix()
+            lines += [f'set(CMAKE_C_FLAGS_INIT "-include \\"{shim}\\"")',
+                      f'set(CMAKE_CXX_FLAGS_INIT "-include \\"{shim}\\"")']
+        return lines
+
+
+def check_os_settings(
+    os_name: str, arch: str, host_arch: str, toolchain: str, glibc: str, cxx_runtime: str, uses_cuda: bool,
+    environ: Mapping[str, str],
+) -> OsTarget | None:
+    """The macOS or Windows target the settings ask for (None: Linux); refusals first."""
+    if os_name in ("", "linux"):
+        return None
+    if toolchain != "zig":
+        raise TvmFfiWheelError(
+            f'os = "{os_name}" on this Linux machine needs toolchain = "zig": the system compilers build '
+            "for Linux",
+            f'set toolchain = "zig" (-C tvmffi-wheel.toolchain=zig), or build on a {os_name} machine',
+        )
+    if uses_cuda:
+        raise TvmFfiWheelError(
+            f'os = "{os_name}" cannot build CUDA: ' + (
+                "macOS has no CUDA" if os_name == "macos"
+                else "nvcc and CUDA's libraries for Windows do not run on this Linux machine"),
+            "build the CUDA kernels for Linux, or on a Windows machine with the CUDA toolkit"
+            if os_name == "windows" else "leave the CUDA kernels out of the macOS build",
+        )
+    for name, value in (("glibc", glibc), ("cxx-runtime", cxx_runtime)):
+        if value and not (name == "cxx-runtime" and value == "libc++"):
+            raise TvmFfiWheelError(
+                f'{name} = "{value}" is for Linux targets; os = "{os_name}" links zig\'s libc++ privately',
+                f"remove {name}",
+            )
+    if os_name == "macos":
+        wanted = arch or "aarch64"
+        if wanted != "aarch64":
+            raise TvmFfiWheelError(
+                f'os = "macos" with arch = "{wanted}": apache-tvm-ffi publishes macOS wheels for arm64 only '
+                "(no x86_64, no universal2), so nothing could load the library there",
+                'set arch = "aarch64", or leave arch unset',
+            )
+        return OsTarget("macos", wanted, _deployment_target(environ))
+    wanted = arch or "x86_64"
+    if wanted != "x86_64":
+        raise TvmFfiWheelError(
+            f'os = "windows" with arch = "{wanted}": tvmffi-wheel builds Windows wheels for x86_64 (win_amd64) only',
+            'set arch = "x86_64", or leave arch unset',
+        )
+    del host_arch  # any Linux host cross-compiles: zig carries every target
+    return OsTarget("windows", wanted)
+
+
+def _deployment_target(environ: Mapping[str, str]) -> str:
+    text = environ.get("MACOSX_DEPLOYMENT_TARGET", "").strip() or "11.0"
+    match = _VERSION.match(text) or _VERSION.match(text + ".0")
+    if match is None:
+        raise TvmFfiWheelError(
+            f"MACOSX_DEPLOYMENT_TARGET is {text!r}, which is not a macOS version", "write it as 11.0, 12.0, ..."
+        )
+    version = (int(match.group(1)), int(match.group(2)))
+    if version < OLDEST_MACOS:
+        raise TvmFfiWheelError(
+            f"MACOSX_DEPLOYMENT_TARGET is {text}, but apache-tvm-ffi's macOS wheels need macOS 11.0 or later "
+            "(macosx_11_0_arm64), so the library could not load below that",
+            "set MACOSX_DEPLOYMENT_TARGET to 11.0 or later, or unset it (11.0)",
+        )
+    return f"{version[0]}.{version[1]}"
