@@ -167,15 +167,24 @@ def zig_venv_build(zig_venv: Venv, project: Path, out: Path, *options: str, ok: 
 # without and with a second library to vendor: built once per run (zig builds libc++ for each
 # target the first time), judged by test_cross_kernels.py, repaired by test_cross_repair.py.
 @pytest.fixture(scope="session")
-def macos_cross_wheels(tmp_path_factory, zig_venv) -> tuple[cross_kernels.CrossWheel, cross_kernels.CrossWheel]:
-    zig = [zig_venv.python, "-m", "ziglang"]
+def stable_zig(zig_venv) -> list[str]:
+    """zig as the backend runs it, from its one path per release (toolchain.stable_zig): zig
+    keys its cache of libc++ per target on that path, so these builds and the backend's share it."""
+    script = "import os, sys; from tvmffi_wheel.compiling.toolchain import find_zig, stable_zig; " \
+             "print(stable_zig(find_zig(sys.path), os.environ))"
+    return [run([zig_venv.python, "-c", script], env=zig_venv.env).stdout.strip()]
+
+
+@pytest.fixture(scope="session")
+def macos_cross_wheels(tmp_path_factory, stable_zig) -> tuple[cross_kernels.CrossWheel, cross_kernels.CrossWheel]:
+    zig = stable_zig
     return (cross_kernels.build_macos_wheel(tmp_path_factory.mktemp("macos cross"), zig=zig),
             cross_kernels.build_macos_wheel(tmp_path_factory.mktemp("macos cross helper"), helper=True, zig=zig))
 
 
 @pytest.fixture(scope="session")
-def windows_cross_wheels(tmp_path_factory, zig_venv) -> tuple[cross_kernels.CrossWheel, cross_kernels.CrossWheel]:
-    zig = [zig_venv.python, "-m", "ziglang"]
+def windows_cross_wheels(tmp_path_factory, stable_zig) -> tuple[cross_kernels.CrossWheel, cross_kernels.CrossWheel]:
+    zig = stable_zig
     return (cross_kernels.build_windows_wheel(tmp_path_factory.mktemp("windows cross"), zig=zig),
             cross_kernels.build_windows_wheel(tmp_path_factory.mktemp("windows cross helper"), helper=True,
                                               zig=zig))

