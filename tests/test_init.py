@@ -35,6 +35,11 @@ def test_init_builds_and_its_tests_pass(command, tmp_path, build_env, fresh_venv
     assert "tvmffi_wheel_configure_target(my_kernels" in (project / "CMakeLists.txt").read_text()
     assert config["tool"]["tvmffi-wheel"]["loader"] == "my_kernels/_native.py"
     assert cibuildwheel["test-command"] == "pytest {project}/tests && tvmffi-wheel compat {wheel}"
+    # macOS and Windows runners: the same repair (not delocate or delvewheel), arm64 and AMD64 only.
+    assert cibuildwheel["build"] == "cp312-manylinux_* cp312-macosx_arm64 cp312-win_amd64"
+    assert (cibuildwheel["macos"]["archs"], cibuildwheel["windows"]["archs"]) == (["arm64"], ["AMD64"])
+    workflow = (project / ".github" / "workflows" / "wheels.yml").read_text()
+    assert "runner: [ubuntu-latest, ubuntu-24.04-arm, macos-14, windows-latest]" in workflow
 
     # The next step init prints works as printed: pip reads a bare name as a project on the index.
     (next_step,) = [line for line in initialized.stdout.splitlines() if "next: pip wheel" in line]
