@@ -19,20 +19,22 @@ from windows_python import DLPACK_HELPERS, requires_wine, windows_python
 KERNELS = ("add_one", "axpy", "total")
 
 
+def _cross_built(tmp_path_factory, zig_venv, os_name: str):
+    """example_project, copied to a path with a space, built by the backend for ``os_name``."""
+    project = copy_project(EXAMPLE, tmp_path_factory.mktemp(f"cross {os_name}") / "example project")
+    out = project.parent / "dist"
+    zig_venv_build(zig_venv, project, out, "-C", f"tvmffi-wheel.os={os_name}")
+    return only_wheel(out)
+
+
 @pytest.fixture(scope="module")
 def macos_wheel(tmp_path_factory, zig_venv):
-    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("cross macos") / "example project")
-    out = project.parent / "dist"
-    zig_venv_build(zig_venv, project, out, "-C", "tvmffi-wheel.os=macos")
-    return only_wheel(out)
+    return _cross_built(tmp_path_factory, zig_venv, "macos")
 
 
 @pytest.fixture(scope="module")
 def windows_wheel(tmp_path_factory, zig_venv):
-    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("cross windows") / "example project")
-    out = project.parent / "dist"
-    zig_venv_build(zig_venv, project, out, "-C", "tvmffi-wheel.os=windows")
-    return only_wheel(out)
+    return _cross_built(tmp_path_factory, zig_venv, "windows")
 
 
 def test_macos_wheel(command, macos_wheel, tmp_path):

@@ -13,22 +13,25 @@ from macho_tools import linked_libraries, rpaths, signature_is_valid, undefined_
 from windows_python import DLPACK_HELPERS, requires_wine, windows_python
 
 
-def _repaired(command, built: CrossWheel, out) -> tuple:
+def _repaired(command, built: CrossWheel, out, platform: str, helper: str) -> tuple:
+    """The repaired wheel and its members, checked for its tag and its one vendored library
+    (``helper``: the start of its file name) in example_kernels.libs/."""
     command("repair", "-w", out, "--lib-path", built.helper_dir, built.wheel)
     wheel = next(out.glob("*.whl"))
-    return wheel, zipfile.ZipFile(wheel).namelist()
+    assert wheel.name.endswith(f"-py3-none-{platform}.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    vendored = [n for n in names if n.startswith("example_kernels.libs/")]
+    assert len(vendored) == 1 and vendored[0].startswith(f"example_kernels.libs/{helper}-"), names
+    return wheel, names, vendored[0]
 
 
 def test_repair_vendors_a_dylib_on_macos(command, macos_cross_wheels, tmp_path):
     built = macos_cross_wheels[1]  # with the helper library
-    wheel, names = _repaired(command, built, tmp_path / "out")
-    assert wheel.name.endswith("-py3-none-macosx_11_0_arm64.whl")
-    vendored = [n for n in names if n.startswith("example_kernels.libs/")]
-    assert len(vendored) == 1 and vendored[0].startswith("example_kernels.libs/libgreeting-"), names
+    wheel, _, vendored = _repaired(command, built, tmp_path / "out", "macosx_11_0_arm64", "libgreeting")
     unpacked = tmp_path / "unpacked"
     zipfile.ZipFile(wheel).extractall(unpacked)
-    kernel, helper = unpacked / built.library_member, unpacked / vendored[0]
-    new_name = "@rpath/" + vendored[0].split("/")[1]
+    kernel, helper = unpacked / built.library_member, unpacked / vendored
+    new_name = "@rpath/" + vendored.split("/")[1]
     assert new_name in linked_libraries(kernel) and "@rpath/libtvm_ffi.dylib" in linked_libraries(kernel)
     assert linked_libraries(helper)[0] == new_name  # its own install name
     assert sorted(rpaths(kernel)) == ["@loader_path/../example_kernels.libs", "@loader_path/../tvm_ffi/lib"]
@@ -56,10 +59,7 @@ print("greeting_scale", example_kernels.greeting_scale(2))
 @requires_wine
 def test_repaired_windows_wheel_runs_under_wine(command, windows_cross_wheels, tmp_path):
     built = windows_cross_wheels[1]  # with the helper library
-    wheel, names = _repaired(command, built, tmp_path / "out")
-    assert wheel.name.endswith("-py3-none-win_amd64.whl")
-    vendored = [n for n in names if n.startswith("example_kernels.libs/")]
-    assert len(vendored) == 1 and vendored[0].startswith("example_kernels.libs/greeting-"), names
+    wheel, names, _ = _repaired(command, built, tmp_path / "out", "win_amd64", "greeting")
     assert not [n for n in names if n.lower().endswith("tvm_ffi.dll")]
     command("check", wheel)
     python = windows_python(tvm_ffi_version=built.tvm_ffi_version)
