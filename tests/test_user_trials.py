@@ -189,7 +189,8 @@ def test_repair_without_tvm_ffi_or_patchelf_installed(tmp_path, example_wheel, p
     env = {**environment.env, "PATH": os.pathsep.join(p for p in environment.env["PATH"].split(os.pathsep)
                                                       if not (Path(p) / "patchelf").exists())}
     # The recipe's wheel lacks the run path to tvm_ffi/lib: setting it needs patchelf.
-    refused = run([script, "repair", "-w", tmp_path / "refused", plain_recipe_wheel], env=env, ok=False)
+    refused = run([script, "repair", "-w", tmp_path / "refused", "--tvm-ffi-version", version, plain_recipe_wheel],
+                  env=env, ok=False)
     assert refused.returncode == 1 and "the patchelf executable is not on PATH" in refused.stdout
     assert "into the environment that runs tvmffi-wheel" in refused.stdout and "repair=skip" not in refused.stdout
     assert not list((tmp_path / "refused").glob("*.whl"))
