@@ -321,7 +321,7 @@ def _prepare_toolchain(
             "leave tvm_ffi_DIR unset; tvm-ffi's CMake package is found without it",
         )
     os_target = plan.os_target
-    system = os_target.system if os_target is not None else "linux"
+    system = os_target.os if os_target is not None else "linux"
     # The architecture as the target's wheel tags and binaries spell it (arm64, amd64 elsewhere).
     arch = os_target.facts_arch if os_target is not None else plan.arch
     target = prepare_target_tvm_ffi(tvm_ffi_version, arch, staging / f"tvm-ffi-{system}-{arch}", system)

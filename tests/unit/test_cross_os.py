@@ -15,7 +15,7 @@ from tvmffi_wheel.errors import TvmFfiWheelError
 
 def target(os_name: str, arch: str = "", toolchain: str = "zig", glibc: str = "", cxx_runtime: str = "",
            uses_cuda: bool = False, **environ: str) -> OsTarget | None:
-    return check_os_settings(os_name, arch, "x86_64", toolchain, glibc, cxx_runtime, uses_cuda, environ)
+    return check_os_settings(os_name, arch, toolchain, glibc, cxx_runtime, uses_cuda, environ)
 
 
 def test_linux_is_no_os_target() -> None:

@@ -48,11 +48,6 @@ class OsTarget:
         """The architecture as the binaries' facts and the wheel tag spell it."""
         return _FACTS_ARCH[(self.os, self.arch)]
 
-    @property
-    def system(self) -> str:
-        """The apache-tvm-ffi wheel's system, for downloading it."""
-        return self.os
-
     def toolchain_lines(self) -> list[str]:
         """What CMake's toolchain file says beyond the compilers."""
         name, processor = _CMAKE_SYSTEM[self.os]
@@ -76,7 +71,7 @@ class OsTarget:
 
 
 def check_os_settings(
-    os_name: str, arch: str, host_arch: str, toolchain: str, glibc: str, cxx_runtime: str, uses_cuda: bool,
+    os_name: str, arch: str, toolchain: str, glibc: str, cxx_runtime: str, uses_cuda: bool,
     environ: Mapping[str, str],
 ) -> OsTarget | None:
     """The macOS or Windows target the settings ask for (None: Linux); refusals first."""
@@ -117,7 +112,6 @@ def check_os_settings(
             f'os = "windows" with arch = "{wanted}": tvmffi-wheel builds Windows wheels for x86_64 (win_amd64) only',
             'set arch = "x86_64", or leave arch unset',
         )
-    del host_arch  # any Linux host cross-compiles: zig carries every target
     return OsTarget("windows", wanted)
 
 

@@ -159,7 +159,7 @@ def check_toolchain_settings(
     zig, the glibc (or the macOS or Windows target) and the C++ runtime to link (None with
     the system toolchain)."""
     host = host_architecture()
-    os_target = check_os_settings(os_name, arch, host, toolchain, glibc, cxx_runtime, uses_cuda, environ or {})
+    os_target = check_os_settings(os_name, arch, toolchain, glibc, cxx_runtime, uses_cuda, environ or {})
     if os_target is not None:
         return os_target, "libc++"
     target = arch or host

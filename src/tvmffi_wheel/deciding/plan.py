@@ -37,10 +37,6 @@ class VendoredLibrary:
     path: str  # archive member name, e.g. "pkg.libs/libgomp-1a2b3c4d.so.1"
     new_name: str  # the name binaries ask for it by after the repair (macOS: "@rpath/<file>")
 
-    @property
-    def new_soname(self) -> str:
-        return self.new_name
-
 
 # How each system's loader names the folder of the binary that asks, in a run path entry.
 _ORIGIN_TOKENS = ("${ORIGIN}", "$ORIGIN", "@loader_path")
@@ -137,7 +133,7 @@ class RepairPlan:
 
     @property
     def renamed_needed(self) -> dict[str, str]:
-        return {lib.soname: lib.new_soname for lib in self.vendored}
+        return {lib.soname: lib.new_name for lib in self.vendored}
 
 
 def vendored_name(soname: str, source: Path) -> str:

@@ -13,7 +13,6 @@ so C names compare across formats. C++ manglings still differ: Itanium on ELF an
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Literal
 
 from tvmffi_wheel.inspecting.device_code import DeviceImage
@@ -65,7 +64,3 @@ class BinaryFacts:
     imports_from: tuple[tuple[str, tuple[str, ...]], ...] = ()
     minimum_os: str = ""  # the oldest OS release it runs on, where the format records it (macOS: "11.0")
     code_signature: CodeSignature | None = None  # Mach-O only; None: unsigned
-
-    def imports_from_library(self, matches: Callable[[str], bool]) -> frozenset[str]:
-        """The imports bound to libraries whose name ``matches``."""
-        return frozenset(s for library, symbols in self.imports_from if matches(library) for s in symbols)

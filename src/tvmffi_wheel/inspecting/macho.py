@@ -140,6 +140,7 @@ def read_macho_facts(path: Path, shown_as: str) -> BinaryFacts:
 def _read(path: Path, shown_as: str) -> BinaryFacts:
     macho = MachO(str(path))
     header = macho.headers[0]
+    file_size = path.stat().st_size
     install_name = None
     needed: list[str] = []
     run_paths: list[str] = []
@@ -163,9 +164,9 @@ def _read(path: Path, shown_as: str) -> BinaryFacts:
         elif kind == mach_o.LC_CODE_SIGNATURE:
             signature_place = (command.dataoff, command.datasize)
         elif kind in (mach_o.LC_SEGMENT, mach_o.LC_SEGMENT_64):
-            if command.fileoff + command.filesize > path.stat().st_size:
+            if command.fileoff + command.filesize > file_size:
                 raise ValueError(f"it is cut short: a segment ends at byte {command.fileoff + command.filesize}, "
-                                 f"the file at {path.stat().st_size}")
+                                 f"the file at {file_size}")
             for section in data:
                 if section.size and section.offset and (section.flags & 0xFF) not in _ZEROFILL_TYPES:
                     name = f"{_text(section.segname)},{_text(section.sectname)}"

@@ -116,7 +116,7 @@ def apply_plan(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(library.source, target)
         target.chmod(0o755)
-        new_id = library.new_soname if plan.system is not WINDOWS else None
+        new_id = library.new_name if plan.system is not WINDOWS else None
         patcher.patch(plan, functools.partial(Path, target), library.path, library.facts, new_id)
         added[library.path] = target
         info(f"vendored {library.soname} ({library.source}) as {library.path}")
