@@ -1,5 +1,6 @@
 """Facts read from a stream keep only a few byte ranges, and must equal a full read."""
 
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,25 @@ def test_sparse_file_reads_only_kept_ranges():
     with pytest.raises(elf_stream.NotCaptured):
         sparse.read(6)
     assert sparse.missed
+
+
+@pytest.mark.parametrize("use_memmem", [True, False], ids=["memmem", "bytes.find"])
+def test_magic_search_finds_every_occurrence_with_and_without_memmem(
+    monkeypatch: pytest.MonkeyPatch, use_memmem: bool
+) -> None:
+    from tvmffi_wheel.inspecting import _memsearch
+
+    if use_memmem and _memsearch._MEMMEM is None:
+        pytest.skip("this C library has no memmem")
+    if not use_memmem:
+        monkeypatch.setattr(_memsearch, "_MEMMEM", None)
+    rng = random.Random(7)
+    data = bytearray(rng.randbytes(1 << 16))
+    for at in (0, 5, 9, 4000, len(data) - 4):  # 5 and 9 overlap
+        data[at : at + 4] = b"\x7fELF"
+    data[100:104] = b"P\xedU\xba"
+    data = bytes(data)
+    for needle in (b"\x7fELF", b"P\xedU\xba", b"\x00"):
+        expected = [i for i in range(len(data) - len(needle) + 1) if data.startswith(needle, i)]
+        assert _memsearch.find_all(data, needle) == expected
+    assert _memsearch.find_all(b"", b"\x7fELF") == []

@@ -21,6 +21,8 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
 
+from tvmffi_wheel.inspecting._memsearch import find_all
+
 FATBIN_MAGIC = 0xBA55ED50
 FATBIN_MAGIC_BYTES = struct.pack("<I", FATBIN_MAGIC)
 ELF_MAGIC = b"\x7fELF"
@@ -164,13 +166,7 @@ def ptx_image(text: str, size: int) -> DeviceImage | None:
 
 def find_candidates(data: bytes, base: int) -> list[int]:
     """Offsets (``base`` + position) where a fatbin or an ELF file may start in ``data``."""
-    found = []
-    for magic in (FATBIN_MAGIC_BYTES, ELF_MAGIC):
-        position = data.find(magic)
-        while position != -1:
-            found.append(base + position)
-            position = data.find(magic, position + 1)
-    return found
+    return [base + position for magic in (FATBIN_MAGIC_BYTES, ELF_MAGIC) for position in find_all(data, magic)]
 
 
 def embedded_images(
