@@ -88,11 +88,11 @@ def test_magic_search_finds_every_occurrence_with_and_without_memmem(
     if not use_memmem:
         monkeypatch.setattr(_memsearch, "_MEMMEM", None)
     rng = random.Random(7)
-    data = bytearray(rng.randbytes(1 << 16))
-    for at in (0, 5, 9, 4000, len(data) - 4):  # 5 and 9 overlap
-        data[at : at + 4] = b"\x7fELF"
-    data[100:104] = b"P\xedU\xba"
-    data = bytes(data)
+    buffer = bytearray(rng.randbytes(1 << 16))
+    for at in (0, 5, 9, 4000, len(buffer) - 4):  # 5 and 9 overlap
+        buffer[at : at + 4] = b"\x7fELF"
+    buffer[100:104] = b"P\xedU\xba"
+    data = bytes(buffer)
     for needle in (b"\x7fELF", b"P\xedU\xba", b"\x00"):
         expected = [i for i in range(len(data) - len(needle) + 1) if data.startswith(needle, i)]
         assert _memsearch.find_all(data, needle) == expected
