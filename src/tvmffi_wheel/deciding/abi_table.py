@@ -17,7 +17,6 @@ import functools
 import json
 import re
 import tempfile
-import urllib.request
 import zipfile
 from collections.abc import Sequence
 from importlib import resources
@@ -130,6 +129,8 @@ def load_table() -> AbiTable:
 def _released_versions(index_json_url: str, fragment: str) -> list[tuple[Version, bool]]:
     """(version, yanked) of every release with wheels whose names hold ``fragment``, from
     PyPI's JSON API."""
+    import urllib.request  # only when regenerating: with ssl and http, 20 ms of every start
+
     with urllib.request.urlopen(index_json_url, timeout=120) as response:
         document = json.load(response)
     found = []
