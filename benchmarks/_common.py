@@ -72,3 +72,13 @@ def isolated_build(project: Path, out: Path, env: dict[str, str], *options: str)
     command: list[str | Path] = [BIN / "python", "-m", "pip", "wheel", "--no-deps", "-v", "-w", out, *options, project]
     seconds, _, output = run_measured(command, env=env)
     return seconds, output
+
+
+def build_from_sdist(project: Path, out: Path, env: dict[str, str], *options: str) -> tuple[float, str]:
+    """`python -m build` of ``project``: its sdist, then the wheel built from the sdist unpacked
+    into a new temporary folder (so a new source path every time): (seconds, output)."""
+    shutil.rmtree(out, ignore_errors=True)
+    settings = [f"-C{option[3:]}" if option.startswith("-C ") else option for option in options]
+    command: list[str | Path] = [BIN / "python", "-m", "build", "-v", "--outdir", out, *settings, project]
+    seconds, _, output = run_measured(command, env=env)
+    return seconds, output

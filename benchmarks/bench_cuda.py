@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import backend_wheel, isolated_build, machine, median
+from _common import backend_wheel, build_from_sdist, isolated_build, machine, median
 
 ARCHITECTURES = "75-real;80-real;90-real;120"  # SASS for four GPUs, PTX for newer ones
 SCCACHE_STATS = re.compile(r"sccache: \d+ compile requests, (\d+) cache hits, (\d+) misses")
@@ -109,6 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--kernels", type=int, default=48, help="kernel instantiations (default 48)")
+    parser.add_argument("--paths-only", action="store_true", help="stop after the new-source-path builds")
     args = parser.parse_args()
     if shutil.which("nvcc") is None:
         sys.exit("bench_cuda needs nvcc on PATH")
@@ -135,6 +136,27 @@ def main() -> None:
             print(f", second isolated build {seconds:.1f} s ({sccache_counts(output)})")
         print(f"cache: cold {median(cold):.1f} s, second isolated build {median(cached):.1f} s: "
               f"{median(cached) / median(cold):.2f}x (no cache at all: {median(none):.1f} s)")
+
+        # Each of these builds compiles the sources from a new path: `python -m build` unpacks
+        # the sdist into a new temporary folder, and a second checkout lives elsewhere.
+        second_checkout = Path(shutil.copytree(project, tmp / "second checkout"))
+        sdist_cold, sdist_again, elsewhere = [], [], []
+        for round_ in range(args.rounds):
+            cache_env = dict(env, SCCACHE_DIR=str(tmp / f"sccache-paths-{round_}"))
+            seconds, output = build_from_sdist(project, out, cache_env, "-Ctvmffi-wheel.cache=sccache")
+            sdist_cold.append(seconds)
+            print(f"  round {round_ + 1}: python -m build, cold {seconds:.1f} s ({sccache_counts(output)})", end="")
+            seconds, output = build_from_sdist(project, out, cache_env, "-Ctvmffi-wheel.cache=sccache")
+            sdist_again.append(seconds)
+            print(f", again {seconds:.1f} s ({sccache_counts(output)})", end="")
+            seconds, output = isolated_build(second_checkout, out, cache_env, "-C", "tvmffi-wheel.cache=sccache")
+            elsewhere.append(seconds)
+            print(f"; pip wheel of a second checkout {seconds:.1f} s ({sccache_counts(output)})")
+        print(f"paths: python -m build cold {median(sdist_cold):.1f} s, again {median(sdist_again):.1f} s: "
+              f"{median(sdist_again) / median(sdist_cold):.2f}x; second checkout {median(elsewhere):.1f} s: "
+              f"{median(elsewhere) / median(cold):.2f}x of the cold pip wheel")
+        if args.paths_only:
+            return
 
         one, default = [], []
         for round_ in range(args.rounds):

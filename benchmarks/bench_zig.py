@@ -9,6 +9,7 @@ no round pays for downloads.
 
     python benchmarks/bench_zig.py --rounds 2
     python benchmarks/bench_zig.py --rounds 2 --cuda
+    python benchmarks/bench_zig.py --rounds 5 --warm-only   # warm builds only, alternating
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cuda", action="store_true", help="the example's CUDA kernel, linked by gcc or by zig")
+    parser.add_argument("--warm-only", action="store_true",
+                        help="fill each variant's caches once, then time warm builds only, the variants alternating")
     args = parser.parse_args()
     variants = CUDA_VARIANTS if args.cuda else VARIANTS
     print(f"machine: {machine()}")
@@ -52,6 +55,9 @@ def main() -> None:
         for options in variants.values():  # pip's download cache, and nothing else, warmed
             isolated_build(project, out, dict(env, XDG_CACHE_HOME=str(tmp / "warm-up")), *options)
         shutil.rmtree(tmp / "warm-up")
+        if args.warm_only:
+            warm_only(project, out, env, tmp, variants, args.rounds)
+            return
         times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in variants}
         for round_ in range(args.rounds):
             for name, options in variants.items():
@@ -66,6 +72,23 @@ def main() -> None:
                 print(f"  round {round_ + 1}: {name}: cold {cold:.1f} s, warm {warm:.1f} s, {wheel}")
         for name, (cold_times, warm_times) in times.items():
             print(f"{name}: cold {median(cold_times):.1f} s, warm {median(warm_times):.1f} s")
+
+
+def warm_only(project: Path, out: Path, env: dict[str, str], tmp: Path, variants: dict[str, list[str]],
+              rounds: int) -> None:
+    """Warm builds of each variant, alternating; each ratio against the first variant (gcc)."""
+    caches = {name: dict(env, XDG_CACHE_HOME=str(tmp / f"cache-{index}")) for index, name in enumerate(variants)}
+    for name, options in variants.items():
+        isolated_build(project, out, caches[name], *options)  # cold: fills that variant's caches
+    warm: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(rounds):
+        for name, options in variants.items():
+            seconds, _ = isolated_build(project, out, caches[name], *options)
+            warm[name].append(seconds)
+        print(f"  round {round_ + 1}: " + ", ".join(f"{name} {times[-1]:.1f} s" for name, times in warm.items()))
+    baseline = median(next(iter(warm.values())))
+    for name, times in warm.items():
+        print(f"{name}: warm {median(times):.1f} s, {median(times) / baseline:.2f}x")
 
 
 if __name__ == "__main__":

@@ -168,10 +168,11 @@ def zig_venv_build(zig_venv: Venv, project: Path, out: Path, *options: str, ok: 
 # target the first time), judged by test_cross_kernels.py, repaired by test_cross_repair.py.
 @pytest.fixture(scope="session")
 def stable_zig(zig_venv) -> list[str]:
-    """zig as the backend runs it, from its one path per release (toolchain.stable_zig): zig
+    """zig as the backend runs it, from its one path per release (zig_copy.stable_zig): zig
     keys its cache of libc++ per target on that path, so these builds and the backend's share it."""
-    script = "import os, sys; from tvmffi_wheel.compiling.toolchain import find_zig, stable_zig; " \
-             "print(stable_zig(find_zig(sys.path), os.environ))"
+    script = ("import os, sys; from tvmffi_wheel.compiling.toolchain import find_zig; "
+              "from tvmffi_wheel.compiling.zig_copy import stable_zig; "
+              "print(stable_zig(find_zig(sys.path), os.environ))")
     return [run([zig_venv.python, "-c", script], env=zig_venv.env).stdout.strip()]
 
 

@@ -11,6 +11,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from conftest import PROJECTS, assert_refused, copy_project, only_wheel, pip_wheel, wheel_text
+from conftest import PROJECTS, assert_refused, copy_project, only_wheel, pip_wheel, run, wheel_text
 from tvmffi_wheel.compiling.cuda import find_nvcc
 
 NVCC = find_nvcc(os.environ)
@@ -207,6 +208,27 @@ def test_second_isolated_build_hits_the_cache(tmp_path, build_env):
     # Objects from the cache link into the same library.
     libraries = [zipfile.ZipFile(only_wheel(out)).read(LIBRARY) for out in (first_out, second_out)]
     assert libraries[0] == libraries[1]
+
+
+def test_builds_from_new_paths_hit_the_cache_and_give_the_same_wheel(tmp_path, build_env):
+    """`python -m build` builds from its sdist unpacked into a new temporary folder; a second
+    checkout is somewhere else. Both hit what the other compiled, every step of nvcc
+    included, and neither path (nor a build environment's) reaches the wheel."""
+    env = {**build_env, "SCCACHE_DIR": str(tmp_path / "sccache"), "SOURCE_DATE_EPOCH": "1700000000"}
+    first_checkout = copy_project(FIXTURE, tmp_path / "first checkout")
+    sdist_build = run([sys.executable, "-m", "build", "--outdir", tmp_path / "first",
+                       "-C", "tvmffi-wheel.cache=sccache", first_checkout], env=env)
+    assert sccache_stats(sdist_build.stdout)[2] > 0
+    second_checkout = copy_project(FIXTURE, tmp_path / "elsewhere" / "second checkout")
+    second, second_out = build(tmp_path / "second", env, "-C", "tvmffi-wheel.cache=sccache", project=second_checkout)
+    requests, hits, misses = sccache_stats(second.stdout)
+    assert requests > 0 and hits > 0 and misses == 0, second.stdout[-3000:]
+    wheels = [only_wheel(tmp_path / "first"), only_wheel(second_out)]
+    assert wheels[0].read_bytes() == wheels[1].read_bytes()
+    library = zipfile.ZipFile(wheels[1]).read(LIBRARY)
+    for marker in (str(tmp_path).encode(), b"build-via-sdist", b"pip-build-env", b"tvmffi-wheel/sources"):
+        assert marker not in library  # the checkouts, the sdist's folder, the build envs, the mirrors
+    assert b"/site-packages/tvm_ffi/include/" in library  # tvm-ffi's __FILE__ strings, mapped
 
 
 def _free_port() -> int:

@@ -24,7 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tvmffi_wheel.compiling import _skbuild, compiler_cache
+from tvmffi_wheel.compiling import _skbuild, compiler_cache, stable_source
 from tvmffi_wheel.compiling.cmake_environment import changed_environment, cmake_environment
 from tvmffi_wheel.compiling.compiler_cache import CachePlan
 from tvmffi_wheel.compiling.cuda import (
@@ -37,7 +37,6 @@ from tvmffi_wheel.compiling.cuda import (
 from tvmffi_wheel.compiling.settings import Settings, load_settings, split_config_settings
 from tvmffi_wheel.compiling.toolchain import (
     RUNTIME_DESCRIPTION,
-    ZIG_REQUIREMENT,
     ToolchainPlan,
     ToolchainSetup,
     check_toolchain_settings,
@@ -46,6 +45,7 @@ from tvmffi_wheel.compiling.toolchain import (
     write_toolchain_files,
 )
 from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION, find_build_tvm_ffi, prepare_target_tvm_ffi
+from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig
 from tvmffi_wheel.errors import TvmFfiWheelError, collecting_warnings, info, reporting, warn
 from tvmffi_wheel.inspecting.wheel_reader import WheelName
 from tvmffi_wheel.writing import editable
@@ -210,7 +210,7 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
                              settings.os, build.environment)
     if uses_pip_toolkit(settings.cuda_toolkit, declared, build.environment):
         requires += pip_toolkit_requirements(settings.cuda_version)
-    if settings.toolchain == "zig":
+    if settings.toolchain == "zig" and kept_zig(build.environment) is None:
         requires.append(ZIG_REQUIREMENT)
     if (settings.arch and settings.arch != host_architecture()) or settings.os not in ("", "linux"):
         requires.append("pip")  # downloads the target's apache-tvm-ffi wheel (compiling/tvm_ffi.py)
@@ -262,16 +262,19 @@ def _compile(
     cache_option = context.settings.cache
     with contextlib.ExitStack() as stack:
         cache = None
+        mirrors = _mirrors(skbuild_hook, context, project, tvm_ffi_prefix, stack) if cache_option != "none" else None
+        sources, site = (mirrors.project, mirrors.site_packages) if mirrors else (project, tvm_ffi_prefix.resolve())
         if cache_option != "none":
             cache = compiler_cache.plan_cache(
                 cache_option, environ=context.build.environment, user_defines=context.build.cmake_defines,
-                base_dirs=[tvm_ffi_prefix, project], server_socket=stack.enter_context(compiler_cache.server_socket()),
+                base_dirs=[tvm_ffi_prefix, project, sources, site],
+                server_socket=stack.enter_context(compiler_cache.server_socket()),
             )
-        prefix_map = {tvm_ffi_prefix: "/site-packages", project: "."}
-        if cache_option == "sccache":
+        prefix_map = {site: "/site-packages", sources: "."}
+        if cache_option == "sccache" and mirrors is None:
             # A path that changes with every isolated build cannot be in a cached compile's arguments.
-            del prefix_map[tvm_ffi_prefix]
-        appended, replaced = cmake_environment(tvm_ffi_prefix, prefix_map, cuda)
+            del prefix_map[site]
+        appended, replaced = cmake_environment(site, prefix_map, cuda, python_path=mirrors is not None)
         replaced |= (cache.environment if cache is not None else {}) | toolchain.environment
         # The compilers' temporary files (nvcc's tmpxft_* are tens of MB) go inside the
         # build's folder, which is removed however the build ends, Ctrl-C included.
@@ -284,8 +287,23 @@ def _compile(
         stack.enter_context(compiler_cache.running(cache))
         # metadata_directory is not passed on: scikit-build-core would compare it with
         # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
-        built: str = _skbuild.call(skbuild_hook, staging, _cmake_defines(context, cuda, cache, toolchain.defines))
+        skbuild_settings = _cmake_defines(context, cuda, cache, toolchain.defines)
+        if mirrors is not None:
+            skbuild_settings["cmake.source-dir"] = str(sources / context.build.source_dir)
+        built: str = _skbuild.call(skbuild_hook, staging, skbuild_settings)
     return built
+
+
+def _mirrors(
+    skbuild_hook: str, context: _Context, project: Path, tvm_ffi_prefix: Path, stack: contextlib.ExitStack
+) -> stable_source.Mirrors | None:
+    """The project and tvm_ffi mirrored at paths every build on this machine shares, for the
+    compiler cache (stable_source.py); None for an editable build, a persistent build-dir or
+    an absolute cmake.source-dir, which a path changing between builds would break."""
+    if skbuild_hook != "build_wheel" or context.build.build_dir or Path(context.build.source_dir).is_absolute():
+        return None
+    cache_folder = compiler_cache.cache_home(context.build.environment)
+    return stack.enter_context(stable_source.mirrors_for_build(project, tvm_ffi_prefix, cache_folder))
 
 
 def _check_loader_against_sources(loader: str, packages: dict[str, str]) -> None:

@@ -92,6 +92,10 @@ def test_cudaflags_are_composed_in_cuda_py_and_joined_with_spaces(tmp_path, monk
     assert appended["CUDAFLAGS"] == (" ", expected)
     assert appended["CFLAGS"] == appended["CXXFLAGS"] == (" ", host)
     assert replaced == {}
+    assert "PYTHONPATH" not in appended
+    # A mirrored tvm_ffi (stable_source.py) is the one tvm-ffi's CMake package must ask for its headers.
+    mirrored, _ = cmake_environment(prefix, {prefix: "/site-packages"}, cuda, python_path=True)
+    assert mirrored["PYTHONPATH"] == (os.pathsep, str(prefix))
 
     pip_plan = dataclasses.replace(
         cuda, toolkit_environment={"CUDAToolkit_ROOT": "/pip/cu13"}, library_path="/pip/cu13/lib"

@@ -15,10 +15,10 @@ from tvmffi_wheel.compiling.toolchain import (
     check_toolchain_settings,
     host_architecture,
     plan_toolchain,
-    stable_zig,
     write_toolchain_files,
     zig_glibc_versions,
 )
+from tvmffi_wheel.compiling.zig_copy import kept_zig, stable_zig
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 HOST = host_architecture()
@@ -59,11 +59,15 @@ def fake_zig(folder: Path) -> Path:
 
 
 def plan(tmp_path: Path, **overrides) -> ToolchainPlan:
+    # A cache folder of the test's own: the machine's may keep a zig (zig_copy.kept_zig).
+    environ = {"PATH": os.environ["PATH"], "XDG_CACHE_HOME": str(tmp_path / "empty-cache")}
     arguments: dict[str, Any] = {
         "toolchain": "zig", "arch": "", "glibc": "", "cxx_runtime": "", "uses_cuda": False, "user_defines": {},
-        "environ": {"PATH": os.environ["PATH"]},
+        "environ": environ,
         "search_path": [str(tmp_path)],
     } | overrides
+    if "environ" in overrides:
+        arguments["environ"] = environ | overrides["environ"]
     return plan_toolchain(**arguments)
 
 
@@ -167,3 +171,17 @@ def test_zig_is_copied_once_to_a_stable_path_even_by_concurrent_builds(tmp_path)
     assert stable_zig(fake_zig(tmp_path / "build-env-2"), environ) == found[0]
     leftovers = [p.name for p in (tmp_path / "cache" / "tvmffi-wheel" / "zig").iterdir()]
     assert leftovers == [found[0].parent.name]
+
+
+def test_a_kept_zig_serves_builds_that_have_no_ziglang(tmp_path):
+    environ = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert kept_zig(environ) is None  # nothing kept yet: the build asks for ziglang
+    kept = stable_zig(fake_zig(tmp_path / "build-env"), environ)
+    zig_folder = kept.parent.parent
+    (zig_folder / "0.18.0-1").mkdir()  # a release ZIG_REQUIREMENT does not admit
+    (zig_folder / "0.18.0-1" / "zig").write_text("")
+    (zig_folder / ".0.17.9-partial").mkdir()  # a copy still being made
+    assert kept_zig(environ) == kept
+    plan = plan_toolchain(toolchain="zig", arch="", glibc="2.28", cxx_runtime="", uses_cuda=False,
+                          user_defines={}, environ=environ, search_path=[])
+    assert plan.zig == kept

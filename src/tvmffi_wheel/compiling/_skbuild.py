@@ -93,6 +93,8 @@ class BuildSettings:
     editable_mode: str  # "redirect" or "inplace"
     editable_rebuild: bool  # scikit-build-core rebuilds on import, without tvmffi-wheel
     py_api: str = ""  # wheel.py-api: "", "py3", "cp312", ...
+    source_dir: str = "."  # cmake.source-dir: where CMakeLists.txt is, relative to the project
+    build_dir: str = ""  # build-dir: "" for a new temporary folder each build
 
     def py_api_warning(self, python: tuple[int, int]) -> str | None:
         """scikit-build-core quietly tags a plain cpXY-cpXY wheel when the stable ABI asked
@@ -149,4 +151,6 @@ def read_build_settings(
         editable_mode=settings.editable.mode,
         editable_rebuild=settings.editable.rebuild_on_import,
         py_api=settings.wheel.py_api,
+        source_dir=str(settings.cmake.source_dir),
+        build_dir=settings.build_dir,
     )

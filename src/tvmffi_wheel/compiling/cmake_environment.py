@@ -38,7 +38,7 @@ def changed_environment(appended: dict[str, tuple[str, str]], replaced: dict[str
 
 
 def cmake_environment(
-    tvm_ffi_prefix: Path, prefix_map: Mapping[Path, str], cuda: CudaPlan
+    tvm_ffi_prefix: Path, prefix_map: Mapping[Path, str], cuda: CudaPlan, *, python_path: bool = False
 ) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """The environment CMake runs in: (variables appended to, variables set).
 
@@ -47,6 +47,9 @@ def cmake_environment(
       get_requires_for_build_* asks for (apache-tvm-ffi) into another one;
     - CFLAGS and CXXFLAGS get one -ffile-prefix-map per entry of ``prefix_map`` (path to
       placeholder), and CUDAFLAGS what compiling/cuda.py composes from its own flags and those;
+    - with ``python_path``, PYTHONPATH gets ``tvm_ffi_prefix`` too: tvm-ffi's CMake package asks
+      Python for its include folder, so the tvm_ffi imported there is the one whose path counts
+      (a mirror at a stable path, stable_source.py);
     - with cuda.toolkit = pip, CUDACXX and CUDAToolkit_ROOT point at NVIDIA's toolkit wheels
       (plan_cuda refuses a CUDACXX the user set), and LIBRARY_PATH gets their lib folder.
     """
@@ -58,6 +61,8 @@ def cmake_environment(
         "CXXFLAGS": (" ", shlex.join(host_flags)),
         "CUDAFLAGS": (" ", cuda.cuda_flags(host_flags)),
     }
+    if python_path:
+        appended["PYTHONPATH"] = (os.pathsep, str(tvm_ffi_prefix))
     if cuda.library_path is not None:
         appended["LIBRARY_PATH"] = (os.pathsep, cuda.library_path)
     return appended, dict(cuda.toolkit_environment)
@@ -80,4 +85,5 @@ def reproducible_flags(prefix_map: Mapping[Path, str]) -> list[str]:
     has a new path every time; so does a project copied elsewhere. Without this, two builds
     of the same source differ in those strings and in the build ID computed from them.
     """
-    return [f"-ffile-prefix-map={path.resolve()}={placeholder}" for path, placeholder in prefix_map.items()]
+    # Not resolved: a path may be a link on purpose (stable_source.py), and the compilers see it as given.
+    return [f"-ffile-prefix-map={path}={placeholder}" for path, placeholder in prefix_map.items()]

@@ -6,10 +6,12 @@ compile a cache miss. sccache strips base directories from paths before hashing 
 (SCCACHE_BASEDIRS, read when its server starts), so each build runs a server of its own,
 on a socket of its own, with the build environment and the project as base directories;
 it is stopped, and its statistics logged, when the build ends. sccache 0.16 strips base
-directories from the preprocessed source but not from the compiler's arguments, so with
-sccache the backend leaves out its -ffile-prefix-map for the build environment, whose path
-would make every argument list new (build.py): cached objects keep, in the `__FILE__`
-strings of tvm-ffi's headers, the path of the build that first compiled them. ccache has one base
+directories from the preprocessed source but not from the compiler's arguments, so the
+project and tvm_ffi are compiled from mirrors at paths that every build shares
+(stable_source.py). Where no mirror is made (an editable build, a persistent build-dir),
+the backend leaves out its -ffile-prefix-map for the build environment under sccache,
+whose path would make every argument list new (build.py): those cached objects keep, in
+the `__FILE__` strings of tvm-ffi's headers, the path of the build that compiled them. ccache has one base
 directory only, which cannot cover a build environment that moves, so with ccache isolated
 builds hit the cache only where paths repeat (with --no-build-isolation).
 """
@@ -106,7 +108,7 @@ def server_socket() -> Iterator[Path]:
 def _sccache(plan: CachePlan, *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [plan.executable, *arguments], env={**os.environ, **plan.environment},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+        capture_output=True, text=True, check=False,  # stderr apart: SCCACHE_LOG writes there
     )
 
 
@@ -119,7 +121,7 @@ def running(plan: CachePlan | None) -> Iterator[None]:
     started = _sccache(plan, "--start-server")
     if started.returncode != 0:
         raise TvmFfiWheelError(
-            f"sccache could not start its server: {started.stdout.strip()[-500:]}",
+            f"sccache could not start its server: {(started.stdout + started.stderr).strip()[-500:]}",
             "check SCCACHE_DIR and sccache's remote storage settings, or set cache = \"none\"",
         )
     try:

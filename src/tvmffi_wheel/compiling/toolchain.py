@@ -14,11 +14,7 @@ by the C++ runtime the binaries carry (`cxx-runtime`):
   and data/glibc_shim.c). CMake's C and C++ compiler and nvcc's host compiler are a wrapper
   that passes every other call to the system compiler unchanged.
 
-zig caches what it builds for a target (libc++, libunwind, the C runtime: about 45 s on two
-cores) under ~/.cache/zig, keyed on the path zig runs from; an isolated build environment
-has a new path every time, so each build would pay it again. The backend therefore runs zig
-from a copy kept at one path per ziglang version (hard links where the file system allows),
-`~/.cache/tvmffi-wheel/zig/<version>`.
+zig runs from a copy at one path per release (zig_copy.py).
 """
 
 from __future__ import annotations
@@ -34,7 +30,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -46,10 +41,9 @@ from tvmffi_wheel.compiling.cmake_environment import cmake_string
 from tvmffi_wheel.compiling.compiler_cache import cache_home
 from tvmffi_wheel.compiling.cross_os import OsTarget, check_os_settings
 from tvmffi_wheel.compiling.settings import CxxRuntimeOption, TargetArch, Toolchain
+from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig, stable_zig
 from tvmffi_wheel.errors import TvmFfiWheelError, warn
 
-# Tested with 0.17; zig's command line changes between minor releases.
-ZIG_REQUIREMENT = "ziglang>=0.17,<0.18"
 # manylinux2014, the oldest manylinux that pip still serves; CUDA's static runtime binds to it
 # too (its newest need is clock_gettime@GLIBC_2.17), with the shim.
 OLDEST_GLIBC = Version("2.17")
@@ -251,7 +245,7 @@ def plan_toolchain(
                 f'toolchain = "zig" sets {name}, which the project or the environment already sets',
                 f'remove that {name}, or set toolchain = "system"',
             )
-    zig = find_zig(search_path)
+    zig = find_zig(search_path) or kept_zig(environ)
     if zig is None:
         raise TvmFfiWheelError(
             'toolchain = "zig", but the ziglang package is not installed in the build environment',
@@ -277,39 +271,6 @@ class ToolchainSetup:
 
     defines: dict[str, str]
     environment: dict[str, str]
-
-
-def _link_or_copy(source: str, destination: str) -> None:
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copy2(source, destination)
-
-
-def stable_zig(zig: Path, environ: Mapping[str, str]) -> Path:
-    """``zig`` run from one path per zig release, so that zig's own cache hits across isolated
-    builds (see the module's docstring)."""
-    try:
-        release = subprocess.run([str(zig), "version"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as err:
-        raise TvmFfiWheelError(f"{zig} does not run ({err})", "reinstall ziglang") from None
-    version = f"{release}-{zig.stat().st_size}"  # the size tells two builds of one release apart
-    base = cache_home(environ) / "zig"
-    stable = base / version
-    if (stable / "zig").is_file():
-        return stable / "zig"
-    base.mkdir(parents=True, exist_ok=True)
-    # Copied under a temporary name and renamed: a concurrent build sees a complete copy or none.
-    partial = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=base))
-    try:
-        shutil.copytree(zig.parent, partial, copy_function=_link_or_copy, dirs_exist_ok=True)
-        os.rename(partial, stable)
-    except OSError:
-        if not (stable / "zig").is_file():  # not lost to a concurrent build that got there first
-            raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return stable / "zig"
 
 
 def _wrapper(path: Path, command: Sequence[str]) -> Path:
