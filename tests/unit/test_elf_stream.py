@@ -1,6 +1,7 @@
 """Facts read from a stream keep only a few byte ranges, and must equal a full read."""
 
 import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,35 @@ def test_magic_search_finds_every_occurrence_with_and_without_memmem(
         expected = [i for i in range(len(data) - len(needle) + 1) if data.startswith(needle, i)]
         assert _memsearch.find_all(data, needle) == expected
     assert _memsearch.find_all(b"", b"\x7fELF") == []
+
+
+def _device_code_blob() -> bytes:
+    """A fatbin container with one sm_90 cubin entry, then a bare cubin's ELF header (sm_80)."""
+    entry = bytearray(64)
+    struct.pack_into("<HHIQ", entry, 0, 2, 0x0101, 64, 16)  # kind 2 (cubin), header size, payload size
+    struct.pack_into("<I", entry, 28, 90)
+    fatbin = struct.pack("<IHHQ", 0xBA55ED50, 1, 16, 64 + 16) + bytes(entry) + bytes(16)
+    cubin = bytearray(64)
+    cubin[:9] = b"\x7fELF\x02\x01\x013\x08"  # 64-bit, little-endian, CUDA's OS/ABI, ABI version 8
+    struct.pack_into("<H", cubin, 18, 190)  # EM_CUDA
+    struct.pack_into("<I", cubin, 48, 80 << 8)
+    return b"\x11" * 5 + fatbin + b"\x22" * 3 + bytes(cubin)
+
+
+def test_device_code_is_found_wherever_a_chunk_boundary_cuts_its_header(tmp_path):
+    # Past the first 64 KiB, which the stream reader takes in one piece whatever the chunks.
+    (tmp_path / "blob.bin").write_bytes(bytes(100_000) + _device_code_blob())
+    (tmp_path / "d.c").write_text(
+        '__asm__(".section .rodata.blob,\\"a\\"\\n.incbin \\"blob.bin\\"\\n.previous\\n");\n'
+        "int f(void) { return 1; }\n"
+    )
+    library = tmp_path / "libd.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", library, "d.c"], check=True, cwd=tmp_path)
+    data = library.read_bytes()
+    whole = read_elf_facts(library, "libd.so")
+    assert sorted((i.kind, i.arch) for i in whole.device_code) == [("sass", 80), ("sass", 90)]
+    for needle in (b"P\xedU\xba", b"\x7fELF\x02\x01\x013"):
+        start = data.index(needle, 64 << 10)
+        for cut in range(start + 1, start + 9):  # each byte of the needle on either side of a boundary
+            streamed = read_streamed_facts(iter([data[:cut], data[cut:]]), "libd.so")
+            assert streamed is not None and streamed.device_code == whole.device_code, (needle, cut - start)

@@ -26,6 +26,12 @@ from tvmffi_wheel.inspecting._memsearch import find_all
 FATBIN_MAGIC = 0xBA55ED50
 FATBIN_MAGIC_BYTES = struct.pack("<I", FATBIN_MAGIC)
 ELF_MAGIC = b"\x7fELF"
+# What a scan looks for: a fatbin container's header (its magic, version 1, a 16-byte header:
+# what is_fatbin_header accepts) and the identification of a 64-bit little-endian ELF file
+# (every cubin since CUDA dropped 32-bit hosts). The longer a needle, the faster memmem
+# skips: 0.08 s and 0.1 s for these on 315 MB here, 0.18 s each for the bare magics.
+SCANNED_FOR = (FATBIN_MAGIC_BYTES + b"\x01\x00\x10\x00", ELF_MAGIC + b"\x02\x01\x01")
+SCAN_OVERLAP = max(len(needle) for needle in SCANNED_FOR) - 1  # a match may straddle two chunks
 EM_CUDA = 190
 CUBIN_HEADER = 64  # the ELF header of a 64-bit cubin
 FATBIN_HEADER = 16
@@ -166,7 +172,20 @@ def ptx_image(text: str, size: int) -> DeviceImage | None:
 
 def find_candidates(data: bytes, base: int) -> list[int]:
     """Offsets (``base`` + position) where a fatbin or an ELF file may start in ``data``."""
-    return [base + position for magic in (FATBIN_MAGIC_BYTES, ELF_MAGIC) for position in find_all(data, magic)]
+    return [base + position for needle in SCANNED_FOR for position in find_all(data, needle)]
+
+
+def find_straddling(tail: bytes, chunk: bytes, chunk_start: int) -> list[int]:
+    """Offsets of the candidates that begin in ``tail`` (the end of the previous chunk) and
+    end in ``chunk``, which begins at ``chunk_start``: those neither chunk holds whole."""
+    joined = tail + chunk[:SCAN_OVERLAP]
+    first = chunk_start - len(tail)
+    return [
+        first + position
+        for needle in SCANNED_FOR
+        for position in find_all(joined, needle)
+        if position < len(tail) < position + len(needle)
+    ]
 
 
 def embedded_images(

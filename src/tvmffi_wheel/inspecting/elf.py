@@ -22,6 +22,7 @@ from elftools.elf.sections import SymbolTableSection
 
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.device_code import (
+    SCAN_OVERLAP,
     DamagedDeviceCode,
     DeviceImage,
     embedded_images,
@@ -110,7 +111,7 @@ def _scan(stream: BinaryIO, sections: list[tuple[str, int, int]]) -> list[int]:
         offset = start
         while offset < end:
             stream.seek(offset)
-            data = stream.read(min(_SCAN_CHUNK + 3, end - offset))  # 3: a magic across chunks
+            data = stream.read(min(_SCAN_CHUNK + SCAN_OVERLAP, end - offset))  # a needle across chunks
             candidates += find_candidates(data, offset)
             offset += _SCAN_CHUNK
     return candidates

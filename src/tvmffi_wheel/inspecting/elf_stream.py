@@ -28,10 +28,12 @@ from tvmffi_wheel.inspecting.device_code import (
     FATBIN_ENTRY_HEADER,
     FATBIN_ENTRY_HEADER_KEPT,
     FATBIN_HEADER,
+    SCAN_OVERLAP,
     DamagedDeviceCode,
     DeviceImage,
     embedded_images,
     find_candidates,
+    find_straddling,
     is_fatbin_header,
     ptx_image,
 )
@@ -199,18 +201,15 @@ class _DeviceCodeHeaders:
 
     def __init__(self, collector: _Collector) -> None:
         self._collector = collector
-        self._tail = b""  # the last bytes seen: a magic may straddle two chunks
+        self._tail = b""  # the last bytes seen: a needle may straddle two chunks
         self.candidates: list[int] = []
 
     def scan(self, chunk: bytes, chunk_start: int) -> None:
-        if self._tail:
-            boundary = self._tail + chunk[:3]
-            for found in find_candidates(boundary, chunk_start - len(self._tail)):
-                if found < chunk_start:  # starts in the previous chunk
-                    self._candidate(found)
+        for found in find_straddling(self._tail, chunk, chunk_start):
+            self._candidate(found)
         for found in find_candidates(chunk, chunk_start):
             self._candidate(found)
-        self._tail = chunk[-3:]
+        self._tail = (self._tail + chunk[-SCAN_OVERLAP:])[-SCAN_OVERLAP:]
 
     def _candidate(self, start: int) -> None:
         self.candidates.append(start)
