@@ -195,7 +195,8 @@ class _DeviceCodeHeaders:
     header in turn (each names the size of its payload, so the next one's offset).
 
     Device code can sit anywhere, unaligned (tvm-ffi embeds it with `ld -r -b binary`), so
-    every fatbin or ELF magic is a candidate; device_code.py decides what it really is.
+    every fatbin header or 64-bit ELF identification is a candidate (device_code.SCANNED_FOR);
+    device_code.py decides what it really is.
     Only little-endian files carry device code.
     """
 
