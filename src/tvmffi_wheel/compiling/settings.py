@@ -76,7 +76,8 @@ class Settings:
         "system",
         "The C and C++ compilers. `system`: CMake's usual choice (CC, CXX, PATH), building for this "
         "machine's glibc and architecture. `zig`: zig's clang from PyPI (`ziglang`, added to the "
-        "build requirements), linking against the glibc named by `glibc`, from any Linux host; "
+        "build requirements until a build has kept a copy of zig in the cache folder), linking "
+        "against the glibc named by `glibc`, from any Linux host; "
         "`cxx-runtime` says who compiles.",
         choices=get_args(Toolchain),
     )
