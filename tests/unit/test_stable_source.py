@@ -79,3 +79,10 @@ def test_across_file_systems_files_are_copied_up_to_a_limit(tmp_path: Path, monk
     monkeypatch.setattr(stable_source, "COPY_LIMIT", 4)
     with stable_source.mirrors_for_build(project, site, tmp_path / "cache") as mirrors:
         assert mirrors is None  # the build keeps its own paths
+
+
+def test_a_cache_folder_inside_the_project_is_not_mirrored_into_itself(tmp_path: Path) -> None:
+    project, site = _project(tmp_path / "p", "p"), _site_packages(tmp_path / "site")
+    with stable_source.mirrors_for_build(project, site, project / ".cache") as mirrors:
+        assert mirrors is not None and (mirrors.project / "src" / "kernel.cu").is_file()
+        assert not (mirrors.project / ".cache" / "sources").exists()

@@ -80,7 +80,7 @@ def mirrored(trees: Mapping[str, Path], cache_folder: Path) -> Iterator[dict[str
             _clear(folder / str(slot))
             for name, original in trees.items():
                 mirrors[name].parent.mkdir(parents=True, exist_ok=True)
-                _mirror(original, mirrors[name])
+                _mirror(original, mirrors[name], folder.resolve())
         except OSError as err:
             os.close(lock)
             info(f"the compiler cache sees this build's own paths ({err}): it hits only for builds from this folder")
@@ -104,14 +104,16 @@ class _TooMuchToCopy(OSError):
     pass
 
 
-def _mirror(original: Path, mirror: Path) -> None:
+def _mirror(original: Path, mirror: Path, mirrors_folder: Path) -> None:
     copied = 0
     for root_text, folders, files in os.walk(original):
         root = Path(root_text)
         target = mirror / root.relative_to(original)
         target.mkdir()
         for name in list(folders):
-            if name in _LINKED_WHOLE or (root / name).is_symlink():
+            if root / name == mirrors_folder:  # a cache folder inside the project: not mirrored into itself
+                folders.remove(name)
+            elif name in _LINKED_WHOLE or (root / name).is_symlink():
                 (target / name).symlink_to(root / name, target_is_directory=True)
                 folders.remove(name)
         for name in files:
