@@ -31,6 +31,13 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def default_sigint() -> None:
+    """For a child that a test interrupts: Ctrl-C as a user's shell has it. A suite started
+    in the background by a non-interactive shell inherits SIGINT ignored, and Python keeps
+    it ignored, so without this the interrupt tests depended on how the suite was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_build_leaves_nothing(tmp_path, backend_venv):
     """SIGINT while the compiler runs: no wheel, no temporary file in the output folder."""
     project = copy_project(EXAMPLE, tmp_path / "example")
@@ -47,6 +54,7 @@ def test_interrupted_build_leaves_nothing(tmp_path, backend_venv):
     process = subprocess.Popen(
         [backend_venv.python, "-c", code, project, out], env=backend_venv.env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 120
     seen = ""
@@ -80,7 +88,7 @@ def test_interrupted_cuda_build_ends_quietly_and_leaves_no_temporary_files(tmp_p
     with log.open("w") as sink:  # a file, not a pipe nobody reads while the build runs
         process = subprocess.Popen(
             [backend_venv.python, "-c", code, project, out], env={**backend_venv.env, "TMPDIR": str(tmpdir)},
-            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=default_sigint,
         )
     # nvcc names its files after the source: these are the project's compile, not CMake's check.
     deadline = time.monotonic() + 240
@@ -104,25 +112,35 @@ def nvcc_temporaries(folder: Path) -> list[str]:
 
 
 def test_interrupted_repair_leaves_nothing(tmp_path, backend_venv, example_wheel):
-    """SIGINT while the new wheel is being written: no wheel, no temporary file."""
+    """SIGINT while the new wheel is being written: no wheel, no temporary file.
+
+    The repair signals itself when it starts to finish the new wheel (its temporary file is
+    there, unchanged members are being copied into it): waiting from outside for that file
+    to appear raced with a repair that now takes a fraction of a second."""
     from test_bad_wheels import add, rewrite
 
-    # 48 MB that does not compress: the repair spends long enough writing to be caught.
     big = rewrite(example_wheel, tmp_path / example_wheel.name,
                   add("example_kernels/data.bin", os.urandom(48 << 20)))
     out = tmp_path / "out"
     out.mkdir()
-    process = subprocess.Popen(
-        [backend_venv.path / "bin" / "tvmffi-wheel", "repair", "-w", out, big],
-        env=backend_venv.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    code = (
+        "import os, signal, sys\n"
+        "from tvmffi_wheel.writing.wheel_writer import WheelWriter\n"
+        "finish = WheelWriter.finish\n"
+        "def interrupted(self, changes):\n"
+        "    assert self.temp_path is not None and self.temp_path.exists(), 'no temporary wheel yet'\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return finish(self, changes)\n"
+        "WheelWriter.finish = interrupted\n"
+        "from tvmffi_wheel.commands.cli import main\n"
+        "raise SystemExit(main(sys.argv[1:]))\n"
     )
-    deadline = time.monotonic() + 60
-    while not list(out.glob(".tvmffi-wheel-*.tmp")) and process.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode != 0, f"the repair finished before the interrupt:\n{output}"
+    result = subprocess.run(
+        [backend_venv.python, "-c", code, "repair", "-w", out, big], env=backend_venv.env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120, preexec_fn=default_sigint,
+    )
+    assert result.returncode == 130, result.stdout
+    assert "tvmffi-wheel: interrupted" in result.stdout and "Traceback" not in result.stdout, result.stdout
     assert leftovers(out) == []
 
 
