@@ -9,14 +9,13 @@ and what a resolver sees is always the final wheel's METADATA.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,9 +23,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tvmffi_wheel.compiling import _skbuild, compiler_cache, stable_source
-from tvmffi_wheel.compiling.cmake_environment import changed_environment, cmake_environment
-from tvmffi_wheel.compiling.compiler_cache import CachePlan
+from tvmffi_wheel.compiling import _skbuild, compiler_cache
+from tvmffi_wheel.compiling.compile import CompileJob, compile_project
 from tvmffi_wheel.compiling.cuda import (
     CudaPlan,
     declared_architectures,
@@ -34,18 +32,18 @@ from tvmffi_wheel.compiling.cuda import (
     plan_cuda,
     uses_pip_toolkit,
 )
+from tvmffi_wheel.compiling.project_cuda import project_cuda
 from tvmffi_wheel.compiling.settings import Settings, load_settings, split_config_settings
 from tvmffi_wheel.compiling.toolchain import (
     RUNTIME_DESCRIPTION,
     ToolchainPlan,
-    ToolchainSetup,
     check_toolchain_settings,
     host_architecture,
     plan_toolchain,
-    write_toolchain_files,
 )
 from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION, find_build_tvm_ffi, prepare_target_tvm_ffi
 from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig
+from tvmffi_wheel.compiling.zig_wrappers import ToolchainSetup, write_toolchain_files
 from tvmffi_wheel.errors import TvmFfiWheelError, collecting_warnings, info, reporting, warn
 from tvmffi_wheel.inspecting.wheel_reader import WheelName
 from tvmffi_wheel.writing import editable
@@ -136,6 +134,13 @@ class _Context:
     forwarded: dict[str, Any]  # the config-settings meant for scikit-build-core
     build: _skbuild.BuildSettings  # what scikit-build-core will build with
 
+    @functools.cached_property
+    def project_cuda(self) -> str | None:
+        """Why the project's sources build CUDA (project_cuda.py), for zig's default C++ runtime."""
+        if self.settings.toolchain != "zig":
+            return None
+        return project_cuda(Path.cwd() / self.build.source_dir)
+
 
 def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
     pyproject = _read_pyproject()
@@ -147,22 +152,6 @@ def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
     if copies:  # what an editable build copied next to the sources is never shipped
         forwarded["sdist.exclude"] = [*build.sdist_exclude, *copies]
     return _Context(pyproject, settings, forwarded, build)
-
-
-# Link with the run path the installed library gets: CMake would otherwise link with the
-# build tree's absolute run path and rewrite it at install, after the linker computed the
-# build ID from it, so two builds of the same source would differ in their build IDs.
-BACKEND_CMAKE_DEFINES = {"CMAKE_BUILD_WITH_INSTALL_RPATH": "ON"}
-
-
-def _cmake_defines(
-    context: _Context, cuda: CudaPlan, cache: CachePlan | None, toolchain: Mapping[str, str]
-) -> dict[str, Any]:
-    """Config-settings for scikit-build-core with our CMake variables, never one the user set
-    (plan_toolchain refuses a toolchain the user set; cuda and cache plans leave theirs out)."""
-    ours = {k: v for k, v in BACKEND_CMAKE_DEFINES.items() if k not in context.build.cmake_defines}
-    ours |= cuda.defines | (cache.defines if cache is not None else {}) | dict(toolchain)
-    return {**context.forwarded, **{f"cmake.define.{k}": v for k, v in ours.items()}}
 
 
 def _cuda(context: _Context) -> CudaPlan:
@@ -207,7 +196,7 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
     declared = declared_architectures(settings.cuda_architectures, build.cmake_defines, build.environment)
     # Before ziglang (100 MB) or NVIDIA's toolkit is installed for a build that cannot work.
     check_toolchain_settings(settings.toolchain, settings.arch, settings.glibc, settings.cxx_runtime, bool(declared),
-                             settings.os, build.environment)
+                             settings.os, build.environment, bool(context.project_cuda))
     if uses_pip_toolkit(settings.cuda_toolkit, declared, build.environment):
         requires += pip_toolkit_requirements(settings.cuda_version)
     if settings.toolchain == "zig" and kept_zig(build.environment) is None:
@@ -253,59 +242,6 @@ def _variant(settings: Settings, cuda: CudaPlan) -> Variant | None:
     return Variant(settings.cuda_variant, release.major, release.minor)
 
 
-def _compile(
-    skbuild_hook: str, staging: str, context: _Context, cuda: CudaPlan, tvm_ffi_prefix: Path,
-    toolchain: ToolchainSetup,
-) -> str:
-    """Run scikit-build-core's hook in the environment CMake needs; the wheel it wrote."""
-    project = Path.cwd().resolve()
-    cache_option = context.settings.cache
-    with contextlib.ExitStack() as stack:
-        cache = None
-        mirrors = _mirrors(skbuild_hook, context, project, tvm_ffi_prefix, stack) if cache_option != "none" else None
-        sources, site = (mirrors.project, mirrors.site_packages) if mirrors else (project, tvm_ffi_prefix.resolve())
-        if cache_option != "none":
-            cache = compiler_cache.plan_cache(
-                cache_option, environ=context.build.environment, user_defines=context.build.cmake_defines,
-                base_dirs=[tvm_ffi_prefix, project, sources, site],
-                server_socket=stack.enter_context(compiler_cache.server_socket()),
-            )
-        prefix_map = {site: "/site-packages", sources: "."}
-        if cache_option == "sccache" and mirrors is None:
-            # A path that changes with every isolated build cannot be in a cached compile's arguments.
-            del prefix_map[site]
-        appended, replaced = cmake_environment(site, prefix_map, cuda, python_path=mirrors is not None)
-        replaced |= (cache.environment if cache is not None else {}) | toolchain.environment
-        # The compilers' temporary files (nvcc's tmpxft_* are tens of MB) go inside the
-        # build's folder, which is removed however the build ends, Ctrl-C included.
-        compiler_tmp = Path(staging) / "tmp"
-        if " " in str(compiler_tmp):  # nvcc cannot open its own files in a folder with a space
-            compiler_tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tvmffi-wheel-", dir="/tmp")))
-        compiler_tmp.mkdir(exist_ok=True)
-        replaced["TMPDIR"] = str(compiler_tmp)
-        stack.enter_context(changed_environment(appended, replaced))
-        stack.enter_context(compiler_cache.running(cache))
-        # metadata_directory is not passed on: scikit-build-core would compare it with
-        # its own METADATA, which lacks the pin we add; repair_wheel compares instead.
-        skbuild_settings = _cmake_defines(context, cuda, cache, toolchain.defines)
-        if mirrors is not None:
-            skbuild_settings["cmake.source-dir"] = str(sources / context.build.source_dir)
-        built: str = _skbuild.call(skbuild_hook, staging, skbuild_settings)
-    return built
-
-
-def _mirrors(
-    skbuild_hook: str, context: _Context, project: Path, tvm_ffi_prefix: Path, stack: contextlib.ExitStack
-) -> stable_source.Mirrors | None:
-    """The project and tvm_ffi mirrored at paths every build on this machine shares, for the
-    compiler cache (stable_source.py); None for an editable build, a persistent build-dir or
-    an absolute cmake.source-dir, which a path changing between builds would break."""
-    if skbuild_hook != "build_wheel" or context.build.build_dir or Path(context.build.source_dir).is_absolute():
-        return None
-    cache_folder = compiler_cache.cache_home(context.build.environment)
-    return stack.enter_context(stable_source.mirrors_for_build(project, tvm_ffi_prefix, cache_folder))
-
-
 def _check_loader_against_sources(loader: str, packages: dict[str, str]) -> None:
     """Before compiling: the loader must not replace a source file (editable installs
     import the package from the sources, where the wheel's check cannot see it)."""
@@ -323,13 +259,16 @@ def _check_loader_against_sources(loader: str, packages: dict[str, str]) -> None
 def _prepare_toolchain(
     plan: ToolchainPlan, staging: Path, context: _Context, tvm_ffi_version: Version, options: RepairOptions
 ) -> tuple[ToolchainSetup, RepairOptions]:
-    """zig's toolchain file and, for another architecture, that architecture's tvm-ffi, in a
+    """zig's toolchain files and, for another architecture, that architecture's tvm-ffi, in a
     folder of the build; what CMake needs for them and the repair options they change."""
-    setup = write_toolchain_files(plan, staging / "zig", context.build.environment)
+    setup = write_toolchain_files(plan, context.build.environment)
     if plan.toolchain == "system":
         return setup, options
     assert plan.cxx_runtime is not None
-    info(f"toolchain = zig: {plan.target}, {RUNTIME_DESCRIPTION[plan.cxx_runtime]}")
+    why = ""
+    if not context.settings.cxx_runtime and plan.cxx_runtime == "libstdc++" and context.project_cuda:
+        why = f" (the default where the project builds CUDA: {context.project_cuda})"
+    info(f"toolchain = zig: {plan.target}, {RUNTIME_DESCRIPTION[plan.cxx_runtime]}{why}")
     options = dataclasses.replace(options, private_cxx_runtime=RUNTIME_DESCRIPTION[plan.cxx_runtime])
     if not plan.cross:
         return setup, options
@@ -380,12 +319,19 @@ def _build(
         environ=context.build.environment,
         search_path=sys.path,
         os_name=settings.os,
+        project_cuda=bool(context.project_cuda),
     )
     if toolchain.cross and state == "editable":
+        setting = f'os = "{settings.os}"' if toolchain.os_target is not None else f"arch = {toolchain.arch!r}"
         raise TvmFfiWheelError(
-            f"an editable install runs here, on {toolchain.host_arch}; arch = {toolchain.arch!r} "
-            "builds for another machine",
-            "install editable without arch, or build a wheel (pip wheel .) for the other machine",
+            f"an editable install runs here, on Linux {toolchain.host_arch}; {setting} builds for another machine",
+            f"install editable without {setting.split(' ')[0]}, or build a wheel (pip wheel .) for the other machine",
+        )
+    if settings.repair == "skip" and (toolchain.os_target is not None or not sys.platform.startswith("linux")):
+        raise TvmFfiWheelError(
+            'repair = "skip" writes a linux_<arch> wheel, which promises nothing; a macOS or Windows wheel has no '
+            "such tag, and its tag is a promise only a repair keeps, so tvmffi-wheel always repairs it",
+            'remove repair = "skip"',
         )
     out_dir = Path(wheel_directory).resolve()
     ensure_writable_directory(out_dir)
@@ -414,12 +360,14 @@ def _build(
         tvm_ffi_library=tvm_ffi.library,
         loader=settings.loader,
         packages=tuple(context.build.packages),
+        install_dir=context.build.install_dir,
         library_expected=not (state == "editable" and context.build.editable_mode == "inplace"),
     )
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
         setup, options = _prepare_toolchain(toolchain, Path(staging), context, tvm_ffi.version, options)
-        built = _compile(skbuild_hook, staging, context, cuda, tvm_ffi.prefix, setup)
-        final = repair_wheel(Path(staging) / built, out_dir, options, prepared_metadata=prepared)
+        built = compile_project(CompileJob(skbuild_hook, Path(staging), context.forwarded, context.build,
+                                           settings.cache, cuda, tvm_ffi.prefix, toolchain, setup))
+        final = repair_wheel(built, out_dir, options, prepared_metadata=prepared)
     if state == "editable" and context.build.editable_mode == "redirect":
         distribution = WheelName.parse(final.name).distribution
         try:

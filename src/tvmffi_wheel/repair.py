@@ -31,7 +31,8 @@ from tvmffi_wheel.deciding.abi import (
 )
 from tvmffi_wheel.deciding.abi_table import load_table, table_key
 from tvmffi_wheel.deciding.classify import Classifier, libs_folder
-from tvmffi_wheel.deciding.device_inventory import architectures_found, compare_inventory
+from tvmffi_wheel.deciding.companions import left_out_of_build
+from tvmffi_wheel.deciding.device_inventory import architectures_found, check_size, compare_inventory
 from tvmffi_wheel.deciding.macos import macos_platform_tag, macos_problems
 from tvmffi_wheel.deciding.nvidia import cuda_build_requirements, wheel_ranges
 from tvmffi_wheel.deciding.plan import RepairPlan, library_finder, plan_repair
@@ -50,9 +51,15 @@ from tvmffi_wheel.inspecting.device_code import (
     describe,
     format_size,
     savings,
-    size_findings,
 )
-from tvmffi_wheel.inspecting.wheel import DeviceFile, WheelBinary, all_device_code, device_code_groups, inspect_wheel
+from tvmffi_wheel.inspecting.wheel import (
+    DeviceFile,
+    Inspection,
+    WheelBinary,
+    all_device_code,
+    device_code_groups,
+    inspect_wheel,
+)
 from tvmffi_wheel.inspecting.wheel_reader import BUILD_FACTS_FILE, WheelArchive, WheelName
 from tvmffi_wheel.writing.dll_folders import add_dll_folders
 from tvmffi_wheel.writing.loader import check_loader_place, loader_facts, render_loader
@@ -88,6 +95,7 @@ class RepairOptions:
     tvm_ffi_library: Path | None = None
     loader: str = ""  # the module to generate, e.g. "my_pkg/_native.py" ("": none)
     packages: tuple[str, ...] = ()  # the wheel's package folders, as scikit-build-core found them
+    install_dir: str = ""  # the project's wheel.install-dir ("": unset, or built elsewhere)
     # The architecture the build targeted ("": the input wheel's tag says it); a cross build's
     # input wheel carries the host's tag, which the binaries' architecture replaces.
     arch: str = ""
@@ -138,17 +146,6 @@ def _check_device_code(binaries: list[WheelBinary], files: list[DeviceFile], opt
         warn(f"{message}; {fix} (cuda.strict-architectures = true makes this an error)")
 
 
-def check_size(size: int, limit_mb: int, device_code: Sequence[DeviceImage] = ()) -> None:
-    problem, warning = size_findings(size, limit_mb, device_code)
-    if problem is not None:
-        cuda = "ship fewer CUDA architectures, compress device code (cuda.compress), " if device_code else ""
-        raise TvmFfiWheelError(
-            problem, f"{cuda}leave debug information out (a Release build), or raise max-wheel-size-mb"
-        )
-    if warning is not None:
-        warn(warning)
-
-
 def build_facts_json(
     options: RepairOptions,
     binaries: list[WheelBinary],
@@ -168,6 +165,8 @@ def build_facts_json(
         "device_code": sorted({image.name for image in device_code}),
         "device_code_by_arch": bytes_by_arch(device_code),
     }
+    if options.install_dir:
+        facts["install_dir"] = options.install_dir  # where check finds the project's own folder
     if options.build is not None:
         cuda = _recorded_cuda(options.build, device_code)
         facts["cuda"] = cuda.to_json() if cuda is not None else None
@@ -296,6 +295,7 @@ class _Decision:
     policy: PlatformPolicy | None  # None: the wheel keeps a tag that promises nothing (repair=skip)
     replaced: dict[str, Path]
     added: dict[str, Path]
+    dll_folder_packages: tuple[str, ...] = ()  # Windows: the packages that add the DLL folders
 
 
 def _decide_and_patch(
@@ -332,19 +332,19 @@ def _decide_and_patch(
         deployment_target=os.environ.get("MACOSX_DEPLOYMENT_TARGET") or None,
     )
     replaced, added = apply_plan(plan, binaries, scratch, building=options.build is not None)
-    if plan.dll_folders:
+    packages = packages_to_patch(binaries, libs_folder(distribution)) if plan.dll_folders else ()
+    if packages:
         more_replaced, more_added = add_dll_folders(
-            archive.member_names, archive.read_text, packages_to_patch(binaries, libs_folder(distribution)),
-            plan.dll_folders, scratch
+            archive.member_names, archive.read_text, packages, plan.dll_folders, scratch
         )
         replaced, added = {**replaced, **more_replaced}, {**added, **more_added}
     info(_describe_tag(plan))
-    return _Decision(plan.platform_tags, plan.policy, replaced, added)
+    return _Decision(plan.platform_tags, plan.policy, replaced, added, packages)
 
 
 def _verify(
     archive: WheelArchive, distribution: str, binaries: list[WheelBinary], decision: _Decision,
-    python_tag: tuple[str, str], options: RepairOptions,
+    python_tag: tuple[str, str], options: RepairOptions, left_out: Mapping[str, str],
 ) -> None:
     final = [
         WheelBinary(b.path, read_binary_facts(decision.replaced[b.path], b.path))
@@ -361,17 +361,27 @@ def _verify(
     )
     problems = verify_wheel(
         final,
-        archive.member_names + list(decision.added),
+        [m for m in archive.member_names if m not in left_out] + list(decision.added),
         classifier=classifier,
         policy=policy,
         python_tag=python_tag,
         repaired=options.mode == "auto",
         library_expected=options.library_expected,
         packages=options.packages,
+        install_dir=options.install_dir or archive.build_facts().get("install_dir", ""),
+        dll_folder_packages=decision.dll_folder_packages,
     )
     if problems:
         listed = "\n    ".join(problems)
         raise TvmFfiWheelError(f"the wheel failed verification, so it was not written:\n    {listed}")
+
+
+def _left_out(archive: WheelArchive, inspection: Inspection, options: RepairOptions) -> dict[str, str]:
+    """What the backend's own build installed that its wheel does not carry (companions.py)."""
+    left_out = left_out_of_build(archive.member_names, inspection.binaries, inspection.debug_files)
+    for member, why in (left_out.items() if options.build is not None else ()):
+        info(f"left out of the wheel: {member}, {why} ({format_size(archive.info(member).file_size)})")
+    return left_out if options.build is not None else {}
 
 
 def _repair(
@@ -381,6 +391,7 @@ def _repair(
         check_loader_place(options.loader, archive.member_names, options.packages)
     inspection = inspect_wheel(archive, scratch / "wheel")
     binaries = inspection.binaries
+    left_out = _left_out(archive, inspection, options)
     if options.arch:
         check_built_for(options.arch, binaries)
     else:
@@ -407,7 +418,7 @@ def _repair(
 
     distribution = identity.name.distribution
     decision = _decide_and_patch(archive, distribution, binaries, options, metadata, scratch)
-    _verify(archive, distribution, binaries, decision, python_tag, options)
+    _verify(archive, distribution, binaries, decision, python_tag, options, left_out)
     final_name = identity.name.with_tags(python_tag, decision.platforms)
     dist_info = archive.dist_info
     device_code = all_device_code(binaries, inspection.device_files)
@@ -419,6 +430,7 @@ def _repair(
         info(f"loader {options.loader} written for {', '.join(sorted(facts['libraries'])) or 'no library'}")
     changes = WheelChanges(
         digests=inspection.digests,
+        removed=frozenset(left_out),
         replaced=decision.replaced,
         added=decision.added,
         new_files=new_files,

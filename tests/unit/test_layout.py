@@ -15,6 +15,7 @@ MAX_LINES = 450
 # Each place's rank in the pipeline; a module may import only from places of its rank or lower.
 RANKS = {
     "errors": 0,
+    "common": 0,  # words and rules every stage shares
     "compiling": 1,
     "inspecting": 2,
     "deciding": 3,

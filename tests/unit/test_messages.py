@@ -11,6 +11,7 @@ from packaging.version import Version
 
 from tvmffi_wheel.commands.compat import WheelUnderTest, select_versions
 from tvmffi_wheel.deciding.abi_table import load_table
+from tvmffi_wheel.deciding.device_inventory import check_size
 from tvmffi_wheel.errors import (
     TvmFfiWheelError,
     collecting_warnings,
@@ -20,7 +21,6 @@ from tvmffi_wheel.errors import (
     warnings_so_far,
 )
 from tvmffi_wheel.inspecting.device_code import DeviceImage
-from tvmffi_wheel.repair import check_size
 
 
 def test_a_user_error_ends_in_one_message_and_status_1(capsys):

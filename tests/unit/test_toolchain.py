@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ from tvmffi_wheel.compiling.toolchain import (
     check_toolchain_settings,
     host_architecture,
     plan_toolchain,
-    write_toolchain_files,
     zig_glibc_versions,
 )
 from tvmffi_wheel.compiling.zig_copy import kept_zig, stable_zig
+from tvmffi_wheel.compiling.zig_wrappers import HIDDEN_VISIBILITY, write_toolchain_files
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 HOST = host_architecture()
@@ -122,7 +123,9 @@ def test_a_glibc_zig_does_not_know_is_refused_with_its_range(tmp_path):
     fake_zig(tmp_path)
     with pytest.raises(TvmFfiWheelError) as refused:
         plan(tmp_path, glibc="2.18")
-    assert refused.value.problem == "glibc = '2.18': zig cannot target it (it knows glibc 2.16 to 2.44)"
+    # The range quoted is the one the backend accepts: zig knows 2.16 too, which is below 2.17.
+    assert refused.value.problem == (
+        "glibc = '2.18': zig cannot target it; tvmffi-wheel builds for glibc 2.17 to 2.44 with this zig")
 
 
 def test_missing_zig_and_a_users_toolchain_are_refused(tmp_path):
@@ -142,18 +145,28 @@ def test_missing_zig_and_a_users_toolchain_are_refused(tmp_path):
 def test_toolchain_file_and_wrappers(tmp_path, cross):
     fake_zig(tmp_path / "env")
     chosen = plan(tmp_path / "env", arch=OTHER if cross else "", glibc="2.28")
-    setup = write_toolchain_files(chosen, tmp_path / "zig", {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    environ = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    setup = write_toolchain_files(chosen, environ)
     assert setup.environment == {}
-    text = Path(setup.defines["CMAKE_TOOLCHAIN_FILE"]).read_text()
+    toolchain_file = Path(setup.defines["CMAKE_TOOLCHAIN_FILE"])
+    text = toolchain_file.read_text()
     assert ("set(CMAKE_SYSTEM_NAME Linux)" in text) == cross
     assert (f"set(CMAKE_SYSTEM_PROCESSOR {OTHER})" in text) == cross
     stable = tmp_path / "cache" / "tvmffi-wheel" / "zig"
     (copy,) = stable.iterdir()
-    cxx = (tmp_path / "zig" / "c++").read_text()
-    assert f"exec {copy}/zig c++ -target {chosen.target} \"$@\"" in cxx
-    assert os.access(tmp_path / "zig" / "c++", os.X_OK)
-    assert f'set(CMAKE_AR "{tmp_path / "zig" / "ar"}" CACHE FILEPATH "zig")' in text
+    kept = toolchain_file.parent
+    assert kept.parent == tmp_path / "cache" / "tvmffi-wheel" / "toolchains"
+    cxx = (kept / "c++").read_text()
+    compile_command = shlex.join([f"{copy}/zig", "c++", "-target", chosen.target, *HIDDEN_VISIBILITY])
+    assert f'exec {compile_command} "$@"\n' in cxx
+    # A shared library link without a version script of its own gets the runtime's.
+    assert f'"$@" -Wl,--version-script={kept}/runtime.map; fi' in cxx
+    assert "_ZNSt" not in cxx and "local:" in (kept / "runtime.map").read_text()
+    assert os.access(kept / "c++", os.X_OK)
+    assert f'set(CMAKE_AR "{kept / "ar"}" CACHE FILEPATH "zig")' in text
     assert "CMAKE_CUDA_HOST_COMPILER" in text
+    # Kept: the same files for the next build, whose CMake cache may name them.
+    assert write_toolchain_files(chosen, environ) == setup
 
 
 def test_zig_is_copied_once_to_a_stable_path_even_by_concurrent_builds(tmp_path):

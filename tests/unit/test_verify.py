@@ -127,13 +127,39 @@ def test_a_wheel_without_a_library_is_a_problem_unless_none_is_expected():
 
 @pytest.mark.parametrize(
     ("member", "where"),
-    [("lib/libk.so", "site-packages/lib/"), ("libk.so", "the top of site-packages"),
-     ("pkg-1.0.data/platlib/lib64/libk.so", "site-packages/lib64/"), ("nopkg/libk.so", "site-packages/nopkg/")],
+    [("lib/libk.so", "site-packages/lib/, a folder other wheels install into too"),
+     ("libk.so", "the top of site-packages, shared by all wheels"),
+     ("pkg-1.0.data/platlib/lib64/libk.so", "site-packages/lib64/, a folder other wheels install into too"),
+     ("nopkg/libk.so", "site-packages/nopkg/, which is no package of this wheel")],
 )
-def test_a_library_outside_the_packages_is_a_problem(member, where):
+def test_a_library_outside_the_wheels_own_folders_is_a_problem(member, where):
     kernel = binary(member, needed=["libc.so.6"], versions=[GLIBC_OLD])
     (problem,) = verify([kernel], members=["pkg/__init__.py", "nopkg/data.txt", member])
-    assert problem.startswith(f"{member}: installs to {where}, outside the wheel's packages")
+    assert problem.startswith(f"{member}: installs to {where}")
+    # The fix names what put it there, and a folder the rule accepts.
+    assert "its install() rule puts it there" in problem and 'wheel.install-dir = "pkg"' in problem
+
+
+def test_a_folder_named_after_the_project_or_its_install_dir_is_its_own():
+    """tvm-ffi's examples install into wheel.install-dir, a folder with no __init__.py."""
+    named = binary("my_ext/libmy_ext.so", needed=["libc.so.6"], versions=[GLIBC_OLD])
+    classifier = Classifier.for_wheel([(named.path, named.facts)], distribution="my_ext", excludes=())
+    arguments = {"classifier": classifier, "policy": None, "python_tag": ("py3", "none"), "repaired": False}
+    assert verify_wheel([named], [named.path], **arguments) == []
+    elsewhere = binary("kernels/libk.so", needed=["libc.so.6"], versions=[GLIBC_OLD])
+    classifier = Classifier.for_wheel([(elsewhere.path, elsewhere.facts)], distribution="my_ext", excludes=())
+    arguments["classifier"] = classifier
+    assert verify_wheel([elsewhere], [elsewhere.path], install_dir="kernels", **arguments) == []
+    (problem,) = verify_wheel([elsewhere], [elsewhere.path], **arguments)
+    assert "site-packages/kernels/, which is no package" in problem
+
+
+def test_an_install_dir_among_the_shared_folders_is_named_in_the_fix():
+    kernel = binary("lib/libk.so", needed=["libc.so.6"], versions=[GLIBC_OLD])
+    classifier = Classifier.for_wheel([(kernel.path, kernel.facts)], distribution="my_ext", excludes=())
+    (problem,) = verify_wheel([kernel], [kernel.path], classifier=classifier, policy=None,
+                              python_tag=("py3", "none"), repaired=False, install_dir="lib")
+    assert 'wheel.install-dir = "lib" puts it there: set wheel.install-dir = "my_ext"' in problem
 
 
 def test_extension_modules_and_vendored_libraries_may_stand_outside_a_package():
@@ -149,5 +175,7 @@ def test_packages_the_build_names_count_though_an_editable_wheel_holds_no_source
     classifier = Classifier.for_wheel([(kernel.path, kernel.facts)], distribution="pkg", excludes=())
     arguments = {"classifier": classifier, "policy": None, "python_tag": ("py3", "none"), "repaired": False}
     members = ["pkg/lib/libk.so", "_pkg_editable.py", "pkg.pth"]
+    classifier = Classifier.for_wheel([(kernel.path, kernel.facts)], distribution="other", excludes=())
+    arguments["classifier"] = classifier
     assert verify_wheel([kernel], members, **arguments)[0].startswith("pkg/lib/libk.so: installs to site-packages/pkg/")
     assert verify_wheel([kernel], members, packages=["pkg"], **arguments) == []

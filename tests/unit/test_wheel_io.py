@@ -94,8 +94,8 @@ def test_encrypted_member_is_refused_not_asked_a_password_for(tmp_path):
 
 def test_written_wheel_has_a_correct_record_and_new_members(tmp_path):
     source = make_wheel(tmp_path)
-    extra = tmp_path / "libextra.so"
-    extra.write_bytes(b"pretend library")
+    extra = tmp_path / "extra.bin"
+    extra.write_bytes(b"pretend data")
     out = tmp_path / "out"
     out.mkdir()
     target = out / "demo-1.0-cp311-cp311-linux_x86_64.whl"
@@ -103,7 +103,7 @@ def test_written_wheel_has_a_correct_record_and_new_members(tmp_path):
     with WheelArchive(source) as archive:
         changes = WheelChanges(
             digests={},
-            added={"demo.libs/libextra.so": extra},
+            added={"demo.libs/extra.bin": extra},
             dist_info_files={"demo-1.0.dist-info/METADATA": metadata},
         )
         write_wheel(archive, target, changes)
@@ -111,11 +111,26 @@ def test_written_wheel_has_a_correct_record_and_new_members(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [target.name]
     with zipfile.ZipFile(target) as archive:
         names = archive.namelist()
-        assert names.index("demo.libs/libextra.so") < names.index("demo-1.0.dist-info/METADATA")
+        assert names.index("demo.libs/extra.bin") < names.index("demo-1.0.dist-info/METADATA")
         assert names[-1] == "demo-1.0.dist-info/RECORD"
         assert b"Requires-Dist: x" in archive.read("demo-1.0.dist-info/METADATA")
         rows = list(csv.reader(io.StringIO(archive.read("demo-1.0.dist-info/RECORD").decode())))
         assert len(rows) == len(names)
+
+
+def test_removed_members_leave_the_wheel_and_its_record(tmp_path):
+    source = make_wheel(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "demo-1.0-cp311-cp311-linux_x86_64.whl"
+    with WheelArchive(source) as archive:
+        # make_wheel's RECORD is empty: the digests come from a lenient read.
+        digests = inspect_wheel(archive, tmp_path / "scratch", strict=False).digests
+        write_wheel(archive, target, WheelChanges(digests=digests, removed=frozenset({"demo/__init__.py"})))
+    verify_record(target)
+    with zipfile.ZipFile(target) as archive:
+        assert "demo/__init__.py" not in archive.namelist()
+        assert b"demo/__init__.py" not in archive.read("demo-1.0.dist-info/RECORD")
 
 
 def test_failed_write_leaves_nothing(tmp_path):

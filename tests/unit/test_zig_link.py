@@ -12,12 +12,14 @@ import pytest
 from test_toolchain import fake_zig
 
 from tvmffi_wheel.compiling import zig_link
-from tvmffi_wheel.compiling.toolchain import SHIM_SOURCE, SHIM_SYMBOLS, plan_toolchain, write_toolchain_files
+from tvmffi_wheel.compiling.toolchain import SHIM_SOURCE, SHIM_SYMBOLS, plan_toolchain
 from tvmffi_wheel.compiling.zig_link import LinkRefused, explain_failure, link_command
+from tvmffi_wheel.compiling.zig_wrappers import HIDDEN_VISIBILITY, write_toolchain_files
 
 RECIPE = {
     "zig": "/cache/zig/zig", "target": "x86_64-linux-gnu.2.28", "glibc": "2.28",
     "libstdcxx": "/usr/lib/gcc/x86_64-linux-gnu/12/libstdc++.a", "shim": "/build/zig/glibc_shim.o",
+    "version_script": "/kept/runtime.map",
 }
 
 
@@ -26,23 +28,30 @@ def test_the_link_goes_to_zig_with_the_private_runtime_and_no_undefined_symbol(t
                  f"-L{tmp_path}", "-lcudart_static", "-Wl,-rpath,$ORIGIN/../tvm_ffi/lib", "-ltvm_ffi"]
     command = link_command(arguments, RECIPE)
     assert command[:4] == ["/cache/zig/zig", "cc", "-target", "x86_64-linux-gnu.2.28"]
-    assert command[4:-6] == arguments  # the project's own arguments, in order
-    assert command[-6:] == ["/build/zig/glibc_shim.o", RECIPE["libstdcxx"], "-lunwind", "-lm",
-                            "-Wl,-z,defs", "-Wl,--gc-sections"]
+    assert command[4:-7] == arguments  # the project's own arguments, in order
+    assert command[-7:] == ["/build/zig/glibc_shim.o", RECIPE["libstdcxx"], "-lunwind", "-lm",
+                            "-Wl,-z,defs", "-Wl,--gc-sections", "-Wl,--version-script=/kept/runtime.map"]
+
+
+def test_a_version_script_of_the_projects_own_is_its_decision():
+    arguments = ["-shared", "-o", "libk.so", "k.o", "-Wl,--version-script=/project/exports.map"]
+    command = link_command(arguments, RECIPE)
+    assert command[4:-6] == arguments
+    assert not any("runtime.map" in argument for argument in command)
 
 
 def test_what_zig_refuses_or_the_host_glibc_holds_is_left_out():
     arguments = ["-shared", "-o", "libk.so", "k.o", "-Wl,--exclude-libs,ALL", "-static-libstdc++",
                  "-static-libgcc", "/usr/lib/x86_64-linux-gnu/librt.a", "/lib64/libpthread.a",
                  "-L/nonexistent/cuda/lib/stubs", "/opt/mine/librt.a"]
-    kept = link_command(arguments, RECIPE)[4:-6]
+    kept = link_command(arguments, RECIPE)[4:-7]
     # A librt.a of the project's own is not glibc's, and stays.
     assert kept == ["-shared", "-o", "libk.so", "k.o", "/opt/mine/librt.a"]
 
 
 def test_response_files_are_read(tmp_path):
     (tmp_path / "objects.rsp").write_text("'a b.o' c.o -Wl,--exclude-libs,ALL\n")
-    kept = link_command(["-shared", f"@{tmp_path / 'objects.rsp'}", "-o", "libk.so"], RECIPE)[4:-6]
+    kept = link_command(["-shared", f"@{tmp_path / 'objects.rsp'}", "-o", "libk.so"], RECIPE)[4:-7]
     assert kept == ["-shared", "a b.o", "c.o", "-o", "libk.so"]
 
 
@@ -79,18 +88,16 @@ def test_libstdcxx_setup_wraps_the_system_compilers(tmp_path):
                           environ={"PATH": os.environ["PATH"]}, search_path=[str(tmp_path / "env")])
     assert plan.cxx_runtime == "libstdc++" and plan.libstdcxx is not None and plan.libstdcxx.name == "libstdc++.a"
     environ = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    setup = write_toolchain_files(plan, tmp_path / "build" / "zig", environ)
+    setup = write_toolchain_files(plan, environ)
     text = Path(setup.defines["CMAKE_TOOLCHAIN_FILE"]).read_text()
     recipe = json.loads(Path(setup.environment[zig_link.RECIPE_VARIABLE]).read_text())
     assert recipe["target"] == "x86_64-linux-gnu.2.28" and recipe["libstdcxx"] == str(plan.libstdcxx)
-    assert Path(recipe["shim"]).is_file()
+    assert Path(recipe["shim"]).is_file() and Path(recipe["version_script"]).is_file()
     assert setup.environment[zig_link.SCRIPT_VARIABLE] == zig_link.__file__
     # The wrappers live outside the build, at a path named after their text, the same for every build.
-    again = write_toolchain_files(plan, tmp_path / "another-build" / "zig", environ)
-    assert Path(again.defines["CMAKE_TOOLCHAIN_FILE"]).read_text().splitlines()[1:] == text.splitlines()[1:]
+    assert write_toolchain_files(plan, environ) == setup
     wrapper = Path(text.split("set(CMAKE_CUDA_HOST_COMPILER ")[1].split(")")[0].strip('"'))
-    assert str(tmp_path / "cache" / "tvmffi-wheel" / "link") in str(wrapper)
-    assert str(tmp_path / "build") not in wrapper.read_text()
+    assert str(tmp_path / "cache" / "tvmffi-wheel" / "toolchains") in str(wrapper)
     assert plan.link_facts()["glibc_shim"] == ", ".join(SHIM_SYMBOLS)
 
 
@@ -110,10 +117,12 @@ def test_the_wrapper_hands_only_shared_links_to_zig(tmp_path):
                           user_defines={}, environ={"PATH": os.environ["PATH"], "CXX": "g++"},
                           search_path=[str(tmp_path / "env")])
     plan = type(plan)(**{**plan.__dict__, "compilers": (compiler, compiler)})
-    setup = write_toolchain_files(plan, tmp_path / "zig", {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    setup = write_toolchain_files(plan, {"XDG_CACHE_HOME": str(tmp_path / "cache")})
     text = Path(setup.defines["CMAKE_TOOLCHAIN_FILE"]).read_text()
     wrapper = Path(text.split("set(CMAKE_CXX_COMPILER ")[1].split(")")[0].strip('"'))
-    assert _run_wrapper(wrapper, ["-shared", "-c", "a.cc"], tmp_path) == "COMPILER -shared -c a.cc\n"
+    # Compiles get hidden visibility first, so the project's own flags win.
+    hidden = " ".join(HIDDEN_VISIBILITY)
+    assert _run_wrapper(wrapper, ["-shared", "-c", "a.cc"], tmp_path) == f"COMPILER {hidden} -shared -c a.cc\n"
     assert _run_wrapper(wrapper, ["-o", "app", "a.o"], tmp_path) == "COMPILER -o app a.o\n"
     assert _run_wrapper(wrapper, ["-shared", "-o", "lib a.so", "a.o"], tmp_path) == "-I LINK -shared -o lib a.so a.o\n"
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
+from tvmffi_wheel.common.dll_folders import has_dll_folders
 from tvmffi_wheel.compiling.cuda import Architecture, parse_architectures
 from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, system_library_dirs
@@ -44,7 +45,14 @@ from tvmffi_wheel.inspecting.device_code import (
     totals_by_place,
 )
 from tvmffi_wheel.inspecting.facts import BinaryFacts
-from tvmffi_wheel.inspecting.wheel import DeviceFile, WheelBinary, all_device_code, device_code_groups, inspect_wheel
+from tvmffi_wheel.inspecting.wheel import (
+    DebugFile,
+    DeviceFile,
+    WheelBinary,
+    all_device_code,
+    device_code_groups,
+    inspect_wheel,
+)
 from tvmffi_wheel.inspecting.wheel_reader import WheelArchive, WheelName
 
 JSON_SCHEMA_VERSION = 2
@@ -87,6 +95,7 @@ class WheelReport:
     device_code_by_arch: dict[str, int] = dataclasses.field(default_factory=dict)
     wheel_bytes: int = 0
     link: dict[str, str] = dataclasses.field(default_factory=dict)  # how the build linked it (build facts)
+    debug_files: tuple[tuple[str, int], ...] = ()  # (path, bytes): debug symbols beside the binaries
 
     @property
     def sound(self) -> bool:
@@ -103,6 +112,7 @@ class WheelReport:
             {"path": path, "device_code": [{"image": n, "bytes": b} for n, b, _ in images]}
             for path, images in self.device_files
         ]
+        data["debug_files"] = [{"path": path, "bytes": size} for path, size in self.debug_files]
         data["tvm_ffi_releases"] = [
             {"version": str(r.version), "exports_all": r.exports_all, "missing": list(r.missing)}
             for r in self.tvm_ffi_releases
@@ -123,6 +133,9 @@ class WheelContents:
     device_files: list[DeviceFile] = dataclasses.field(default_factory=list)
     wheel_bytes: int = 0
     build_facts: dict[str, Any] = dataclasses.field(default_factory=dict)  # its tvmffi_wheel.json
+    unreadable: list[str] = dataclasses.field(default_factory=list)  # files claiming to be binaries
+    debug_files: list[DebugFile] = dataclasses.field(default_factory=list)
+    dll_folder_packages: tuple[str, ...] = ()  # packages whose __init__.py adds the DLL folders
 
 
 def _version_key(text: str) -> tuple[int, ...]:
@@ -198,6 +211,11 @@ def _device_code_findings(contents: WheelContents, problems: list[str], warnings
                             f"build did not declare ({shown})")
 
 
+def _dll_folder_packages(archive: WheelArchive) -> tuple[str, ...]:
+    inits = [m for m in archive.member_names if m.count("/") == 1 and m.endswith("/__init__.py")]
+    return tuple(m.split("/")[0] for m in inits if has_dll_folders(archive.read_text(m)))
+
+
 def read_wheel(path: Path) -> WheelContents:
     with WheelArchive(path) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-check-") as tmp:
         inspection = inspect_wheel(archive, Path(tmp), strict=False)
@@ -211,6 +229,9 @@ def read_wheel(path: Path) -> WheelContents:
             device_files=inspection.device_files,
             wheel_bytes=path.stat().st_size,
             build_facts=archive.build_facts(),
+            unreadable=inspection.unreadable,
+            debug_files=inspection.debug_files,
+            dll_folder_packages=_dll_folder_packages(archive),
         )
 
 
@@ -323,7 +344,7 @@ def judge_wheel(
     contents: WheelContents, excludes: tuple[str, ...], libc_exports: frozenset[str]
 ) -> WheelReport:
     """The report on a wheel's contents: a pure function, for the command and for tests."""
-    problems = [f"RECORD: {problem}" for problem in contents.record_problems]
+    problems = [f"RECORD: {problem}" for problem in contents.record_problems] + contents.unreadable
     warnings: list[str] = []
     policy, deserved, classifier = _platform_findings(contents, excludes, problems)
     problems += verify_wheel(
@@ -333,6 +354,8 @@ def judge_wheel(
         policy=policy,
         python_tag=contents.name.python_tag,
         repaired=True,
+        install_dir=str(contents.build_facts.get("install_dir", "")),
+        dll_folder_packages=contents.dll_folder_packages,
     )
     reports = [_binary_report(b, classifier, libc_exports, warnings) for b in contents.binaries]
     needs_tvm_ffi = any(kind == Kind.TVM_FFI.value for r in reports for _, kind in r.needed)
@@ -362,6 +385,7 @@ def judge_wheel(
         device_code_by_arch=bytes_by_arch(everything),
         wheel_bytes=contents.wheel_bytes,
         link=dict(contents.build_facts.get("link") or {}),
+        debug_files=tuple((f.path, f.size) for f in contents.debug_files),
     )
 
 
@@ -402,6 +426,10 @@ def render_text(report: WheelReport) -> str:
     for path, images in report.device_files:
         lines.append(f"  {path}")
         lines.append(f"    {'device':<10}{describe_totals(images) or 'none readable'}")
+    if report.debug_files:
+        debug_size = format_size(sum(size for _, size in report.debug_files))
+        lines.append(f"  debug     {debug_size} of debug symbols, not loaded: {report.debug_files[0][0]}"
+                     + (f" and {len(report.debug_files) - 1} more" if len(report.debug_files) > 1 else ""))
     lines.append(f"  size      {format_size(report.wheel_bytes)}")
     if report.device_code_by_arch:
         total = sum(report.device_code_by_arch.values())

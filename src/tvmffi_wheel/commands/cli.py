@@ -126,6 +126,10 @@ def _repair(args: argparse.Namespace) -> int:
         repair_wheel,
     )
 
+    for folder in args.lib_path:
+        if not folder.is_dir():
+            raise TvmFfiWheelError(f"--lib-path {folder} is not a folder",
+                                   "pass a folder that holds the libraries to vendor")
     out_dir = args.wheel_dir
     # Created with its parents, as auditwheel and pip wheel -w do. Checked without writing
     # anything: a probe file would be one more name that concurrent repairs share.

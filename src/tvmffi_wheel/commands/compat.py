@@ -14,6 +14,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -24,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
+from packaging.tags import sys_tags
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
-from tvmffi_wheel.deciding.abi_table import load_table
+from tvmffi_wheel.deciding.abi_table import load_table, table_key
 from tvmffi_wheel.deciding.classify import is_tvm_ffi_library
-from tvmffi_wheel.deciding.platforms import wheel_architecture
+from tvmffi_wheel.deciding.platforms import binaries_system, wheel_architecture
 from tvmffi_wheel.deciding.requirements import as_tvm_ffi_requirement, requires_dist, tvm_ffi_requirement
 from tvmffi_wheel.deciding.runpath import install_path
 from tvmffi_wheel.errors import TvmFfiWheelError, info
@@ -106,11 +108,25 @@ class WheelUnderTest:
     other_requirements: tuple[str, ...]
     libraries: tuple[str, ...]  # site-packages relative paths of the kernel libraries
     packages: tuple[str, ...]  # top-level import names
-    arch: str
+    table_key: str  # its platform in tvmffi-wheel's table of releases (abi_table.table_key)
+
+
+def _check_installable_here(archive: WheelArchive) -> None:
+    """compat installs and loads the wheel on this machine, which takes a wheel for it."""
+    here = set(sys_tags())
+    if not any(tag in here for tag in archive.name.tags):
+        platform = archive.name.platforms[0]
+        raise TvmFfiWheelError(
+            f"{archive.path.name} is for {platform}, which this machine cannot install or load: compat installs "
+            "the wheel into fresh environments here and loads each kernel library",
+            f"run `tvmffi-wheel compat` on a {platform} machine (cibuildwheel's test-command runs there), or "
+            "`tvmffi-wheel check` here, which reads the wheel without loading it",
+        )
 
 
 def read_wheel_under_test(path: Path) -> WheelUnderTest:
     with WheelArchive(path) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-compat-") as scratch:
+        _check_installable_here(archive)
         binaries = inspect_wheel(archive, Path(scratch), strict=False).binaries
         metadata = archive.dist_info_text("METADATA")
         names = archive.member_names
@@ -118,7 +134,7 @@ def read_wheel_under_test(path: Path) -> WheelUnderTest:
     libraries = tuple(
         location for b in binaries
         if (location := install_path(b.path)) is not None
-        and any(is_tvm_ffi_library(n) for n in b.facts.needed)
+        and any(is_tvm_ffi_library(posixpath.basename(n.replace("\\", "/"))) for n in b.facts.needed)
     )
     if not libraries:
         raise TvmFfiWheelError(
@@ -130,7 +146,8 @@ def read_wheel_under_test(path: Path) -> WheelUnderTest:
         text for text in requires_dist(metadata) if as_tvm_ffi_requirement(text) is None and "extra ==" not in text
     )
     packages = _top_level_imports(names, dist_info)
-    return WheelUnderTest(path, requirement, others, libraries, packages, wheel_architecture(binaries))
+    key = table_key(binaries_system(binaries).key, wheel_architecture(binaries))
+    return WheelUnderTest(path, requirement, others, libraries, packages, key)
 
 
 def _top_level_imports(names: Sequence[str], dist_info: str) -> tuple[str, ...]:
@@ -150,7 +167,7 @@ def _top_level_imports(names: Sequence[str], dist_info: str) -> tuple[str, ...]:
 
 def _admitted(wheel: WheelUnderTest) -> list[Version]:
     """The known releases the wheel admits, neither yanked nor pre-releases, oldest first."""
-    known = [r.version for r in load_table().for_arch(wheel.arch) if r.installable]
+    known = [r.version for r in load_table().for_arch(wheel.table_key) if r.installable]
     admitted = [v for v in known if wheel.requirement is None or wheel.requirement.specifier.contains(v)]
     if not admitted:
         raise TvmFfiWheelError(

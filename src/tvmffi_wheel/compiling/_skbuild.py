@@ -95,6 +95,7 @@ class BuildSettings:
     py_api: str = ""  # wheel.py-api: "", "py3", "cp312", ...
     source_dir: str = "."  # cmake.source-dir: where CMakeLists.txt is, relative to the project
     build_dir: str = ""  # build-dir: "" for a new temporary folder each build
+    install_dir: str = ""  # wheel.install-dir: where CMake's install prefix is inside the wheel
 
     def py_api_warning(self, python: tuple[int, int]) -> str | None:
         """scikit-build-core quietly tags a plain cpXY-cpXY wheel when the stable ABI asked
@@ -153,4 +154,5 @@ def read_build_settings(
         py_api=settings.wheel.py_api,
         source_dir=str(settings.cmake.source_dir),
         build_dir=settings.build_dir,
+        install_dir=settings.wheel.install_dir,
     )

@@ -22,10 +22,12 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -112,24 +114,69 @@ def _sccache(plan: CachePlan, *arguments: str) -> subprocess.CompletedProcess[st
     )
 
 
+_SERVER_START_SECONDS = 60.0
+
+
+def _check_cache_dir(plan: CachePlan) -> None:
+    folder = Path(plan.environment["SCCACHE_DIR"])
+    if folder.exists() and not folder.is_dir():
+        raise TvmFfiWheelError(
+            f"SCCACHE_DIR is {folder}, which is a file, not a folder",
+            "point SCCACHE_DIR at a folder (sccache creates it), or unset it for ~/.cache/tvmffi-wheel/sccache",
+        )
+
+
+def _start_failure(plan: CachePlan, output: str) -> TvmFfiWheelError:
+    """sccache's reason, in our words: its first line, and which storage it could not use."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    reason = next((line for line in lines if "error" in line.lower()), lines[0] if lines else "no output")
+    service = re.search(r"service:\s*(\w+)", output)
+    storage = f" ({service.group(1)} storage)" if service else ""
+    return TvmFfiWheelError(
+        f"sccache could not start its server{storage}: {re.sub(r'^(sccache: )?(error: )?', '', reason)[:300]}",
+        "check SCCACHE_DIR and sccache's remote storage settings (SCCACHE_REDIS_ENDPOINT, SCCACHE_BUCKET, ...), "
+        'or build without a compiler cache: cache = "none"',
+    )
+
+
+@contextlib.contextmanager
+def _server(plan: CachePlan) -> Iterator[None]:
+    """sccache's server as a child of this process, in the foreground: stopped on every way out,
+    Ctrl-C included (a server sccache starts itself keeps running when it fails to start)."""
+    _check_cache_dir(plan)
+    environment = {**os.environ, **plan.environment, "SCCACHE_START_SERVER": "1", "SCCACHE_NO_DAEMON": "1"}
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen([plan.executable], env=environment, stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + _SERVER_START_SECONDS
+            socket = Path(plan.environment["SCCACHE_SERVER_UDS"])
+            while not socket.exists():  # the server listens once its storage answers
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise _start_failure(plan, log.read() or f"no answer in {_SERVER_START_SECONDS:.0f} s")
+                time.sleep(0.05)
+            yield
+        finally:
+            if server.poll() is None:
+                _sccache(plan, "--stop-server")
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 @contextlib.contextmanager
 def running(plan: CachePlan | None) -> Iterator[None]:
     """While the build runs: a private sccache server, stopped afterwards, its hits logged."""
     if plan is None or plan.tool != "sccache":
         yield
         return
-    started = _sccache(plan, "--start-server")
-    if started.returncode != 0:
-        raise TvmFfiWheelError(
-            f"sccache could not start its server: {(started.stdout + started.stderr).strip()[-500:]}",
-            "check SCCACHE_DIR and sccache's remote storage settings, or set cache = \"none\"",
-        )
-    try:
+    with _server(plan):
         yield
         stats = _sccache(plan, "--show-stats", "--stats-format", "json")
         info(describe_stats(stats.stdout))
-    finally:
-        _sccache(plan, "--stop-server")
 
 
 def describe_stats(text: str) -> str:

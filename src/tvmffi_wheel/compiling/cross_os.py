@@ -23,7 +23,7 @@ from tvmffi_wheel.errors import TvmFfiWheelError
 WINDOWS_SHIM = Path(__file__).parent / "data" / "windows_shim.h"
 # The oldest macOS apache-tvm-ffi's wheels run on (macosx_11_0_arm64), and the default.
 OLDEST_MACOS = (11, 0)
-_VERSION = re.compile(r"^(\d+)\.(\d+)$")
+_VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?$")  # 11, 11.0, 11.0.1
 # How zig, CMake and the binaries' facts name each target's architecture.
 _FACTS_ARCH = {("macos", "aarch64"): "arm64", ("windows", "x86_64"): "amd64"}
 _CMAKE_SYSTEM = {"macos": ("Darwin", "arm64"), "windows": ("Windows", "AMD64")}
@@ -48,8 +48,9 @@ class OsTarget:
         """The architecture as the binaries' facts and the wheel tag spell it."""
         return _FACTS_ARCH[(self.os, self.arch)]
 
-    def toolchain_lines(self) -> list[str]:
-        """What CMake's toolchain file says beyond the compilers."""
+    def toolchain_lines(self, windows_shim: str) -> list[str]:
+        """What CMake's toolchain file says beyond the compilers; ``windows_shim``: where the
+        toolchain keeps its copy of data/windows_shim.h."""
         name, processor = _CMAKE_SYSTEM[self.os]
         lines = [f"set(CMAKE_SYSTEM_NAME {name})", f"set(CMAKE_SYSTEM_PROCESSOR {processor})"]
         if self.os == "macos":
@@ -64,9 +65,8 @@ class OsTarget:
                       "set(CMAKE_BUILD_WITH_INSTALL_NAME_DIR ON)",
                       'set(CMAKE_INSTALL_NAME_DIR "@rpath")']
         else:
-            shim = WINDOWS_SHIM.as_posix()
-            lines += [f'set(CMAKE_C_FLAGS_INIT "-include \\"{shim}\\"")',
-                      f'set(CMAKE_CXX_FLAGS_INIT "-include \\"{shim}\\"")']
+            lines += [f'set(CMAKE_C_FLAGS_INIT "-include \\"{windows_shim}\\"")',
+                      f'set(CMAKE_CXX_FLAGS_INIT "-include \\"{windows_shim}\\"")']
         return lines
 
 
@@ -117,16 +117,17 @@ def check_os_settings(
 
 def _deployment_target(environ: Mapping[str, str]) -> str:
     text = environ.get("MACOSX_DEPLOYMENT_TARGET", "").strip() or "11.0"
-    match = _VERSION.match(text) or _VERSION.match(text + ".0")
+    match = _VERSION.match(text)
     if match is None:
         raise TvmFfiWheelError(
-            f"MACOSX_DEPLOYMENT_TARGET is {text!r}, which is not a macOS version", "write it as 11.0, 12.0, ..."
+            f"MACOSX_DEPLOYMENT_TARGET is {text!r}, which is not a macOS version",
+            "write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 11.0 or 13.2",
         )
-    version = (int(match.group(1)), int(match.group(2)))
-    if version < OLDEST_MACOS:
+    version = (int(match.group(1)), int(match.group(2) or 0), int(match.group(3) or 0))
+    if version < (*OLDEST_MACOS, 0):
         raise TvmFfiWheelError(
             f"MACOSX_DEPLOYMENT_TARGET is {text}, but apache-tvm-ffi's macOS wheels need macOS 11.0 or later "
             "(macosx_11_0_arm64), so the library could not load below that",
             "set MACOSX_DEPLOYMENT_TARGET to 11.0 or later, or unset it (11.0)",
         )
-    return f"{version[0]}.{version[1]}"
+    return f"{version[0]}.{version[1]}" + (f".{version[2]}" if version[2] else "")

@@ -21,28 +21,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
 import platform
 import re
-import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from packaging.version import InvalidVersion, Version
 
-from tvmffi_wheel.compiling import zig_link
-from tvmffi_wheel.compiling.cmake_environment import cmake_string
-from tvmffi_wheel.compiling.compiler_cache import cache_home
 from tvmffi_wheel.compiling.cross_os import OsTarget, check_os_settings
 from tvmffi_wheel.compiling.settings import CxxRuntimeOption, TargetArch, Toolchain
-from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig, stable_zig
-from tvmffi_wheel.errors import TvmFfiWheelError, warn
+from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig
+from tvmffi_wheel.errors import TvmFfiWheelError
 
 # manylinux2014, the oldest manylinux that pip still serves; CUDA's static runtime binds to it
 # too (its newest need is clock_gettime@GLIBC_2.17), with the shim.
@@ -147,11 +140,13 @@ def _glibc_floor(text: str, uses_cuda: bool) -> Version:
 
 def check_toolchain_settings(
     toolchain: Toolchain, arch: TargetArch, glibc: str, cxx_runtime: CxxRuntimeOption, uses_cuda: bool,
-    os_name: str = "", environ: Mapping[str, str] | None = None,
+    os_name: str = "", environ: Mapping[str, str] | None = None, project_cuda: bool = False,
 ) -> tuple[Version | OsTarget, CxxRuntime] | None:
     """What can be refused before anything is installed (zig's own list needs zig): with
     zig, the glibc (or the macOS or Windows target) and the C++ runtime to link (None with
-    the system toolchain)."""
+    the system toolchain). ``uses_cuda``: the build declares CUDA architectures or a runtime;
+    ``project_cuda``: the project's sources build CUDA (project_cuda.py), which picks the
+    default C++ runtime only."""
     host = host_architecture()
     os_target = check_os_settings(os_name, arch, toolchain, glibc, cxx_runtime, uses_cuda, environ or {})
     if os_target is not None:
@@ -172,7 +167,9 @@ def check_toolchain_settings(
                     f'set toolchain = "zig", or remove {name} (`plat` caps the tag the binaries must fit)',
                 )
         return None
-    runtime: CxxRuntime = cxx_runtime or ("libstdc++" if uses_cuda else "libc++")
+    # GCC's runtime where CUDA may be built (CUDA is never cross-built: that needs another nvcc).
+    cuda_default = uses_cuda or (project_cuda and target == host)
+    runtime: CxxRuntime = cxx_runtime or ("libstdc++" if cuda_default else "libc++")
     if runtime == "libc++" and uses_cuda:
         raise TvmFfiWheelError(
             'cxx-runtime = "libc++" cannot build CUDA: nvcc does not accept zig\'s clang as its host '
@@ -228,9 +225,10 @@ def plan_toolchain(
     environ: Mapping[str, str],
     search_path: Sequence[str],
     os_name: str = "",
+    project_cuda: bool = False,
 ) -> ToolchainPlan:
     """Check the toolchain settings before anything compiles."""
-    checked = check_toolchain_settings(toolchain, arch, glibc, cxx_runtime, uses_cuda, os_name, environ)
+    checked = check_toolchain_settings(toolchain, arch, glibc, cxx_runtime, uses_cuda, os_name, environ, project_cuda)
     host = host_architecture()
     target = arch or host
     if checked is None:
@@ -245,6 +243,16 @@ def plan_toolchain(
                 f'toolchain = "zig" sets {name}, which the project or the environment already sets',
                 f'remove that {name}, or set toolchain = "system"',
             )
+    # With libc++, zig's clang compiles: compilers named by CC and CXX would be ignored. (With
+    # libstdc++ they are the system compilers the wrappers hand compiles to.)
+    named = [name for name in ("CC", "CXX") if environ.get(name)] if runtime == "libc++" else []
+    if named:
+        raise TvmFfiWheelError(
+            f'toolchain = "zig" with cxx-runtime = "libc++" compiles with zig\'s clang, but the environment '
+            f"names other compilers ({', '.join(f'{n}={environ[n]}' for n in named)})",
+            f"unset {' and '.join(named)} for this build, or set cxx-runtime = \"libstdc++\" to compile with "
+            "them (zig then links)" if isinstance(wanted, Version) else f"unset {' and '.join(named)} for this build",
+        )
     zig = find_zig(search_path) or kept_zig(environ)
     if zig is None:
         raise TvmFfiWheelError(
@@ -253,11 +261,12 @@ def plan_toolchain(
         )
     if isinstance(wanted, OsTarget):
         return ToolchainPlan("zig", wanted.arch, host, None, zig, runtime, os_target=wanted)
-    known = zig_glibc_versions(zig)
+    known = [v for v in zig_glibc_versions(zig) if v >= OLDEST_GLIBC]
     if wanted not in known:  # Version("2.17") == Version("2.17.0")
         raise TvmFfiWheelError(
-            f"glibc = {glibc!r}: zig cannot target it (it knows glibc {known[0]} to {known[-1]})",
-            "choose one of those versions",
+            f"glibc = {glibc!r}: zig cannot target it; tvmffi-wheel builds for glibc {known[0]} to {known[-1]} "
+            f"with this zig",
+            f'choose one of those, e.g. glibc = "{known[0]}" (manylinux2014) or "2.28"',
         )
     if runtime == "libc++":
         return ToolchainPlan("zig", target, host, wanted, zig, runtime)
@@ -265,128 +274,22 @@ def plan_toolchain(
     return ToolchainPlan("zig", target, host, wanted, zig, runtime, compilers, _static_libstdcxx(compilers[1]))
 
 
-@dataclasses.dataclass(frozen=True)
-class ToolchainSetup:
-    """What a zig build passes to CMake: variables, and the environment its links read."""
-
-    defines: dict[str, str]
-    environment: dict[str, str]
-
-
-def _wrapper(path: Path, command: Sequence[str]) -> Path:
-    # exec keeps the compiler's exit status and signals; "$@" passes arguments untouched.
-    path.write_text(f"#!/bin/sh\nexec {shlex.join(command)} \"$@\"\n", "utf-8")
-    path.chmod(0o755)
-    return path
-
-
-def _zig_for_build(plan: ToolchainPlan, environ: Mapping[str, str]) -> str:
-    assert plan.zig is not None
-    try:
-        return str(stable_zig(plan.zig, environ))
-    except OSError as err:
-        warn(f"zig runs from the build environment, so it rebuilds its C++ runtime ({err})")
-        return str(plan.zig)
-
-
-def _toolchain_file(folder: Path, comment: str, settings: Sequence[str]) -> Path:
-    toolchain_file = folder / "zig-toolchain.cmake"
-    toolchain_file.write_text("\n".join([f"# Generated by tvmffi-wheel: {comment}", *settings]) + "\n", "utf-8")
-    return toolchain_file
-
-
-def _libcxx_setup(plan: ToolchainPlan, folder: Path, zig: str) -> ToolchainSetup:
-    tools = {
-        "CMAKE_C_COMPILER": _wrapper(folder / "cc", [zig, "cc", "-target", plan.target]),
-        "CMAKE_CXX_COMPILER": _wrapper(folder / "c++", [zig, "c++", "-target", plan.target]),
-        "CMAKE_AR": _wrapper(folder / "ar", [zig, "ar"]),
-        "CMAKE_RANLIB": _wrapper(folder / "ranlib", [zig, "ranlib"]),
-    }
-    refusal = ('tvmffi-wheel: cxx-runtime = "libc++" cannot build CUDA sources; declare '
-               'cuda.architectures, or set cxx-runtime = "libstdc++"')
-    no_cuda = folder / "no-cuda-host-compiler"
-    no_cuda.write_text(f"#!/bin/sh\necho {shlex.quote(refusal)} >&2\nexit 1\n", "utf-8")
-    no_cuda.chmod(0o755)
-    lines = []
+def cuda_refusal(plan: ToolchainPlan) -> TvmFfiWheelError:
+    """The message for a project that enabled CUDA in a build whose C++ runtime or target cannot
+    build it (the CUDA host compiler zig_wrappers.py gives such a build noted it)."""
+    turn_off = "turn the project's CUDA off for this build with its own CMake option (-C cmake.define.<option>=...)"
     if plan.os_target is not None:
-        lines += plan.os_target.toolchain_lines()
-    elif plan.cross:
-        lines += ["set(CMAKE_SYSTEM_NAME Linux)", f"set(CMAKE_SYSTEM_PROCESSOR {plan.arch})"]
-    lines += [f"set({name} {cmake_string(path)})" for name, path in tools.items() if "COMPILER" in name]
-    # The binutils are cache entries CMake fills by searching PATH: preset them.
-    lines += [f'set({name} {cmake_string(path)} CACHE FILEPATH "zig")' for name, path in tools.items()
-              if "COMPILER" not in name]
-    # A project that enables CUDA anyway fails at CMake's compiler check, with this message.
-    lines.append(f"set(CMAKE_CUDA_HOST_COMPILER {cmake_string(no_cuda)})")
-    toolchain_file = _toolchain_file(folder, f"zig's clang for {plan.target}", lines)
-    return ToolchainSetup({"CMAKE_TOOLCHAIN_FILE": str(toolchain_file)}, {})
-
-
-def _link_wrapper(compiler: Path, environ: Mapping[str, str]) -> Path:
-    """A compiler that is ``compiler``, except that it links shared libraries with zig_link.py.
-
-    Its text names no path of one build (those come from the environment), and it is kept at a
-    path named after that text, so compiler caches, which hash the compiler and nvcc's
-    arguments (-ccbin), hit across isolated builds."""
-    real = shlex.quote(str(compiler))
-    text = (
-        "#!/bin/sh\n"
-        f"# tvmffi-wheel: {compiler}, with shared libraries linked by zig (compiling/zig_link.py).\n"
-        "for arg do\n"
-        f"  case $arg in -c|-E|-S|-M|-MM) exec {real} \"$@\" ;; esac\n"
-        "done\n"
-        "for arg do\n"
-        f'  case $arg in -shared) exec "${zig_link.PYTHON_VARIABLE}" -I "${zig_link.SCRIPT_VARIABLE}" "$@" ;; esac\n'
-        "done\n"
-        f'exec {real} "$@"\n'
+        why = ("macOS has no CUDA" if plan.os_target.os == "macos"
+               else "nvcc and CUDA's libraries for Windows do not run on this Linux machine")
+        return TvmFfiWheelError(f'the project enables CUDA (CMake\'s CUDA language), but os = "{plan.os_target.os}" '
+                                f"cannot build CUDA: {why}",
+                                f"{turn_off}, and build the CUDA kernels for Linux")
+    if plan.cross:
+        return TvmFfiWheelError(f"the project enables CUDA (CMake's CUDA language), but arch = {plan.arch!r} builds "
+                                f"for another architecture, and this machine's nvcc builds for {plan.host_arch}",
+                                f"build on an {plan.arch} machine, or {turn_off}")
+    return TvmFfiWheelError(
+        "the project enables CUDA (CMake's CUDA language), but cxx-runtime = \"libc++\" cannot build it: nvcc "
+        "does not take zig's clang as its host compiler, and CUDA's headers refuse LLVM's libc++",
+        'set cxx-runtime = "libstdc++": gcc and nvcc compile, and zig links against the target glibc',
     )
-    folder = cache_home(environ) / "link" / hashlib.sha256(text.encode()).hexdigest()[:16]
-    wrapper = folder / compiler.name
-    if not wrapper.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        # Written under a temporary name and renamed: a concurrent build sees all of it or none.
-        partial = folder / f".{compiler.name}.{os.getpid()}"
-        partial.write_text(text, "utf-8")
-        partial.chmod(0o755)
-        os.replace(partial, wrapper)
-    return wrapper
-
-
-def _libstdcxx_setup(plan: ToolchainPlan, folder: Path, zig: str, environ: Mapping[str, str]) -> ToolchainSetup:
-    assert plan.compilers is not None and plan.libstdcxx is not None and plan.glibc is not None
-    shim = folder / "glibc_shim.o"
-    try:
-        subprocess.run([zig, "cc", "-target", plan.target, "-c", "-O2", "-fPIC", str(SHIM_SOURCE), "-o", str(shim)],
-                       capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError) as err:
-        output = getattr(err, "stderr", "") or ""
-        raise TvmFfiWheelError(f"zig cannot compile tvmffi-wheel's glibc shim for {plan.target} ({err}):\n{output}",
-                               f"reinstall {ZIG_REQUIREMENT}") from None
-    recipe = folder / "link-recipe.json"
-    recipe.write_text(json.dumps({"zig": zig, "target": plan.target, "glibc": str(plan.glibc),
-                                  "libstdcxx": str(plan.libstdcxx), "shim": str(shim)}), "utf-8")
-    c_wrapper, cxx_wrapper = (_link_wrapper(compiler, environ) for compiler in plan.compilers)
-    lines = [
-        f"set(CMAKE_C_COMPILER {cmake_string(c_wrapper)})",
-        f"set(CMAKE_CXX_COMPILER {cmake_string(cxx_wrapper)})",
-        # nvcc compiles host code with it; CMake links a CUDA target with it.
-        f"set(CMAKE_CUDA_HOST_COMPILER {cmake_string(cxx_wrapper)})",
-    ]
-    comment = f"the system compilers, linking shared libraries with zig for {plan.target}"
-    environment = {
-        zig_link.RECIPE_VARIABLE: str(recipe),
-        zig_link.PYTHON_VARIABLE: sys.executable,
-        zig_link.SCRIPT_VARIABLE: zig_link.__file__,
-    }
-    return ToolchainSetup({"CMAKE_TOOLCHAIN_FILE": str(_toolchain_file(folder, comment, lines))}, environment)
-
-
-def write_toolchain_files(plan: ToolchainPlan, folder: Path, environ: Mapping[str, str]) -> ToolchainSetup:
-    """zig's compiler wrappers and a CMake toolchain file using them, in ``folder``."""
-    if plan.toolchain == "system":
-        return ToolchainSetup({}, {})
-    folder.mkdir(parents=True, exist_ok=True)
-    zig = _zig_for_build(plan, environ)
-    if plan.cxx_runtime == "libstdc++":
-        return _libstdcxx_setup(plan, folder, zig, environ)
-    return _libcxx_setup(plan, folder, zig)

@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from tvmffi_wheel.compiling.cmake_environment import cmake_string
+from tvmffi_wheel.compiling.notes import NOTES_VARIABLE, STUB_SKIPPED
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
 TVM_FFI_DISTRIBUTION = "apache-tvm-ffi"
@@ -110,6 +111,22 @@ def download_release_wheel(
     return wheels[0]
 
 
+# tvm_ffi_configure_target(... STUB_DIR <dir>) runs tvm-ffi's stub tool on the built library
+# after the link, which loads it: a library for another machine does not load here ("invalid
+# ELF header"). In a cross build the step is left out, the stubs in <dir> are shipped as they
+# are, and the backend says so (notes.py). CMake keeps a redefined command's first definition
+# as `_<name>`.
+_WITHOUT_STUBS = f"""
+function(tvm_ffi_configure_target target)
+  cmake_parse_arguments(PARSE_ARGV 1 _tvmffi_wheel "" "STUB_INIT;STUB_DIR;STUB_PKG;STUB_PREFIX;STUB_TARGET" "")
+  if(_tvmffi_wheel_STUB_DIR AND DEFINED ENV{{{NOTES_VARIABLE}}})
+    file(APPEND "$ENV{{{NOTES_VARIABLE}}}" "{STUB_SKIPPED} ${{target}} ${{_tvmffi_wheel_STUB_DIR}}\\n")
+  endif()
+  _tvm_ffi_configure_target("${{target}}" ${{_tvmffi_wheel_UNPARSED_ARGUMENTS}})
+endfunction()
+"""
+
+
 @dataclasses.dataclass(frozen=True)
 class TargetTvmFfi:
     library: Path  # the target's libtvm_ffi (.so, .dylib, or tvm_ffi.dll)
@@ -151,7 +168,7 @@ def prepare_target_tvm_ffi(version: Version, arch: str, folder: Path, system: st
         f"set(tvm_ffi_LIB_FILES {cmake_string(linked.as_posix())})\n"
         f"set_target_properties(tvm_ffi::shared PROPERTIES IMPORTED_LOCATION {cmake_string(library.as_posix())}\n"
         '  IMPORTED_IMPLIB "${tvm_ffi_LIB_FILES}")\n'
-        f'message(STATUS "tvmffi-wheel: linking the {shown} ${{tvm_ffi_LIB_FILES}}")\n',
+        f'message(STATUS "tvmffi-wheel: linking the {shown} ${{tvm_ffi_LIB_FILES}}")\n' + _WITHOUT_STUBS,
         "utf-8",
     )
     info(f"linking {link_name} from {wheel.name}")

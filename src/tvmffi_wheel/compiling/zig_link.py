@@ -13,7 +13,7 @@ zig against the glibc stubs of the target release instead of this machine's glib
 
 It runs as a script with the build environment's Python (no import of tvmffi_wheel, so that
 each link costs one interpreter start), reading the recipe from $TVMFFI_LINK_RECIPE: JSON
-with zig, target, glibc, libstdcxx and shim.
+with zig, target, glibc, libstdcxx, shim and version_script.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ SCRIPT_VARIABLE = "TVMFFI_LINK_SCRIPT"
 
 # Options of a link that zig's linker refuses, or that stand for the runtime linked here.
 _DROPPED_OPTIONS = ("-static-libstdc++", "-static-libgcc")
-# zig's linker refuses --exclude-libs; the version script of tvmffi_wheel_configure_target
-# hides the static runtime's symbols instead (and the repair refuses a library exporting them).
+# zig's linker refuses --exclude-libs; a version script hides the static runtime's symbols
+# instead: the project's own (tvmffi_wheel_configure_target's), else the recipe's (zig_wrappers.py).
 _DROPPED_LINKER_OPTIONS = re.compile(r"^-Wl,--exclude-libs[,=].*$")
 # libraries of glibc that the host's system folders hold as empty archives (glibc 2.34+ moved
 # them into libc); FindCUDAToolkit links librt.a by its path. zig's stubs stand for them.
@@ -87,10 +87,13 @@ def link_command(arguments: Sequence[str], recipe: Mapping[str, str]) -> list[st
         # zig warns about each missing folder: CMake adds CUDA's stubs folder whether it exists or not
         and not (a.startswith("-L") and len(a) > 2 and not os.path.isdir(a[2:]))
     ]
+    # The project's own version script is its decision; without one, the runtime stays inside.
+    own_exports = any("-version-script" in a for a in kept)
     return [
         recipe["zig"], "cc", "-target", recipe["target"], *kept,
         recipe["shim"], recipe["libstdcxx"], "-lunwind", "-lm",
         "-Wl,-z,defs", "-Wl,--gc-sections",
+        *([] if own_exports else [f"-Wl,--version-script={recipe['version_script']}"]),
     ]
 
 

@@ -1,6 +1,7 @@
 """The device code found against the architectures declared: what is missing, what strays.
 
-One comparison that the build (repair.py) and `check` both report, each in its own words.
+One comparison that the build (repair.py) and `check` both report, each in its own words;
+and the wheel's size against its limit.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import dataclasses
 from collections.abc import Sequence
 
 from tvmffi_wheel.compiling.cuda import Architecture
-from tvmffi_wheel.inspecting.device_code import DeviceImage
+from tvmffi_wheel.errors import TvmFfiWheelError, warn
+from tvmffi_wheel.inspecting.device_code import DeviceImage, size_findings
 
 
 def _matches(image: DeviceImage, kind: str, entry: Architecture) -> bool:
@@ -75,3 +77,14 @@ def compare_inventory(
         if missing or stray:
             mismatches.append(InventoryMismatch(where, missing, stray))
     return mismatches
+
+
+def check_size(size: int, limit_mb: int, device_code: Sequence[DeviceImage] = ()) -> None:
+    problem, warning = size_findings(size, limit_mb, device_code)
+    if problem is not None:
+        cuda = "ship fewer CUDA architectures, compress device code (cuda.compress), " if device_code else ""
+        raise TvmFfiWheelError(
+            problem, f"{cuda}leave debug information out (a Release build), or raise max-wheel-size-mb"
+        )
+    if warning is not None:
+        warn(warning)

@@ -120,7 +120,8 @@ def check_architecture(platforms: Sequence[str], binaries: Sequence[WheelBinary]
             raise TvmFfiWheelError(
                 f"the wheel is tagged {platform}, but its binaries are built for {arch} "
                 f"(e.g. {binaries[0].path})",
-                f"build the wheel on (or cross-compile it for) {wanted}",
+                f"rebuild the wheel: its tag must name the architecture its binaries are built for, {arch} "
+                "(a wheel renamed after it was built is not repaired)",
             )
 
 

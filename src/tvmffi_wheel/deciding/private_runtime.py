@@ -4,14 +4,16 @@ copy of GCC's libstdc++ linked for an older glibc.
 Only tvm-ffi's C ABI may then cross into libtvm_ffi, which is built against the system's
 libstdc++: a C++ call would hand one runtime's objects (std::string, exceptions) to the other.
 And the runtime must stay inside the library: an exported copy can be bound by other
-libraries in the process. This is the PackedFunc ABI rule of the seeds: only the C ABI
-crosses a library boundary.
+libraries in the process. The zig link hides it (compiling/zig_wrappers.py); what a project
+still exports on purpose must be C: `__tvm_ffi_*` entry points, or C functions of its own.
+This is the PackedFunc ABI rule of the seeds: only the C ABI crosses a library boundary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tvmffi_wheel.common.symbols import is_cxx_symbol
 from tvmffi_wheel.deciding.abi import TvmFfiImport
 from tvmffi_wheel.deciding.verify import leaked_exports
 from tvmffi_wheel.errors import TvmFfiWheelError
@@ -36,11 +38,20 @@ def check_private_runtime(binaries: Sequence[WheelBinary], imports: Sequence[Tvm
             'header-only C++ classes use), or build with toolchain = "system"',
         )
     for binary in binaries:
-        leaked = leaked_exports(binary.facts, frozenset())
-        if leaked:
+        runtime_symbols = leaked_exports(binary.facts, frozenset())
+        if runtime_symbols:
             raise TvmFfiWheelError(
-                f"{binary.path} exports {len(leaked)} symbols of the C++ runtime it carries ({runtime}): "
-                f"{_listed(leaked, 3)}; other libraries in the process could bind to this private copy",
-                "export only tvm-ffi's entry points: call tvmffi_wheel_configure_target(<target>) "
-                "(its version script exports __tvm_ffi_* only), or give the link a version script of your own",
+                f"{binary.path} exports {len(runtime_symbols)} symbols of the C++ runtime it carries ({runtime}): "
+                f"{_listed(runtime_symbols, 3)}; other libraries in the process could bind to this private copy",
+                "the backend hides them in a link without a version script of the project's; the project's own "
+                "version script exports them: end it with `local: *;`, as tvmffi_wheel_configure_target's does",
+            )
+        cxx = sorted(name for name in binary.facts.exports if is_cxx_symbol(name))
+        if cxx:
+            raise TvmFfiWheelError(
+                f"{binary.path}, linked by zig with its own C++ runtime, {runtime}, exports C++ symbols: "
+                f"{_listed(cxx, 3)}; a C++ interface cannot cross out of a library that carries its own runtime "
+                "(callers built with another would meet its std::string and exceptions)",
+                'export C functions instead (extern "C", or tvm-ffi\'s TVM_FFI_DLL_EXPORT), or build with '
+                'toolchain = "system"',
             )

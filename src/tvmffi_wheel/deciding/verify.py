@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Collection, Sequence
 
+from tvmffi_wheel.common.symbols import is_runtime_symbol
 from tvmffi_wheel.deciding._auditwheel import PlatformPolicy
 from tvmffi_wheel.deciding.classify import (
     TVM_FFI_LIB_DIR,
@@ -19,9 +20,10 @@ from tvmffi_wheel.deciding.classify import (
 )
 from tvmffi_wheel.deciding.macos import macos_problems
 from tvmffi_wheel.deciding.nvidia import folder_of
+from tvmffi_wheel.deciding.placement import placement_problems
 from tvmffi_wheel.deciding.platforms import policy_violations
 from tvmffi_wheel.deciding.runpath import install_path, origin_target, reached_folders
-from tvmffi_wheel.deciding.systems import LINUX
+from tvmffi_wheel.deciding.systems import LINUX, WINDOWS
 from tvmffi_wheel.inspecting.facts import BinaryFacts
 from tvmffi_wheel.inspecting.wheel import WheelBinary
 
@@ -70,33 +72,34 @@ def _binary_problems(
     return problems
 
 
-def _placement_problems(
-    binaries: Sequence[WheelBinary], members: Sequence[str], libs_dir: str, library_expected: bool,
-    packages: Collection[str],
-) -> list[str]:
-    """A kernel wheel holds a library, and each library is inside a package (or the vendored
-    libraries' folder), where its loader finds it and no other wheel's files collide."""
+def _library_problems(binaries: Sequence[WheelBinary], members: Sequence[str], libs_dir: str,
+                      library_expected: bool, packages: Collection[str], install_dir: str) -> list[str]:
+    """A kernel wheel holds a library, and each library is in one of the wheel's own folders."""
     if not binaries and library_expected:
         return ["the wheel holds no compiled library: CMakeLists.txt installs none into it (add "
                 "install(TARGETS <target> LIBRARY DESTINATION <package folder>))"]
-    package_folders = {folder.split("/")[0] for folder in packages} | {
-        location.split("/")[0]
-        for member in members
-        if (location := install_path(member)) is not None and location.endswith("/__init__.py")
-    }
+    return placement_problems(binaries, members, distribution=libs_dir.removesuffix(".libs"), libs_dir=libs_dir,
+                              packages=packages, install_dir=install_dir)
+
+
+def _dll_folder_problems(
+    binaries: Sequence[WheelBinary], classifier: Classifier, dll_folder_packages: Collection[str]
+) -> list[str]:
+    """Windows has no run path: a package whose DLL needs tvm_ffi.dll or a vendored DLL must add
+    their folders when imported (writing/dll_folders.py), as a run path would on Linux."""
+    if classifier.system is not WINDOWS:
+        return []
     problems = []
     for binary in binaries:
-        location = install_path(binary.path)
-        if location is None or any(name.startswith("PyInit_") for name in binary.facts.exports):
-            continue  # a .data file has no package; an extension module may stand at the top
-        folder, slash, _ = location.partition("/")
-        if not slash or folder not in package_folders | {libs_dir}:
-            where = f"site-packages/{folder}/" if slash else "the top of site-packages"
-            problems.append(
-                f"{binary.path}: installs to {where}, outside the wheel's packages, where another wheel's "
-                "files collide with it (install it into the package: install(TARGETS <target> LIBRARY "
-                "DESTINATION <package folder>))"
-            )
+        location = install_path(binary.path) or ""
+        package = location.split("/")[0] if "/" in location else ""
+        if not package or package == classifier.libs_dir or package in dll_folder_packages:
+            continue
+        needs = [s for s, kind in classifier.needs(binary.facts) if kind in (Kind.TVM_FFI, Kind.VENDORED)]
+        if needs:
+            problems.append(f"{binary.path}: needs {needs[0]}, but {package}/__init__.py does not add its folder "
+                            "(no DLL folders block), so it loads only after `import tvm_ffi`; run `tvmffi-wheel "
+                            "repair` on the wheel")
     return problems
 
 
@@ -110,6 +113,8 @@ def verify_wheel(
     repaired: bool,
     library_expected: bool = True,
     packages: Collection[str] = (),
+    install_dir: str = "",
+    dll_folder_packages: Collection[str] = (),
 ) -> list[str]:
     """Problems with the wheel, one line each; empty when it is sound.
 
@@ -118,11 +123,15 @@ def verify_wheel(
     on). ``repaired``: the run paths must be relative and reach tvm_ffi/lib (false only
     for `repair=skip`). ``library_expected``: a wheel without a compiled library is a problem
     (false only for an in-place editable install). ``packages``: package folders besides those
-    with an `__init__.py` in the wheel (an editable wheel holds no package sources).
+    with an `__init__.py` in the wheel (an editable wheel holds no package sources);
+    ``install_dir``: the project's `wheel.install-dir` (placement.py); ``dll_folder_packages``:
+    the packages whose `__init__.py` adds the DLL folders (Windows).
     """
-    problems = _forbidden_members(members) + _placement_problems(
-        binaries, members, classifier.libs_dir, library_expected, packages
+    problems = _forbidden_members(members) + _library_problems(
+        binaries, members, classifier.libs_dir, library_expected, packages, install_dir
     )
+    if repaired:
+        problems += _dll_folder_problems(binaries, classifier, dll_folder_packages)
     for binary in binaries:
         problems += _binary_problems(binary, classifier, policy, repaired)
         if python_tag[1] == "none" and binary.facts.python_c_api:
@@ -133,19 +142,7 @@ def verify_wheel(
     return problems
 
 
-# Mangled-name prefixes of the C++ standard library and of the C++ runtime's helpers: a
-# kernel library that exports these can have them bound by other libraries in the process.
-_STL_PREFIXES = ("_ZNSt", "_ZNKSt", "_ZSt", "_ZTISt", "_ZTSSt", "_ZTVSt", "_ZN9__gnu_cxx",
-                 "_ZNK9__gnu_cxx", "_ZN10__cxxabiv1", "_ZTIN10__cxxabiv1")
-_RUNTIME_NAMES = ("__cxa_", "__gxx_personality", "__gcc_personality", "_Unwind_", "__dynamic_cast")
-
-
 def leaked_exports(facts: BinaryFacts, libc_exports: frozenset[str]) -> list[str]:
-    """Exported symbols that belong to the C++ standard library, its runtime, or glibc."""
-    return sorted(
-        name
-        for name in facts.exports
-        if name.startswith(_STL_PREFIXES)
-        or name.startswith(_RUNTIME_NAMES)
-        or name in libc_exports
-    )
+    """Exported symbols that belong to the C++ standard library, its runtime, or glibc: other
+    libraries in the process can bind to them (common/symbols.py says which, for every format)."""
+    return sorted(name for name in facts.exports if is_runtime_symbol(name) or name in libc_exports)

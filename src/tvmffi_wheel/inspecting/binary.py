@@ -5,6 +5,8 @@ A new format adds a reader that returns `BinaryFacts` (facts.py) and a branch he
 
 from __future__ import annotations
 
+import re
+import struct
 from pathlib import Path
 
 from tvmffi_wheel.inspecting.elf import is_elf_header, read_elf_facts
@@ -25,6 +27,30 @@ def binary_format(head: bytes) -> BinaryFormat | None:
     if is_pe_header(head):
         return "pe"
     return None
+
+
+# Names that say "shared library": a file so named must be one a reader reads.
+_LIBRARY_NAME = re.compile(r"\.(so(\.\d+)*|dylib|dll|pyd)$", re.IGNORECASE)
+_MH_DSYM = 0xA  # the Mach-O file type of a dSYM's DWARF file
+
+
+def unreadable_binary(name: str, head: bytes) -> str | None:
+    """Why a file that no reader takes (binary_format gave None) must still not pass as data:
+    it is named like a shared library, or starts like a Windows binary; None for data."""
+    if head[:2] == b"MZ":
+        return f"{name} starts like a Windows binary (MZ) but has no PE header"
+    if _LIBRARY_NAME.search(name):
+        return f"{name} is named like a shared library but is no ELF, Mach-O or PE file"
+    return None
+
+
+def is_debug_companion(name: str, head: bytes) -> bool:
+    """Debug symbols that accompany a binary: a macOS `.dSYM` bundle's files (or a dSYM's DWARF
+    file on its own), a Windows `.pdb`. They are not loaded, so they are not read as binaries."""
+    if any(part.endswith(".dSYM") for part in name.split("/")[:-1]) or name.lower().endswith(".pdb"):
+        return True
+    little_endian_thin = head[:4] in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe")
+    return little_endian_thin and len(head) >= 16 and struct.unpack_from("<I", head, 12)[0] == _MH_DSYM
 
 
 def is_binary(path: Path) -> bool:

@@ -175,7 +175,8 @@ def _read(path: Path, shown_as: str) -> BinaryFacts:
     symbols = SymbolTable(macho, header)
     by_ordinal: dict[int, list[str]] = {}
     weak: set[str] = set()
-    for entry, raw_name in symbols.undefsyms:
+    # macholib sets these only from a dynamic symbol table, which an object file may lack.
+    for entry, raw_name in getattr(symbols, "undefsyms", ()):
         name = _c_name(raw_name)
         by_ordinal.setdefault((entry.n_desc >> 8) & 0xFF, []).append(name)
         if entry.n_desc & _N_WEAK_REF:
@@ -199,7 +200,7 @@ def _read(path: Path, shown_as: str) -> BinaryFacts:
         import_versions=(),
         python_c_api=tuple(sorted(s for s in flat if s.startswith(PYTHON_C_API_PREFIXES))),
         imports=imports,
-        exports=frozenset(_c_name(raw_name) for _, raw_name in symbols.extdefsyms),
+        exports=frozenset(_c_name(raw_name) for _, raw_name in getattr(symbols, "extdefsyms", ())),
         device_code=device_code,
         weak_imports=frozenset(weak),
         imports_from=imports_from,

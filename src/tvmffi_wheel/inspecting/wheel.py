@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspecting.binary import binary_format, read_binary_facts
+from tvmffi_wheel.inspecting.binary import binary_format, is_debug_companion, read_binary_facts, unreadable_binary
 from tvmffi_wheel.inspecting.device_code import CUBIN_HEADER, DEVICE_FILE_SUFFIXES, DeviceImage, cubin_image
 from tvmffi_wheel.inspecting.elf_stream import read_device_file, read_streamed_facts
 from tvmffi_wheel.inspecting.facts import BinaryFacts
@@ -87,11 +87,22 @@ def device_code_groups(
 
 
 @dataclasses.dataclass(frozen=True)
+class DebugFile:
+    """Debug symbols shipped beside a binary: a `.dSYM` bundle's file, a `.pdb`."""
+
+    path: str  # archive member name
+    size: int  # bytes, unpacked
+
+
+@dataclasses.dataclass(frozen=True)
 class Inspection:
     binaries: list[WheelBinary]
     digests: dict[str, Digest]  # every member but RECORD, from its content
     record_problems: list[str]  # members whose content RECORD does not describe
     device_files: list[DeviceFile] = dataclasses.field(default_factory=list)
+    debug_files: list[DebugFile] = dataclasses.field(default_factory=list)
+    # Files that claim to be binaries (by name or first bytes) but that no reader reads.
+    unreadable: list[str] = dataclasses.field(default_factory=list)
 
 
 def _is_device_file(name: str, first: bytes) -> bool:
@@ -111,6 +122,8 @@ def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) 
     recorded = archive.record_rows()
     binaries: list[WheelBinary] = []
     device_files: list[DeviceFile] = []
+    debug_files: list[DebugFile] = []
+    unreadable: list[str] = []
     digests: dict[str, Digest] = {}
     problems: list[str] = []
     for member in archive.members:
@@ -120,13 +133,18 @@ def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) 
         chunks = hasher.wrap(archive.stream(member, hashed=member.filename in recorded))
         first = next(chunks, b"")
         facts = None
-        device_file = _is_device_file(member.filename, first)
-        file_format = None if device_file else binary_format(first)
-        if device_file:
+        debug_file = is_debug_companion(member.filename, first)
+        device_file = not debug_file and _is_device_file(member.filename, first)
+        file_format = None if debug_file or device_file else binary_format(first)
+        if debug_file:
+            debug_files.append(DebugFile(member.filename, member.file_size))
+        elif device_file:
             images = read_device_file(itertools.chain([first], chunks), member.filename, member.file_size)
             device_files.append(DeviceFile(member.filename, images))
         elif file_format == "elf":
             facts = read_streamed_facts(itertools.chain([first], chunks), member.filename)
+        elif file_format is None and (claim := unreadable_binary(member.filename, first)) is not None:
+            unreadable.append(claim)
         for _ in chunks:  # hash whatever the reader did not need
             pass
         digest = hasher.result()
@@ -142,10 +160,14 @@ def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) 
             binaries.append(WheelBinary(member.filename, facts, unpacker))
     present = set(digests) | {archive.record_name}
     problems += [f"RECORD lists {name}, which the wheel lacks" for name in recorded if name not in present]
+    problems += [f"RECORD lists {name} more than once" for name in archive.record_repeats()]
     if problems and strict:
         raise TvmFfiWheelError(
             f"{archive.path.name} is damaged or was changed after it was built: {problems[0]}"
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
             "rebuild the wheel; do not edit a wheel's files in place",
         )
-    return Inspection(binaries, digests, problems, device_files)
+    if unreadable and strict:
+        raise TvmFfiWheelError(f"{archive.path.name}: {'; '.join(unreadable)}",
+                               "rebuild it, or remove the file from the wheel (it would not load)")
+    return Inspection(binaries, digests, problems, device_files, debug_files, unreadable)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -137,11 +138,18 @@ class WheelArchive:
                     "ship the file itself, or create the link at run time",
                 )
         self.dist_info = f"{self.name.distribution}-{self.name.version}.dist-info"
+        folders = sorted({n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info")})
+        if self.dist_info not in folders:
+            raise TvmFfiWheelError(
+                f"{path} has no {self.dist_info} folder"
+                + (f", but {', '.join(folders)}" if folders else ", nor any .dist-info folder"),
+                "the file name and the .dist-info folder inside must agree: rebuild the wheel, do not rename it",
+            )
         for required in ("WHEEL", "METADATA", "RECORD"):
             if f"{self.dist_info}/{required}" not in names:
                 raise TvmFfiWheelError(
-                    f"{path} has no {self.dist_info}/{required}",
-                    "the file name and the .dist-info folder inside must agree",
+                    f"{path} has no {self.dist_info}/{required}, which every wheel has",
+                    "rebuild the wheel: installers need it",
                 )
         self._check_name_against_contents()
 
@@ -157,7 +165,7 @@ class WheelArchive:
             raise TvmFfiWheelError(
                 f"{self.path.name} is named for {', '.join(sorted(named_tags))}, but its WHEEL file "
                 f"says {', '.join(sorted(wheel_tags)) or 'no tags'}",
-                "a wheel must not be renamed; rebuild it, or retag it with `tvmffi-wheel repair`",
+                "a wheel must not be renamed: rebuild it",
             )
         fields: dict[str, str] = {}
         for line in self.dist_info_text("METADATA").partition("\n\n")[0].splitlines():
@@ -213,8 +221,15 @@ class WheelArchive:
 
     def record_rows(self) -> dict[str, tuple[str, str]]:
         """RECORD as member -> (hash, size)."""
-        text = self.read_text(self.record_name)
-        return {row[0]: (row[1], row[2]) for row in csv.reader(io.StringIO(text)) if len(row) >= 3}
+        return {row[0]: (row[1], row[2]) for row in self._record() if len(row) >= 3}
+
+    def record_repeats(self) -> list[str]:
+        """The members RECORD lists more than once (installers disagree on which row counts)."""
+        counts = collections.Counter(row[0] for row in self._record() if row)
+        return sorted(name for name, count in counts.items() if count > 1)
+
+    def _record(self) -> list[list[str]]:
+        return list(csv.reader(io.StringIO(self.read_text(self.record_name))))
 
     def stream(self, info: zipfile.ZipInfo, *, hashed: bool = False) -> Iterator[bytes]:
         """The member's content in chunks, inflated in order.

@@ -12,17 +12,17 @@ so repairing twice gives the same bytes.
 
 from __future__ import annotations
 
+import ast
 import posixpath
 import re
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
+from tvmffi_wheel.common.dll_folders import DLL_FOLDERS_BEGIN, DLL_FOLDERS_END
 from tvmffi_wheel.deciding.classify import TVM_FFI_LIB_DIR
 from tvmffi_wheel.errors import info
 
-_BEGIN = "# begin tvmffi-wheel: DLL folders"
-_END = "# end tvmffi-wheel: DLL folders"
-_BLOCK = re.compile(rf"{re.escape(_BEGIN)}\n.*?{re.escape(_END)}\n", re.DOTALL)
+_BLOCK = re.compile(rf"{re.escape(DLL_FOLDERS_BEGIN)}\n.*?{re.escape(DLL_FOLDERS_END)}\n", re.DOTALL)
 
 _TEMPLATE = '''{begin}
 def _tvmffi_wheel_add_dll_folders():
@@ -59,19 +59,29 @@ def dll_folder_block(package: str, folders: tuple[str, ...], tvm_ffi_folder: str
     """The block for ``package`` (site-packages relative): the folders besides tvm-ffi's
     relative to it, and whether to add tvm_ffi's lib folder."""
     relative = tuple(posixpath.relpath(f, package) for f in folders if f != tvm_ffi_folder)
-    return _TEMPLATE.format(begin=_BEGIN, end=_END, relative=relative, tvm_ffi=tvm_ffi_folder in folders)
+    return _TEMPLATE.format(begin=DLL_FOLDERS_BEGIN, end=DLL_FOLDERS_END, relative=relative,
+                            tvm_ffi=tvm_ffi_folder in folders)
 
 
 def with_dll_folders(source: str, block: str) -> str:
-    """``source`` with ``block`` at its top (after a docstring-less start, before any import),
-    replacing the block an earlier repair put there."""
+    """``source`` with ``block`` before its first statement, after its docstring and its
+    `from __future__` imports (a docstring must come first to be one, a future import before
+    any other statement), replacing the block an earlier repair put there."""
     source = _BLOCK.sub("", source)
     lines = source.splitlines(keepends=True)
-    # Keep a `from __future__` import first: Python requires it before other statements.
     insert_at = 0
-    for index, line in enumerate(lines):
-        if line.startswith("from __future__ import"):
-            insert_at = index + 1
+    try:
+        body = ast.parse(source).body
+    except (SyntaxError, ValueError):
+        body = []  # the package would not import anyway; its own error stays the first one
+    for index, statement in enumerate(body):
+        docstring = index == 0 and isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) \
+            and isinstance(statement.value.value, str)
+        if not (docstring or (isinstance(statement, ast.ImportFrom) and statement.module == "__future__")):
+            break
+        insert_at = statement.end_lineno or statement.lineno
+    if insert_at and not lines[insert_at - 1].endswith("\n"):
+        lines[insert_at - 1] += "\n"
     return "".join(lines[:insert_at]) + block + "".join(lines[insert_at:])
 
 

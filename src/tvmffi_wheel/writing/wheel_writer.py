@@ -37,10 +37,12 @@ class WheelChanges:
     new_files: Mapping[str, str] = dataclasses.field(default_factory=dict)  # new text members (a loader)
     # Dist-info members given as text; one the archive lacks is added.
     dist_info_files: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    removed: frozenset[str] = frozenset()  # members the new wheel leaves out
 
     def keeps(self, member: str) -> bool:
         """The member is copied as it is stored."""
-        return member in self.digests and member not in self.replaced and member not in self.dist_info_files
+        return (member in self.digests and member not in self.replaced and member not in self.dist_info_files
+                and member not in self.removed)
 
 
 def rewrite_wheel_file(text: str, name: WheelName) -> str:
@@ -212,6 +214,8 @@ class WheelWriter:
         self._put(template, io.BytesIO(data), len(data))
 
     def _put_member(self, info: zipfile.ZipInfo, changes: WheelChanges) -> None:
+        if info.filename in changes.removed:
+            return
         if info.filename in changes.dist_info_files:
             self._put_text(info, changes.dist_info_files[info.filename])
         elif info.filename in changes.replaced:
