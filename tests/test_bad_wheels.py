@@ -64,6 +64,24 @@ def vendored_tvm_ffi(entries):
     return [entries[0], (info, library), *entries[1:]]
 
 
+def record_repeating(name: str):
+    """RECORD (already correct) with the row of ``name`` written twice."""
+    def change(entries):
+        record = next(i for i, _ in entries if i.filename.endswith("RECORD"))
+        text = next(d for i, d in entries if i is record).decode()
+        row = next(line for line in text.splitlines() if line.startswith(name + ","))
+        return [(i, (text + row + "\n").encode() if i is record else d) for i, d in entries]
+
+    return change
+
+
+def without_record(entries):
+    return [(i, d) for i, d in entries if not i.filename.endswith("RECORD")]
+
+
+# Bytes that are no binary of any kind, as a random file named like one would be.
+JUNK = bytes(range(7, 250)) * 4
+
 CASES = {
     "vendored-libtvm_ffi": (vendored_tvm_ffi, True, "a copy of libtvm_ffi is inside the wheel"),
     "zip-slip-parent": (add("../evil.py", b"x"), True, "unsafe member name '../evil.py'"),
@@ -75,6 +93,14 @@ CASES = {
     "not-elf-so": (add("example_kernels/lib/libbad.so", b"\x7fELF" + b"\x02\x01\x01" + bytes(40)), True,
                    "libbad.so looks like an ELF file but cannot be read"),
     "other-architecture": (edit(LIBRARY, other_machine), True, "binaries are built for aarch64"),
+    # Files that claim to be binaries, beside the wheel's good library: named, never taken for data.
+    "junk-dylib": (add("example_kernels/lib/libjunk.dylib", JUNK), True,
+                   "libjunk.dylib is named like a shared library but is no ELF, Mach-O or PE file"),
+    "mz-junk-dll": (add("example_kernels/lib/junk.dll", b"MZ" + JUNK), True,
+                    "junk.dll starts like a Windows binary (MZ) but has no PE header"),
+    "record-repeats-a-member": (record_repeating("example_kernels/__init__.py"), False,
+                                "RECORD lists example_kernels/__init__.py more than once"),
+    "no-record": (without_record, False, "has no example_kernels-0.1.0.dist-info/RECORD, which every wheel has"),
 }
 
 
@@ -104,4 +130,22 @@ def test_wheel_renamed_against_its_wheel_file(command, example_wheel, tmp_path, 
     result = command(*args, ok=False)
     platform = example_wheel.name.rsplit("-", 1)[1].removesuffix(".whl")
     assert f"is named for cp311-cp311-{platform}, but its WHEEL file says py3-none" in result.stdout
+    assert "a wheel must not be renamed: rebuild it" in result.stdout and "repair" not in result.stdout.split("fix:")[1]
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("subcommand", ["check", "repair"])
+def test_a_wheel_whose_only_library_is_junk_is_told_so_not_given_cmake_advice(command, example_wheel, tmp_path,
+                                                                              subcommand):
+    def junk_only(entries):
+        kept = [(i, d) for i, d in entries if i.filename != LIBRARY]
+        return add("example_kernels/lib/libexample_kernels.dylib", JUNK)(kept)
+
+    bad = rewrite(example_wheel, tmp_path / example_wheel.name, junk_only)
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["repair", "-w", out, bad] if subcommand == "repair" else ["check", bad]
+    result = command(*args, ok=False)
+    assert "libexample_kernels.dylib is named like a shared library but is no ELF, Mach-O or PE file" in result.stdout
+    assert "CMakeLists.txt" not in result.stdout and "Traceback" not in result.stdout
     assert list(out.iterdir()) == []

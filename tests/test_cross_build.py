@@ -49,9 +49,10 @@ def test_macos_wheel(command, macos_wheel, tmp_path):
     assert signature_is_valid(library)
     from_tvm_ffi = [s for s, source in undefined_symbols(library).items() if source == "libtvm_ffi"]
     assert from_tvm_ffi and all(s.startswith("_TVMFFI") for s in from_tvm_ffi), from_tvm_ffi
+    # Nothing of the libc++ linked in is exported (operator new and delete included), though zig's
+    # Mach-O linker ignores the exported symbols list: only the entry points and the linker's own.
     exports = set(_exports(library))
-    runtime = {s for s in exports if s.startswith(("__Znw", "__Zna", "__Zdl", "__Zda"))}  # libc++'s, weak
-    assert exports - runtime == {f"___tvm_ffi_{k}" for k in KERNELS} | {"___dso_handle", "__mh_dylib_header"}
+    assert exports == {f"___tvm_ffi_{k}" for k in KERNELS} | {"___dso_handle", "__mh_dylib_header"}
     report = json.loads(command("check", "--json", macos_wheel).stdout)["wheels"][0]
     assert report["sound"], report["problems"]
 
@@ -67,7 +68,7 @@ def test_windows_wheel(command, windows_wheel, tmp_path):
     names = zipfile.ZipFile(windows_wheel).namelist()
     assert not [n for n in names if n.endswith((".pdb", ".lib", ".a"))], names
     zipfile.ZipFile(windows_wheel).extractall(tmp_path)
-    with pefile.PE(str(tmp_path / "example_kernels" / "lib" / "libexample_kernels.dll"), fast_load=False) as image:
+    with pefile.PE(str(tmp_path / "example_kernels" / "lib" / "example_kernels.dll"), fast_load=False) as image:
         assert (image.FILE_HEADER.Machine, image.OPTIONAL_HEADER.Magic) == (0x8664, 0x20B)  # x86-64, PE32+
         imports = {e.dll.decode().lower(): [i.name.decode() for i in e.imports if i.name]
                    for e in image.DIRECTORY_ENTRY_IMPORT}

@@ -225,12 +225,14 @@ def test_misspellings_are_named_with_the_right_spelling(tmp_path, backend_venv, 
 
 
 @pytest.mark.parametrize(
-    ("destination", "message"),
-    [(None, "the wheel holds no compiled library"),
-     ("lib", "installs to site-packages/lib/, outside the wheel's packages")],
+    ("destination", "message", "fix"),
+    [(None, "the wheel holds no compiled library", "install(TARGETS <target> LIBRARY DESTINATION <package folder>)"),
+     ("lib", "installs to site-packages/lib/, a folder other wheels install into too",
+      "its install() rule puts it there (DESTINATION lib): install it into the package, "
+      "install(TARGETS <target> DESTINATION example_kernels)")],
     ids=["no-library", "top-level-lib"],
 )
-def test_a_library_missing_or_outside_the_packages_is_refused(tmp_path, build_env, destination, message):
+def test_a_library_missing_or_outside_the_packages_is_refused(tmp_path, build_env, destination, message, fix):
     project = copy_project(EXAMPLE, tmp_path / "example")
     cmakelists = project / "CMakeLists.txt"
     install = ("install(TARGETS example_kernels LIBRARY DESTINATION example_kernels/lib "
@@ -242,7 +244,7 @@ def test_a_library_missing_or_outside_the_packages_is_refused(tmp_path, build_en
         f"tvmffi_wheel_configure_target(example_kernels DESTINATION {destination or 'example_kernels/lib'})"))
     out = tmp_path / "dist"
     result = pip_wheel(project, out, build_env, ok=False)
-    assert_refused(result, out, message, "install(TARGETS <target> LIBRARY DESTINATION <package folder>)")
+    assert_refused(result, out, message, fix)
 
 
 def test_a_stable_abi_newer_than_this_python_is_a_recorded_warning(tmp_path, build_env, command):

@@ -143,18 +143,49 @@ def test_the_shared_cxx_runtime_linked_on_purpose_is_refused(tmp_path, zig_venv)
     )
 
 
-def test_a_library_exporting_its_private_runtime_is_refused(tmp_path, zig_venv):
-    """Without tvmffi_wheel_configure_target's version script, libstdc++.a's symbols are exported."""
-    project = copy_project(PROJECTS / "json_kernel", tmp_path / "json_kernel")
+def _without_our_helper(project: Path) -> Path:
     cmake = project / "CMakeLists.txt"
     cmake.write_text(re.sub(r"tvmffi_wheel_configure_target\([^)]*\)", "", cmake.read_text()))
+    return cmake
+
+
+LIBCXX_RUNTIME = ["-C", "tvmffi-wheel.cxx-runtime=libc++"]
+
+
+@pytest.mark.parametrize("runtime", [GCC_RUNTIME, LIBCXX_RUNTIME], ids=["libstdc++", "libc++"])
+def test_a_library_without_our_helper_keeps_its_private_runtime_inside(tmp_path, zig_venv, runtime):
+    """tvm-ffi's recipe alone (tvm_ffi_configure_target): the backend owns the link and hides the runtime."""
+    project = copy_project(PROJECTS / "json_kernel", tmp_path / "json_kernel")
+    _without_our_helper(project)
+    out = tmp_path / "dist"
+    zig_venv_build(zig_venv, project, out, *runtime, "-C", "cmake.define.JSON_KERNEL_STRINGIFY=OFF")
+    (library,) = elf_members(only_wheel(out), tmp_path / "elf")
+    exports = {line.split()[-1] for line in run(["nm", "-D", "--defined-only", library]).stdout.splitlines()}
+    assert exports == {"__tvm_ffi_pair_to_json"}
+
+
+@pytest.mark.parametrize(("change", "message", "fix"), [
+    # The project's own version script exports everything: its decision, which cannot be made right.
+    ("version-script", "symbols of the C++ runtime it carries (GCC's libstdc++ (libstdc++.a, static))",
+     "end it with `local: *;`"),
+    # A C++ function marked for export on purpose: an interface no caller with another runtime can use.
+    ("cxx-api", "exports C++ symbols: _ZN11json_kernel3apiEi", 'export C functions instead (extern "C"'),
+], ids=["own-version-script", "own-cxx-api"])
+def test_what_a_project_exports_on_purpose_from_a_private_runtime_is_refused(tmp_path, zig_venv, change, message,
+                                                                              fix):
+    project = copy_project(PROJECTS / "json_kernel", tmp_path / "json_kernel")
+    cmake = _without_our_helper(project)
+    if change == "version-script":
+        (project / "everything.map").write_text("{ global: *; };\n")
+        cmake.write_text(cmake.read_text() + 'target_link_options(json_kernel PRIVATE '
+                         '"LINKER:--version-script=${CMAKE_CURRENT_SOURCE_DIR}/everything.map")\n')
+    else:
+        source = project / "src" / "kernel.cc"
+        source.write_text(source.read_text() + '\nnamespace json_kernel {\n__attribute__((visibility("default"))) '
+                          "int api(int x) { return x; }\n}\n")
     result = zig_venv_build(zig_venv, project, tmp_path / "dist", *GCC_RUNTIME,
                             "-C", "cmake.define.JSON_KERNEL_STRINGIFY=OFF", ok=False)
-    assert_refused(
-        result, tmp_path / "dist",
-        "symbols of the C++ runtime it carries (GCC's libstdc++ (libstdc++.a, static))",
-        "call tvmffi_wheel_configure_target(<target>)",
-    )
+    assert_refused(result, tmp_path / "dist", message, fix)
 
 
 # --------------------------------------------------------------------------- aarch64

@@ -28,7 +28,7 @@ def test_macos_and_windows_targets() -> None:
     assert (macos.zig_target, macos.facts_arch) == ("aarch64-macos.11.0", "arm64")
     assert target("macos", MACOSX_DEPLOYMENT_TARGET="13.2") == OsTarget("macos", "aarch64", "13.2")
     assert target("macos", MACOSX_DEPLOYMENT_TARGET="14") == OsTarget("macos", "aarch64", "14.0")
-    assert target("macos", MACOSX_DEPLOYMENT_TARGET="11.0.1") == OsTarget("macos", "aarch64", "11.0.1")
+    assert target("macos", MACOSX_DEPLOYMENT_TARGET="11.0.1") == OsTarget("macos", "aarch64", "11.0")
     windows = target("windows")
     assert windows == OsTarget("windows", "x86_64")
     assert (windows.zig_target, windows.facts_arch) == ("x86_64-windows-gnu", "amd64")
@@ -60,12 +60,16 @@ def test_an_unknown_os_is_refused_by_the_settings() -> None:
 
 
 def test_toolchain_lines() -> None:
-    macos = OsTarget("macos", "aarch64", "11.0").toolchain_lines("/kept/windows_shim.h")
+    macos = OsTarget("macos", "aarch64", "11.0").toolchain_lines("/kept")
     assert "set(CMAKE_SYSTEM_NAME Darwin)" in macos
     assert 'set(CMAKE_SHARED_LIBRARY_RUNTIME_C_FLAG "-Wl,-rpath,")' in macos
     assert 'set(CMAKE_INSTALL_NAME_DIR "@rpath")' in macos
-    windows = OsTarget("windows", "x86_64").toolchain_lines("/kept/windows_shim.h")
+    windows = OsTarget("windows", "x86_64").toolchain_lines("/kept")
     assert "set(CMAKE_SYSTEM_NAME Windows)" in windows
     assert any("/kept/windows_shim.h" in line and "CMAKE_CXX_FLAGS_INIT" in line for line in windows)
+    assert 'set(CMAKE_USER_MAKE_RULES_OVERRIDE "/kept/windows-names.cmake")' in windows
+    kept = OsTarget("windows", "x86_64").kept_files()
+    assert 'set(CMAKE_SHARED_LIBRARY_PREFIX "")' in kept["windows-names.cmake"]
+    assert OsTarget("macos", "aarch64", "11.0").kept_files() == {}
     assert not any("windows_shim" in line for line in macos)
     assert WINDOWS_SHIM.is_file()

@@ -354,6 +354,7 @@ def judge_wheel(
         policy=policy,
         python_tag=contents.name.python_tag,
         repaired=True,
+        library_expected=not contents.unreadable,  # a library no reader reads is reported as such
         install_dir=str(contents.build_facts.get("install_dir", "")),
         dll_folder_packages=contents.dll_folder_packages,
     )

@@ -60,11 +60,12 @@ def _mirrors(job: CompileJob, project: Path, stack: contextlib.ExitStack) -> sta
 
 
 def _own_build_dir(job: CompileJob) -> dict[str, str]:
-    """A persistent build-dir's CMake cache keeps the compilers of its first configure and
-    ignores a new toolchain file, so each zig target builds in a folder of its own inside it."""
-    if not job.build.build_dir or job.toolchain.toolchain == "system":
+    """A persistent build-dir's CMake cache keeps the compilers and toolchain file of its first
+    configure and ignores a new toolchain file, so each zig toolchain builds in a folder of its
+    own inside it."""
+    if not job.build.build_dir or not job.setup.build_folder:
         return {}
-    folder = posixpath.join(job.build.build_dir, f"zig-{job.toolchain.target}-{job.toolchain.cxx_runtime}")
+    folder = posixpath.join(job.build.build_dir, job.setup.build_folder)
     info(f"toolchain = zig builds in {folder}, apart from other toolchains' build trees")
     # The environment, which scikit-build-core reads before config-settings and pyproject.toml.
     return {"SKBUILD_BUILD_DIR": folder}

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.errors import TvmFfiWheelError, info
 
 WINDOWS_SHIM = Path(__file__).parent / "data" / "windows_shim.h"
 # The oldest macOS apache-tvm-ffi's wheels run on (macosx_11_0_arm64), and the default.
@@ -48,9 +48,21 @@ class OsTarget:
         """The architecture as the binaries' facts and the wheel tag spell it."""
         return _FACTS_ARCH[(self.os, self.arch)]
 
-    def toolchain_lines(self, windows_shim: str) -> list[str]:
-        """What CMake's toolchain file says beyond the compilers; ``windows_shim``: where the
-        toolchain keeps its copy of data/windows_shim.h."""
+    def kept_files(self) -> dict[str, str]:
+        """Files the toolchain keeps beside its toolchain file for this target (name -> text)."""
+        if self.os != "windows":
+            return {}
+        # zig is MinGW, whose CMake platform names a DLL lib<target>.dll; tvm-ffi's loader
+        # (libinfo.load_lib_module) and MSVC builds name it <target>.dll. Applied after CMake's
+        # platform files, which a toolchain file comes before.
+        names = "".join(f'set(CMAKE_{kind}_PREFIX "")\n' for kind in ("SHARED_LIBRARY", "SHARED_MODULE",
+                                                                      "IMPORT_LIBRARY"))
+        return {"windows_shim.h": WINDOWS_SHIM.read_text("utf-8"),
+                "windows-names.cmake": "# tvmffi-wheel: DLLs named as MSVC names them.\n" + names}
+
+    def toolchain_lines(self, folder: str) -> list[str]:
+        """What CMake's toolchain file says beyond the compilers; ``folder``: where the
+        toolchain keeps its files (kept_files)."""
         name, processor = _CMAKE_SYSTEM[self.os]
         lines = [f"set(CMAKE_SYSTEM_NAME {name})", f"set(CMAKE_SYSTEM_PROCESSOR {processor})"]
         if self.os == "macos":
@@ -65,8 +77,9 @@ class OsTarget:
                       "set(CMAKE_BUILD_WITH_INSTALL_NAME_DIR ON)",
                       'set(CMAKE_INSTALL_NAME_DIR "@rpath")']
         else:
-            lines += [f'set(CMAKE_C_FLAGS_INIT "-include \\"{windows_shim}\\"")',
-                      f'set(CMAKE_CXX_FLAGS_INIT "-include \\"{windows_shim}\\"")']
+            lines += [f'set(CMAKE_C_FLAGS_INIT "-include \\"{folder}/windows_shim.h\\"")',
+                      f'set(CMAKE_CXX_FLAGS_INIT "-include \\"{folder}/windows_shim.h\\"")',
+                      f'set(CMAKE_USER_MAKE_RULES_OVERRIDE "{folder}/windows-names.cmake")']
         return lines
 
 
@@ -130,4 +143,7 @@ def _deployment_target(environ: Mapping[str, str]) -> str:
             "(macosx_11_0_arm64), so the library could not load below that",
             "set MACOSX_DEPLOYMENT_TARGET to 11.0 or later, or unset it (11.0)",
         )
-    return f"{version[0]}.{version[1]}" + (f".{version[2]}" if version[2] else "")
+    if version[2]:
+        info(f"MACOSX_DEPLOYMENT_TARGET is {text}: a wheel's tag names no patch level, so the library is built "
+             f"for macOS {version[0]}.{version[1]}, which covers it")
+    return f"{version[0]}.{version[1]}"

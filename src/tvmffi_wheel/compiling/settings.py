@@ -48,7 +48,8 @@ class Settings:
         "auto",
         "`auto` repairs the wheel: vendors libraries outside the manylinux policy, sets run "
         "paths, gives it the best manylinux tag its binaries allow and verifies it. `skip` "
-        "writes the wheel as compiled, tagged `linux_<arch>` (not uploadable to PyPI).",
+        "writes the wheel as compiled, tagged `linux_<arch>` (not uploadable to PyPI); Linux only, since "
+        "macOS and Windows have no tag that promises nothing.",
         choices=get_args(RepairMode),
     )
     exclude: tuple[str, ...] = _option(
@@ -88,7 +89,9 @@ class Settings:
         "zig's clang compiles and links, with LLVM's libc++; for `arch` too. `libstdc++`: the system "
         "compilers (gcc, nvcc) compile for this machine's architecture, and zig links, with GCC's "
         "libstdc++.a and a small shim for what it needs from newer glibc releases. Empty: "
-        "`libstdc++` for a build with CUDA (CUDA's headers refuse libc++), `libc++` otherwise.",
+        "`libstdc++` for a build with CUDA (CUDA's headers refuse libc++): CUDA architectures or runtime "
+        "declared, or CUDA in the project's CMake files or sources (`enable_language(CUDA)`, "
+        "`project(... CUDA)`, `CMAKE_CUDA_ARCHITECTURES`, `.cu` files); `libc++` otherwise, and for `arch`.",
         choices=get_args(CxxRuntimeOption),
     )
     glibc: str = _option(

@@ -198,8 +198,9 @@ def _system_compiler(names: Sequence[str], variable: str, environ: Mapping[str, 
     )
 
 
-def _static_libstdcxx(cxx: Path) -> Path:
-    """GCC's libstdc++.a, as the compiler finds it."""
+def _static_libstdcxx(cxx: Path, guessed: bool = False) -> Path:
+    """GCC's libstdc++.a, as the compiler finds it; ``guessed``: libstdc++ is the default only
+    because the project's sources build CUDA."""
     try:
         found = subprocess.run(
             [str(cxx), "-print-file-name=libstdc++.a"], capture_output=True, text=True, check=True
@@ -209,7 +210,9 @@ def _static_libstdcxx(cxx: Path) -> Path:
     if not os.path.isabs(found) or not os.path.isfile(found):
         raise TvmFfiWheelError(
             f"{cxx} has no static libstdc++ (libstdc++.a), which cxx-runtime = \"libstdc++\" links in",
-            "install GCC's libstdc++ development package (Debian: libstdc++-12-dev; RHEL: libstdc++-static)",
+            "install GCC's libstdc++ development package (Debian: libstdc++-12-dev; RHEL: libstdc++-static)"
+            + ('; it is the default because the project\'s CMake files or sources build CUDA: for a build without '
+               'CUDA, set cxx-runtime = "libc++"' if guessed else ""),
         )
     return Path(found)
 
@@ -271,7 +274,8 @@ def plan_toolchain(
     if runtime == "libc++":
         return ToolchainPlan("zig", target, host, wanted, zig, runtime)
     compilers = (_system_compiler(["cc", "gcc"], "CC", environ), _system_compiler(["c++", "g++"], "CXX", environ))
-    return ToolchainPlan("zig", target, host, wanted, zig, runtime, compilers, _static_libstdcxx(compilers[1]))
+    guessed = not cxx_runtime and not uses_cuda  # chosen because the project's sources build CUDA
+    return ToolchainPlan("zig", target, host, wanted, zig, runtime, compilers, _static_libstdcxx(compilers[1], guessed))
 
 
 def cuda_refusal(plan: ToolchainPlan) -> TvmFfiWheelError:

@@ -38,7 +38,6 @@ from tvmffi_wheel.common.symbols import runtime_version_script
 from tvmffi_wheel.compiling import zig_link
 from tvmffi_wheel.compiling.cmake_environment import cmake_string
 from tvmffi_wheel.compiling.compiler_cache import cache_home
-from tvmffi_wheel.compiling.cross_os import WINDOWS_SHIM
 from tvmffi_wheel.compiling.notes import CUDA_REFUSED, NOTES_VARIABLE
 from tvmffi_wheel.compiling.toolchain import SHIM_SOURCE, ToolchainPlan
 from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, stable_zig
@@ -62,6 +61,9 @@ class ToolchainSetup:
 
     defines: dict[str, str]
     environment: dict[str, str]
+    # The folder a persistent build-dir keeps this toolchain's build tree in: a CMake cache holds
+    # on to the compilers and toolchain file of its first configure, so each toolchain has its own.
+    build_folder: str = ""
 
 
 def _zig_for_build(plan: ToolchainPlan, environ: Mapping[str, str]) -> str:
@@ -148,9 +150,8 @@ def _libcxx_files(plan: ToolchainPlan, zig: str) -> tuple[dict[str, str], Callab
     files["no-cuda-host-compiler"] = _no_cuda_script(plan)
     lines = []
     if plan.os_target is not None:
-        if os_name == "windows":
-            files["windows_shim.h"] = WINDOWS_SHIM.read_text("utf-8")
-        lines += plan.os_target.toolchain_lines(f"{_FOLDER}/windows_shim.h")
+        files |= plan.os_target.kept_files()
+        lines += plan.os_target.toolchain_lines(_FOLDER)
     elif plan.cross:
         lines += ["set(CMAKE_SYSTEM_NAME Linux)", f"set(CMAKE_SYSTEM_PROCESSOR {plan.arch})"]
     lines += [f"set(CMAKE_C_COMPILER {cmake_string(_FOLDER + '/cc')})",
@@ -233,10 +234,11 @@ def write_toolchain_files(plan: ToolchainPlan, environ: Mapping[str, str]) -> To
     files, complete = maker(plan, zig)
     folder = _kept_folder(environ, files, ("cc", "c++", "ar", "ranlib", "no-cuda-host-compiler"), complete)
     defines = {"CMAKE_TOOLCHAIN_FILE": str(folder / "zig-toolchain.cmake")}
+    build_folder = f"zig-{plan.target}-{plan.cxx_runtime}-{folder.name[:8]}"
     if plan.cxx_runtime != "libstdc++":
-        return ToolchainSetup(defines, {})
+        return ToolchainSetup(defines, {}, build_folder)
     return ToolchainSetup(defines, {
         zig_link.RECIPE_VARIABLE: str(folder / "link-recipe.json"),
         zig_link.PYTHON_VARIABLE: sys.executable,
         zig_link.SCRIPT_VARIABLE: zig_link.__file__,
-    })
+    }, build_folder)
