@@ -23,6 +23,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.compiling import _skbuild, compiler_cache
 from tvmffi_wheel.compiling.compile import CompileJob, compile_project
 from tvmffi_wheel.compiling.cuda import (
@@ -41,7 +42,7 @@ from tvmffi_wheel.compiling.toolchain import (
     host_architecture,
     plan_toolchain,
 )
-from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION, find_build_tvm_ffi, prepare_target_tvm_ffi
+from tvmffi_wheel.compiling.tvm_ffi import find_build_tvm_ffi, prepare_target_tvm_ffi
 from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig
 from tvmffi_wheel.compiling.zig_wrappers import ToolchainSetup, write_toolchain_files
 from tvmffi_wheel.errors import TvmFfiWheelError, collecting_warnings, info, reporting, warn

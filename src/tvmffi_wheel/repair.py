@@ -19,9 +19,9 @@ from typing import Any
 from packaging.version import Version
 
 from tvmffi_wheel import __version__
-from tvmffi_wheel.compiling.cuda import Architecture, CudaFacts
-from tvmffi_wheel.compiling.settings import RepairMode
-from tvmffi_wheel.deciding._auditwheel import PlatformPolicy
+from tvmffi_wheel.common._auditwheel import PlatformPolicy
+from tvmffi_wheel.common.cuda import Architecture, CudaFacts
+from tvmffi_wheel.common.modes import RepairMode
 from tvmffi_wheel.deciding.abi import (
     AbiRange,
     TvmFfiImport,

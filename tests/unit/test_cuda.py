@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from tvmffi_wheel.compiling.cuda import (
-    Architecture,
-    Toolkit,
-    find_nvcc,
-    parse_architectures,
-    plan_cuda,
-    validate_architectures,
-)
+from tvmffi_wheel.common.cuda import Architecture, parse_architectures
+from tvmffi_wheel.compiling.cuda import Toolkit, find_nvcc, plan_cuda, validate_architectures
 from tvmffi_wheel.deciding.device_inventory import missing_device_code, stray_device_code
 from tvmffi_wheel.deciding.nvidia import (
     cuda_build_requirements,

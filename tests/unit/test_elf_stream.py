@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tvmffi_wheel.deciding._auditwheel import system_library_dirs
+from tvmffi_wheel.common._auditwheel import system_library_dirs
 from tvmffi_wheel.inspecting import elf_stream
 from tvmffi_wheel.inspecting.elf import read_elf_facts
 from tvmffi_wheel.inspecting.elf_stream import read_streamed_facts

@@ -4,7 +4,7 @@
 import pytest
 from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
-from tvmffi_wheel.deciding._auditwheel import manylinux_policies
+from tvmffi_wheel.common._auditwheel import manylinux_policies
 from tvmffi_wheel.deciding.classify import Classifier
 from tvmffi_wheel.deciding.plan import LibraryFinder, plan_repair, vendored_name
 from tvmffi_wheel.deciding.runpath import install_path, origin_entry, planned_run_path

@@ -3,7 +3,7 @@
 import pytest
 from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
-from tvmffi_wheel.deciding._auditwheel import manylinux_policies
+from tvmffi_wheel.common._auditwheel import manylinux_policies
 from tvmffi_wheel.deciding.classify import Classifier
 from tvmffi_wheel.deciding.platforms import policy_named
 from tvmffi_wheel.deciding.verify import leaked_exports, verify_wheel

@@ -14,10 +14,10 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
+from tvmffi_wheel.common._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.common.cuda import Architecture, parse_architectures
 from tvmffi_wheel.common.dll_folders import has_dll_folders
-from tvmffi_wheel.compiling.cuda import Architecture, parse_architectures
-from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
-from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.deciding.abi import ReleaseCheck, tvm_ffi_imports
 from tvmffi_wheel.deciding.abi_table import load_table, table_key
 from tvmffi_wheel.deciding.classify import Classifier, Kind

@@ -17,7 +17,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel import __version__
-from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.deciding.requirements import pinned_version
 from tvmffi_wheel.errors import TvmFfiWheelError, collecting_warnings, info, reporting
 from tvmffi_wheel.inspecting.wheel_reader import WheelArchive

@@ -28,7 +28,7 @@ from packaging.requirements import Requirement
 from packaging.tags import sys_tags
 from packaging.version import InvalidVersion, Version
 
-from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.deciding.abi_table import load_table, table_key
 from tvmffi_wheel.deciding.classify import is_tvm_ffi_library
 from tvmffi_wheel.deciding.platforms import binaries_system, wheel_architecture

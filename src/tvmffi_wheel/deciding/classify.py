@@ -18,9 +18,6 @@ from tvmffi_wheel.deciding.runpath import install_path
 from tvmffi_wheel.deciding.systems import LINUX, SYSTEMS, System, wheel_system
 from tvmffi_wheel.inspecting.facts import BinaryFacts
 
-# Where the apache-tvm-ffi wheel installs libtvm_ffi (tvm_ffi.dll on Windows), relative to site-packages.
-TVM_FFI_LIB_DIR = "tvm_ffi/lib"
-
 LOADER_PATTERNS = LINUX.loader
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from tvmffi_wheel.compiling.cuda import Architecture
+from tvmffi_wheel.common.cuda import Architecture
 from tvmffi_wheel.errors import TvmFfiWheelError, warn
 from tvmffi_wheel.inspecting.device_code import DeviceImage, size_findings
 

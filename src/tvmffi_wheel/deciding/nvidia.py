@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tvmffi_wheel.compiling.cuda import CudaFacts
+from tvmffi_wheel.common.cuda import CudaFacts
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 

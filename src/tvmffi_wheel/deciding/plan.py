@@ -13,8 +13,9 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, manylinux_policies, system_library_dirs
-from tvmffi_wheel.deciding.classify import TVM_FFI_LIB_DIR, Classifier, Kind
+from tvmffi_wheel.common._auditwheel import PlatformPolicy, manylinux_policies, system_library_dirs
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_LIB_DIR
+from tvmffi_wheel.deciding.classify import Classifier, Kind
 from tvmffi_wheel.deciding.macos import macos_platform_tag
 from tvmffi_wheel.deciding.nvidia import nvidia_wheel_folder
 from tvmffi_wheel.deciding.platforms import Violation, policy_named, policy_violations, wheel_architecture

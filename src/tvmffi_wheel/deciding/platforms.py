@@ -7,7 +7,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 
-from tvmffi_wheel.deciding._auditwheel import PlatformPolicy, has_manylinux_policies, manylinux_policies
+from tvmffi_wheel.common._auditwheel import PlatformPolicy, has_manylinux_policies, manylinux_policies
 from tvmffi_wheel.deciding.classify import LOADER_PATTERNS, Classifier, Kind, matches
 from tvmffi_wheel.deciding.systems import LINUX, System, system_of_tag, wheel_system
 from tvmffi_wheel.errors import TvmFfiWheelError

@@ -16,7 +16,7 @@ from packaging.specifiers import Specifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tvmffi_wheel.compiling.tvm_ffi import TVM_FFI_DISTRIBUTION
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.deciding.abi import AbiRange, next_abi
 from tvmffi_wheel.errors import TvmFfiWheelError, info, warn
 

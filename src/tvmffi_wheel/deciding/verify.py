@@ -9,10 +9,10 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Collection, Sequence
 
+from tvmffi_wheel.common._auditwheel import PlatformPolicy
 from tvmffi_wheel.common.symbols import is_runtime_symbol
-from tvmffi_wheel.deciding._auditwheel import PlatformPolicy
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_LIB_DIR
 from tvmffi_wheel.deciding.classify import (
-    TVM_FFI_LIB_DIR,
     Classifier,
     Kind,
     is_never_vendored,

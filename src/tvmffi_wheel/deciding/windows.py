@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tvmffi_wheel.deciding.classify import TVM_FFI_LIB_DIR, Classifier, Kind
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_LIB_DIR
+from tvmffi_wheel.deciding.classify import Classifier, Kind
 from tvmffi_wheel.deciding.runpath import install_path
 from tvmffi_wheel.inspecting.wheel import WheelBinary
 

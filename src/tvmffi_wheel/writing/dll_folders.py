@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from tvmffi_wheel.common.dll_folders import DLL_FOLDERS_BEGIN, DLL_FOLDERS_END
-from tvmffi_wheel.deciding.classify import TVM_FFI_LIB_DIR
+from tvmffi_wheel.common.tvm_ffi import TVM_FFI_LIB_DIR
 from tvmffi_wheel.errors import info
 
 _BLOCK = re.compile(rf"{re.escape(DLL_FOLDERS_BEGIN)}\n.*?{re.escape(DLL_FOLDERS_END)}\n", re.DOTALL)
