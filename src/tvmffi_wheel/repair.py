@@ -22,6 +22,7 @@ from tvmffi_wheel import __version__
 from tvmffi_wheel.common._auditwheel import PlatformPolicy
 from tvmffi_wheel.common.cuda import Architecture, CudaFacts
 from tvmffi_wheel.common.modes import RepairMode
+from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.deciding.abi import (
     AbiRange,
     TvmFfiImport,
@@ -29,20 +30,17 @@ from tvmffi_wheel.deciding.abi import (
     decide_abi_range,
     tvm_ffi_imports,
 )
-from tvmffi_wheel.deciding.abi_table import load_table, table_key
 from tvmffi_wheel.deciding.classify import Classifier, libs_folder
 from tvmffi_wheel.deciding.companions import left_out_of_build
 from tvmffi_wheel.deciding.device_inventory import architectures_found, check_size, compare_inventory
-from tvmffi_wheel.deciding.macos import macos_platform_tag, macos_problems
 from tvmffi_wheel.deciding.nvidia import cuda_build_requirements, wheel_ranges
-from tvmffi_wheel.deciding.plan import RepairPlan, library_finder, plan_repair
-from tvmffi_wheel.deciding.platforms import binaries_system, check_architecture, check_built_for, wheel_architecture
+from tvmffi_wheel.deciding.plan import plan_repair
+from tvmffi_wheel.deciding.platforms import binaries_platform, check_architecture, check_built_for, wheel_architecture
+from tvmffi_wheel.deciding.platforms.base import Platform
 from tvmffi_wheel.deciding.private_runtime import check_private_runtime
 from tvmffi_wheel.deciding.python_tag import choose_python_tag, python_c_api_users
 from tvmffi_wheel.deciding.requirements import pin_metadata, requirement_names
-from tvmffi_wheel.deciding.systems import MACOS, WINDOWS, System
 from tvmffi_wheel.deciding.verify import verify_wheel
-from tvmffi_wheel.deciding.windows import packages_to_patch, windows_platform_tag
 from tvmffi_wheel.errors import TvmFfiWheelError, info, warn, warnings_so_far
 from tvmffi_wheel.inspecting.binary import is_binary, read_binary_facts
 from tvmffi_wheel.inspecting.device_code import (
@@ -52,6 +50,7 @@ from tvmffi_wheel.inspecting.device_code import (
     format_size,
     savings,
 )
+from tvmffi_wheel.inspecting.library_finder import LibraryFinder
 from tvmffi_wheel.inspecting.wheel import (
     DeviceFile,
     Inspection,
@@ -188,7 +187,7 @@ def _recorded_cuda(build: BuildRecord, device_code: Sequence[DeviceImage]) -> Cu
     return dataclasses.replace(cuda, architectures=architectures_found(device_code))
 
 
-def _built_against_exports(options: RepairOptions, system: System, arch: str) -> frozenset[str] | None:
+def _built_against_exports(options: RepairOptions, system: Platform, arch: str) -> frozenset[str] | None:
     """What the libtvm_ffi the wheel was built against exports: the file itself when we have
     it (for this system and architecture), else the table's entry for its version."""
     library = options.tvm_ffi_library
@@ -196,7 +195,7 @@ def _built_against_exports(options: RepairOptions, system: System, arch: str) ->
         facts = read_binary_facts(library, str(library))
         if (facts.format, facts.architecture) == (system.format, arch):
             return facts.exports
-    release = load_table().release(table_key(system.key, arch), options.tvm_ffi_version)
+    release = load_table().release(system.abi_table_key(arch), options.tvm_ffi_version)
     return release.exports if release is not None else None
 
 
@@ -205,7 +204,7 @@ def _abi_range(binaries: list[WheelBinary], imports: list[TvmFfiImport], options
     if not imports:
         return None
     cpp = [i for i in imports if i.abi == "c++"]
-    arch, system = wheel_architecture(binaries), binaries_system(binaries)
+    arch, system = wheel_architecture(binaries), binaries_platform(binaries)
     version = options.tvm_ffi_version
     exports = _built_against_exports(options, system, arch)
     if exports is None:
@@ -219,7 +218,7 @@ def _abi_range(binaries: list[WheelBinary], imports: list[TvmFfiImport], options
         warn(f"C++ symbols imported from libtvm_ffi by {', '.join(users)}, outside tvm-ffi's "
              f"stable C ABI: {symbols}; the wheel works only with releases that keep these exact C++ "
              "signatures, so the requirement admits only the known releases that do")
-    releases = load_table().for_arch(table_key(system.key, arch))
+    releases = load_table().for_arch(system.abi_table_key(arch))
     if not releases:
         warn(f"tvmffi-wheel's table knows no apache-tvm-ffi release for {system.name} {arch}, so the "
              "requirement's upper bound is only the next ABI")
@@ -227,15 +226,6 @@ def _abi_range(binaries: list[WheelBinary], imports: list[TvmFfiImport], options
     for line in abi.reasons():
         info(line)
     return abi
-
-
-def _describe_tag(plan: RepairPlan) -> str:
-    line = f"platform tag {'.'.join(plan.platform_tags)}"
-    if plan.tag_reason and plan.system is MACOS:
-        line += f" (set by {plan.tag_reason[0]})"
-    elif plan.tag_reason:
-        line += f" (an older one is ruled out by {plan.tag_reason[0]})"
-    return line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,11 +294,7 @@ def _decide_and_patch(
 ) -> _Decision:
     platforms = archive.name.platforms
     if options.arch and binaries:  # scikit-build-core tagged it for the host
-        system = binaries_system(binaries)
-        if system is MACOS:
-            platforms = (macos_platform_tag(binaries, options.arch, None)[0],)
-        else:
-            platforms = (windows_platform_tag(options.arch) if system is WINDOWS else f"linux_{options.arch}",)
+        platforms = binaries_platform(binaries).cross_tags(binaries, options.arch)
     if options.mode == "skip":
         info(f"repair skipped (repair=skip): the wheel keeps the tag {platforms[0]}")
         return _Decision(platforms, None, {}, {})
@@ -319,26 +305,29 @@ def _decide_and_patch(
         distribution=distribution,
         excludes=options.excludes,
     )
-    problems = [p for b in binaries if b.facts.format == "macho" for p in macos_problems(b.path, b.facts)]
+    platform = classifier.system
+    problems = [p for b in binaries for p in platform.binary_problems(b.path, b.facts)]
     if problems:
-        raise TvmFfiWheelError("the wheel's Mach-O binaries cannot be repaired:\n    " + "\n    ".join(problems),
+        listed = "\n    ".join(problems)
+        raise TvmFfiWheelError(f"the wheel's {platform.name} binaries cannot be repaired:\n    {listed}",
                                "rebuild them (a signature breaks when a file is changed after linking)")
+    search = platform.search
     plan = plan_repair(
         binaries,
         classifier,
         plat=options.plat,
-        finder=library_finder(classifier.system, options.lib_path, os.environ),
+        finder=LibraryFinder.for_machine(search.variables, search.loader_paths, options.lib_path, os.environ),
         requirements=requirement_names(metadata),
         deployment_target=os.environ.get("MACOSX_DEPLOYMENT_TARGET") or None,
     )
     replaced, added = apply_plan(plan, binaries, scratch, building=options.build is not None)
-    packages = packages_to_patch(binaries, libs_folder(distribution)) if plan.dll_folders else ()
+    packages = platform.packages_to_patch(binaries, libs_folder(distribution)) if plan.dll_folders else ()
     if packages:
         more_replaced, more_added = add_dll_folders(
             archive.member_names, archive.read_text, packages, plan.dll_folders, scratch
         )
         replaced, added = {**replaced, **more_replaced}, {**added, **more_added}
-    info(_describe_tag(plan))
+    info(plan.description)
     return _Decision(plan.platform_tags, plan.policy, replaced, added, packages)
 
 

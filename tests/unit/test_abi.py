@@ -4,15 +4,15 @@ import pytest
 from packaging.version import Version
 from synthetic import binary, facts
 
-from tvmffi_wheel.compiling.tvm_ffi import release_platform_tags
-from tvmffi_wheel.deciding.abi import check_against_built, decide_abi_range, tvm_ffi_imports
-from tvmffi_wheel.deciding.abi_table import (
+from tvmffi_wheel.common.tvm_ffi_releases import (
     Release,
     load_table,
     table_from_json,
     table_to_json,
     tvm_ffi_symbol_abi,
 )
+from tvmffi_wheel.compiling.cross_os import release_platform_tags
+from tvmffi_wheel.deciding.abi import check_against_built, decide_abi_range, tvm_ffi_imports
 from tvmffi_wheel.deciding.requirements import compatible_range
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.wheel import WheelBinary

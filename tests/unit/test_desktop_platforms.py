@@ -6,21 +6,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import struct
-from pathlib import Path
 
 import pytest
 from synthetic import facts
 
-from tvmffi_wheel.deciding.abi_table import table_key, tvm_ffi_symbol_abi
+from tvmffi_wheel.common.tvm_ffi_releases import tvm_ffi_symbol_abi
 from tvmffi_wheel.deciding.classify import Classifier, Kind, is_never_vendored
-from tvmffi_wheel.deciding.macos import macos_platform_tag, macos_problems, tag_version
-from tvmffi_wheel.deciding.plan import LibraryFinder, plan_repair, vendored_name
-from tvmffi_wheel.deciding.platforms import check_architecture
+from tvmffi_wheel.deciding.plan import plan_repair
+from tvmffi_wheel.deciding.platforms import LINUX, MACOS, WINDOWS, check_architecture
+from tvmffi_wheel.deciding.platforms.macos import macos_platform_tag, tag_version
 from tvmffi_wheel.deciding.runpath import planned_run_path
-from tvmffi_wheel.deciding.systems import MACOS, WINDOWS
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.binary import binary_format
 from tvmffi_wheel.inspecting.facts import CodeSignature
+from tvmffi_wheel.inspecting.library_finder import LibraryFinder
 from tvmffi_wheel.inspecting.macho import code_signature
 from tvmffi_wheel.inspecting.wheel import WheelBinary
 from tvmffi_wheel.writing.dll_folders import dll_folder_block, with_dll_folders
@@ -101,14 +100,14 @@ def test_deployment_target_raises_but_never_lowers() -> None:
     assert tag_version((10, 15)) == (10, 15)
 
 
-def test_macos_problems() -> None:
-    assert macos_problems("a", macho("a").facts) == []
+def test_macos_binary_problems() -> None:
+    assert MACOS.binary_problems("a", macho("a").facts) == []
     unsigned = macho("a", code_signature=None).facts
-    assert "no code signature" in macos_problems("a", unsigned)[0]
+    assert "no code signature" in MACOS.binary_problems("a", unsigned)[0]
     broken = macho("a", code_signature=CodeSignature(True, "the hash of page 3 does not match")).facts
-    assert "signature is broken (the hash of page 3" in macos_problems("a", broken)[0]
+    assert "signature is broken (the hash of page 3" in MACOS.binary_problems("a", broken)[0]
     absolute = macho("a", needed=("/Users/me/venv/tvm_ffi/lib/libtvm_ffi.dylib",)).facts
-    assert "links libtvm_ffi by the path /Users/me/venv" in macos_problems("a", absolute)[0]
+    assert "links libtvm_ffi by the path /Users/me/venv" in MACOS.binary_problems("a", absolute)[0]
 
 
 def test_macos_run_paths_use_loader_path() -> None:
@@ -134,17 +133,18 @@ def test_a_repair_plan_on_macos_and_windows() -> None:
 
 def test_a_missing_library_names_where_it_was_searched() -> None:
     kernel = macho("pkg/libk.dylib", needed=("@rpath/libgreeting.dylib",))
-    with pytest.raises(TvmFfiWheelError, match=r"libgreeting.dylib, which cannot be found .*searched --lib-path"):
-        plan_repair([kernel], classifier_for(kernel), plat="", finder=LibraryFinder([], "--lib-path"))
+    searched = r"libgreeting.dylib, which cannot be found .*searched its run paths and install names"
+    with pytest.raises(TvmFfiWheelError, match=searched):
+        plan_repair([kernel], classifier_for(kernel), plat="", finder=LibraryFinder([]))
 
 
-def test_vendored_names_keep_the_suffix(tmp_path: Path) -> None:
-    source = tmp_path / "x"
-    source.write_bytes(b"x")
-    digest = hashlib.sha256(b"x").hexdigest()[:8]
-    assert vendored_name("@rpath/libgreeting.dylib", source) == f"libgreeting-{digest}.dylib"
-    assert vendored_name("greeting.dll", source) == f"greeting-{digest}.dll"
-    assert vendored_name("libgomp.so.1", source) == f"libgomp-{digest}.so.1"
+def test_vendored_names_keep_the_suffix() -> None:
+    digest = hashlib.sha256(b"x").hexdigest()
+    short = digest[:8]
+    assert MACOS.vendored_names("@rpath/libgreeting.dylib", digest) == (
+        f"libgreeting-{short}.dylib", f"@rpath/libgreeting-{short}.dylib")
+    assert WINDOWS.vendored_names("greeting.dll", digest) == (f"greeting-{short}.dll", f"greeting-{short}.dll")
+    assert LINUX.vendored_names("libgomp.so.1", digest) == (f"libgomp-{short}.so.1", f"libgomp-{short}.so.1")
 
 
 @pytest.mark.parametrize(("tag", "binary", "message"), [
@@ -176,7 +176,7 @@ def test_msvc_and_macos_symbols() -> None:
     assert tvm_ffi_symbol_abi("??0Error@ffi@tvm@@QEAA@XZ") == "c++"
     assert tvm_ffi_symbol_abi("?other@ns@@YAXXZ") is None
     assert tvm_ffi_symbol_abi("TVMFFIFunctionCall") == "c"
-    assert (table_key("linux", "x86_64"), table_key("macos", "arm64")) == ("x86_64", "macos-arm64")
+    assert (LINUX.abi_table_key("x86_64"), MACOS.abi_table_key("arm64")) == ("x86_64", "macos-arm64")
 
 
 def _signed(code: bytes, page_log2: int = 12) -> bytes:

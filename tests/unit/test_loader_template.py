@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from tvmffi_wheel.deciding.abi_table import load_table
+from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.writing.loader_template import admits, coverage, version_key
 
 RELEASES = [str(r.version) for r in load_table().for_arch("x86_64")]

@@ -10,7 +10,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from tvmffi_wheel.commands.compat import WheelUnderTest, select_versions
-from tvmffi_wheel.deciding.abi_table import load_table
+from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.deciding.device_inventory import check_size
 from tvmffi_wheel.errors import (
     TvmFfiWheelError,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
+from tvmffi_wheel.compiling.cross_os import HIDDEN_VISIBILITY
 from tvmffi_wheel.compiling.toolchain import (
     ToolchainPlan,
     check_toolchain_settings,
@@ -19,7 +20,7 @@ from tvmffi_wheel.compiling.toolchain import (
     zig_glibc_versions,
 )
 from tvmffi_wheel.compiling.zig_copy import kept_zig, stable_zig
-from tvmffi_wheel.compiling.zig_wrappers import HIDDEN_VISIBILITY, write_toolchain_files
+from tvmffi_wheel.compiling.zig_wrappers import write_toolchain_files
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 HOST = host_architecture()

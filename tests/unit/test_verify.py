@@ -5,7 +5,7 @@ from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
 from tvmffi_wheel.common._auditwheel import manylinux_policies
 from tvmffi_wheel.deciding.classify import Classifier
-from tvmffi_wheel.deciding.platforms import policy_named
+from tvmffi_wheel.deciding.platforms.linux import policy_named
 from tvmffi_wheel.deciding.verify import leaked_exports, verify_wheel
 
 POLICY = policy_named("manylinux_2_28", "x86_64")

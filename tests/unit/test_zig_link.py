@@ -12,9 +12,10 @@ import pytest
 from test_toolchain import fake_zig
 
 from tvmffi_wheel.compiling import zig_link
+from tvmffi_wheel.compiling.cross_os import HIDDEN_VISIBILITY
 from tvmffi_wheel.compiling.toolchain import SHIM_SOURCE, SHIM_SYMBOLS, plan_toolchain
 from tvmffi_wheel.compiling.zig_link import LinkRefused, explain_failure, link_command
-from tvmffi_wheel.compiling.zig_wrappers import HIDDEN_VISIBILITY, write_toolchain_files
+from tvmffi_wheel.compiling.zig_wrappers import write_toolchain_files
 
 RECIPE = {
     "zig": "/cache/zig/zig", "target": "x86_64-linux-gnu.2.28", "glibc": "2.28",

@@ -14,28 +14,18 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
-from tvmffi_wheel.common._auditwheel import PlatformPolicy, system_library_dirs
+from tvmffi_wheel.common._auditwheel import PlatformPolicy
 from tvmffi_wheel.common.cuda import Architecture, parse_architectures
 from tvmffi_wheel.common.dll_folders import has_dll_folders
 from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
+from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.deciding.abi import ReleaseCheck, tvm_ffi_imports
-from tvmffi_wheel.deciding.abi_table import load_table, table_key
 from tvmffi_wheel.deciding.classify import Classifier, Kind
 from tvmffi_wheel.deciding.device_inventory import compare_inventory
-from tvmffi_wheel.deciding.macos import macos_platform_tag, tag_version_of
-from tvmffi_wheel.deciding.platforms import (
-    best_fitting_policy,
-    binaries_system,
-    check_architecture,
-    policy_for_tag,
-    wheel_architecture,
-)
+from tvmffi_wheel.deciding.platforms import binaries_platform, check_architecture, wheel_architecture
 from tvmffi_wheel.deciding.requirements import tvm_ffi_requirement
-from tvmffi_wheel.deciding.systems import LINUX, WINDOWS
 from tvmffi_wheel.deciding.verify import leaked_exports, verify_wheel
-from tvmffi_wheel.deciding.windows import windows_platform_tag
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspecting.binary import read_binary_facts
 from tvmffi_wheel.inspecting.device_code import (
     bytes_by_arch,
     describe_totals,
@@ -45,6 +35,7 @@ from tvmffi_wheel.inspecting.device_code import (
     totals_by_place,
 )
 from tvmffi_wheel.inspecting.facts import BinaryFacts
+from tvmffi_wheel.inspecting.library_finder import system_library_exports
 from tvmffi_wheel.inspecting.wheel import (
     DebugFile,
     DeviceFile,
@@ -175,14 +166,6 @@ def _requirement_problems(
     return problems
 
 
-def _libc_exports() -> frozenset[str]:
-    for directory in system_library_dirs():
-        candidate = Path(directory) / "libc.so.6"
-        if candidate.is_file():
-            return read_binary_facts(candidate.resolve(), str(candidate)).exports
-    return frozenset()
-
-
 def _declared(contents: WheelContents) -> list[Architecture] | None:
     """The CUDA architectures the build declared, as it recorded them (None: unknown, or all)."""
     cuda = contents.build_facts.get("cuda")
@@ -237,9 +220,11 @@ def read_wheel(path: Path) -> WheelContents:
 
 def check_wheel(path: Path, excludes: tuple[str, ...] = ()) -> WheelReport:
     contents = read_wheel(path)
-    on_linux = contents.binaries and all(b.facts.format == "elf" for b in contents.binaries)
-    libc_exports = _libc_exports() if on_linux else frozenset()
-    return judge_wheel(contents, excludes, libc_exports)
+    try:
+        libc = binaries_platform(contents.binaries).libc if contents.binaries else None
+    except TvmFfiWheelError:
+        libc = None  # binaries of several systems: judge_wheel reports it
+    return judge_wheel(contents, excludes, system_library_exports(libc) if libc else frozenset())
 
 
 def _platform_findings(
@@ -259,30 +244,9 @@ def _platform_findings(
     except TvmFfiWheelError as err:
         problems.append(err.problem)
         return None, "(none: see the problems)", classifier
-    if classifier.system is not LINUX:
-        return None, _desktop_findings(contents, arch, classifier, problems), classifier
-    carried = policy_for_tag(name.platforms[0], arch)
-    best = best_fitting_policy(binaries, classifier)
-    if carried is None:
-        problems.append(f"tagged {name.platforms[0]}, which promises nothing about the "
-                        "system it runs on and PyPI refuses; run `tvmffi-wheel repair`")
-    judged_against = carried or best
-    if judged_against is not None:
-        classifier = classifier.with_whitelist(judged_against.whitelist)
-    return carried, best.name if best is not None else f"linux_{arch}", classifier
-
-
-def _desktop_findings(contents: WheelContents, arch: str, classifier: Classifier, problems: list[str]) -> str:
-    """macOS and Windows: the tag the binaries deserve, and whether the carried one promises
-    too little (an older macOS than a binary needs)."""
-    if classifier.system is WINDOWS:
-        return windows_platform_tag(arch)
-    deserved, setter = macos_platform_tag(contents.binaries, arch, None)
-    carried = contents.name.platforms[0]
-    carried_version = tag_version_of(carried)
-    if carried_version is not None and carried_version < (tag_version_of(deserved) or carried_version):
-        problems.append(f"tagged {carried}, but {setter} needs a newer macOS: {deserved}")
-    return deserved
+    judgement = classifier.system.judge_tag(name.platforms[0], binaries, classifier, arch)
+    problems += judgement.problems
+    return judgement.policy, judgement.deserved, judgement.classifier
 
 
 def _release_reports(
@@ -293,12 +257,12 @@ def _release_reports(
     if requirement is None or not imports:
         return ()
     try:
-        arch, system = wheel_architecture(binaries), binaries_system(binaries)
+        arch, system = wheel_architecture(binaries), binaries_platform(binaries)
     except TvmFfiWheelError:
         return ()  # reported by the platform findings already
     needed = frozenset(i.symbol for i in imports)
     reports = []
-    for release in load_table().for_arch(table_key(system.key, arch)):
+    for release in load_table().for_arch(system.abi_table_key(arch)):
         if release.installable and requirement.specifier.contains(release.version):
             missing = tuple(sorted(needed - release.exports))
             reports.append(ReleaseCheck(release.version, missing))
@@ -410,7 +374,7 @@ def render_text(report: WheelReport) -> str:
             label = "floor" if index == 0 else ""
             shown = ", ".join(floor.symbols[:2]) or "-"
             lines.append(f"    {label:<10}{floor.family} {floor.version}  ({shown})")
-        if binary.format == "macho":
+        if binary.minimum_os or binary.code_signature:  # macOS's, shown where the format has them
             signed = f"signed {binary.code_signature}" if binary.code_signature else "unsigned"
             lines.append(f"    {'macOS':<10}{binary.minimum_os or '?'} or later; {signed}")
         lines.append(f"    {'python':<10}{', '.join(binary.python_c_api[:3]) or 'no C API use'}")

@@ -29,9 +29,9 @@ from packaging.tags import sys_tags
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
-from tvmffi_wheel.deciding.abi_table import load_table, table_key
+from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.deciding.classify import is_tvm_ffi_library
-from tvmffi_wheel.deciding.platforms import binaries_system, wheel_architecture
+from tvmffi_wheel.deciding.platforms import binaries_platform, wheel_architecture
 from tvmffi_wheel.deciding.requirements import as_tvm_ffi_requirement, requires_dist, tvm_ffi_requirement
 from tvmffi_wheel.deciding.runpath import install_path
 from tvmffi_wheel.errors import TvmFfiWheelError, info
@@ -108,7 +108,7 @@ class WheelUnderTest:
     other_requirements: tuple[str, ...]
     libraries: tuple[str, ...]  # site-packages relative paths of the kernel libraries
     packages: tuple[str, ...]  # top-level import names
-    table_key: str  # its platform in tvmffi-wheel's table of releases (abi_table.table_key)
+    table_key: str  # its platform in tvmffi-wheel's table of releases (Platform.abi_table_key)
 
 
 def _check_installable_here(archive: WheelArchive) -> None:
@@ -146,7 +146,7 @@ def read_wheel_under_test(path: Path) -> WheelUnderTest:
         text for text in requires_dist(metadata) if as_tvm_ffi_requirement(text) is None and "extra ==" not in text
     )
     packages = _top_level_imports(names, dist_info)
-    key = table_key(binaries_system(binaries).key, wheel_architecture(binaries))
+    key = binaries_platform(binaries).abi_table_key(wheel_architecture(binaries))
     return WheelUnderTest(path, requirement, others, libraries, packages, key)
 
 

@@ -18,9 +18,17 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from tvmffi_wheel.common.symbols import runtime_version_script
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
 WINDOWS_SHIM = Path(__file__).parent / "data" / "windows_shim.h"
+MACOS_NEW_DELETE = Path(__file__).parent / "data" / "macos_new_delete.cc"
+# What every compile of a zig build for Linux or macOS gets, before the project's own flags
+# (which win): hidden visibility, and tvm-ffi's TVM_FFI_DLL, which marks its own C++ classes,
+# left empty (zig_wrappers.py says why).
+HIDDEN_VISIBILITY = (
+    "-fvisibility=hidden", "-DTVM_FFI_DLL=", '-DTVM_FFI_DLL_EXPORT=__attribute__((visibility("default")))',
+)
 # The oldest macOS apache-tvm-ffi's wheels run on (macosx_11_0_arm64), and the default.
 OLDEST_MACOS = (11, 0)
 _VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?$")  # 11, 11.0, 11.0.1
@@ -83,12 +91,49 @@ class OsTarget:
         return lines
 
 
+@dataclasses.dataclass(frozen=True)
+class LinkRules:
+    """How a zig build with LLVM's libc++ keeps the runtime inside its libraries, per target
+    system; names are relative to the folder the toolchain keeps its files in."""
+
+    compile_flags: tuple[str, ...]  # before the project's own
+    link_extras: tuple[str, ...] = ()  # added to every shared library link
+    own_exports_extras: tuple[str, ...] = ()  # added to a link that states no exports of its own
+    files: tuple[tuple[str, str], ...] = ()  # (name, text) kept beside the wrappers
+    shim: tuple[str, str] | None = None  # (C++ source, object) compiled for the target
+
+
+def link_rules(os_target: OsTarget | None) -> LinkRules:
+    """Linux: a version script of the runtime's symbols (its linker has no --exclude-libs).
+    macOS: hidden operator new and delete, since zig's Mach-O linker ignores export lists.
+    Windows: nothing; a DLL exports only what is marked dllexport (windows_shim.h)."""
+    if os_target is None:
+        return LinkRules(HIDDEN_VISIBILITY, own_exports_extras=("-Wl,--version-script={folder}/runtime.map",),
+                         files=(("runtime.map", runtime_version_script()),))
+    if os_target.os == "macos":
+        return LinkRules(HIDDEN_VISIBILITY, link_extras=("{folder}/macos_new_delete.o",),
+                         files=(("macos_new_delete.cc", MACOS_NEW_DELETE.read_text("utf-8")),),
+                         shim=("macos_new_delete.cc", "macos_new_delete.o"))
+    return LinkRules(())
+
+
+def other_os(os_name: str) -> bool:
+    """The `os` setting names another system than Linux."""
+    return os_name not in ("", "linux")
+
+
+def cuda_refusal_reason(os_target: OsTarget) -> str:
+    """Why ``os_target`` cannot build CUDA."""
+    return ("macOS has no CUDA" if os_target.os == "macos"
+            else "nvcc and CUDA's libraries for Windows do not run on this Linux machine")
+
+
 def check_os_settings(
     os_name: str, arch: str, toolchain: str, glibc: str, cxx_runtime: str, uses_cuda: bool,
     environ: Mapping[str, str],
 ) -> OsTarget | None:
     """The macOS or Windows target the settings ask for (None: Linux); refusals first."""
-    if os_name in ("", "linux"):
+    if not other_os(os_name):
         return None
     if toolchain != "zig":
         raise TvmFfiWheelError(
@@ -98,9 +143,7 @@ def check_os_settings(
         )
     if uses_cuda:
         raise TvmFfiWheelError(
-            f'os = "{os_name}" cannot build CUDA: ' + (
-                "macOS has no CUDA" if os_name == "macos"
-                else "nvcc and CUDA's libraries for Windows do not run on this Linux machine"),
+            f'os = "{os_name}" cannot build CUDA: ' + cuda_refusal_reason(OsTarget(os_name, arch or "")),
             "build the CUDA kernels for Linux, or on a Windows machine with the CUDA toolkit"
             if os_name == "windows" else "leave the CUDA kernels out of the macOS build",
         )
@@ -147,3 +190,27 @@ def _deployment_target(environ: Mapping[str, str]) -> str:
         info(f"MACOSX_DEPLOYMENT_TARGET is {text}: a wheel's tag names no patch level, so the library is built "
              f"for macOS {version[0]}.{version[1]}, which covers it")
     return f"{version[0]}.{version[1]}"
+
+
+def release_platform_tags(arch: str, system: str = "linux") -> list[str]:
+    # Every tag a wheel for ``arch`` may carry, newest first: pip prefers the tags it is given
+    # in order, so where a release has several builds it takes the one pip on a current
+    # machine installs (0.1.12 has a manylinux_2_28 and a manylinux2014 build).
+    if system == "macos":
+        return [f"macosx_{major}_0_{arch}" for major in range(26, 10, -1)]
+    if system == "windows":
+        return ["win32" if arch == "x86" else f"win_{arch}"]
+    return [*(f"manylinux_2_{minor}_{arch}" for minor in range(44, 16, -1)), f"manylinux2014_{arch}"]
+
+
+# The target's library in the wheel, and what the linker reads (Windows: the import library).
+TVM_FFI_LIBRARIES = {
+    "linux": ("libtvm_ffi.so", "libtvm_ffi.so"),
+    "macos": ("libtvm_ffi.dylib", "libtvm_ffi.dylib"),
+    "windows": ("tvm_ffi.dll", "tvm_ffi.lib"),
+}
+
+
+def target_name(system: str, arch: str) -> str:
+    """The target as the log names it: `aarch64`, `macos arm64`."""
+    return f"{system} {arch}" if other_os(system) else arch

@@ -33,7 +33,7 @@ from typing import Literal
 from packaging.version import InvalidVersion, Version
 
 from tvmffi_wheel.common.modes import CxxRuntimeOption, TargetArch, Toolchain
-from tvmffi_wheel.compiling.cross_os import OsTarget, check_os_settings
+from tvmffi_wheel.compiling.cross_os import OsTarget, check_os_settings, cuda_refusal_reason
 from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig
 from tvmffi_wheel.errors import TvmFfiWheelError
 
@@ -283,8 +283,7 @@ def cuda_refusal(plan: ToolchainPlan) -> TvmFfiWheelError:
     build it (the CUDA host compiler zig_wrappers.py gives such a build noted it)."""
     turn_off = "turn the project's CUDA off for this build with its own CMake option (-C cmake.define.<option>=...)"
     if plan.os_target is not None:
-        why = ("macOS has no CUDA" if plan.os_target.os == "macos"
-               else "nvcc and CUDA's libraries for Windows do not run on this Linux machine")
+        why = cuda_refusal_reason(plan.os_target)
         return TvmFfiWheelError(f'the project enables CUDA (CMake\'s CUDA language), but os = "{plan.os_target.os}" '
                                 f"cannot build CUDA: {why}",
                                 f"{turn_off}, and build the CUDA kernels for Linux")

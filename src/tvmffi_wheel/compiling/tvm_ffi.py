@@ -27,6 +27,7 @@ from packaging.version import Version
 
 from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.compiling.cmake_environment import cmake_string
+from tvmffi_wheel.compiling.cross_os import TVM_FFI_LIBRARIES, release_platform_tags, target_name
 from tvmffi_wheel.compiling.notes import NOTES_VARIABLE, STUB_SKIPPED
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
@@ -65,17 +66,6 @@ def find_build_tvm_ffi() -> TvmFfiInstall:
             "--no-build-isolation",
         ) from None
     return TvmFfiInstall(Version(text), Path(spec.origin).resolve().parent.parent)
-
-
-def release_platform_tags(arch: str, system: str = "linux") -> list[str]:
-    # Every tag a wheel for ``arch`` may carry, newest first: pip prefers the tags it is given
-    # in order, so where a release has several builds it takes the one pip on a current
-    # machine installs (0.1.12 has a manylinux_2_28 and a manylinux2014 build).
-    if system == "macos":
-        return [f"macosx_{major}_0_{arch}" for major in range(26, 10, -1)]
-    if system == "windows":
-        return ["win32" if arch == "x86" else f"win_{arch}"]
-    return [*(f"manylinux_2_{minor}_{arch}" for minor in range(44, 16, -1)), f"manylinux2014_{arch}"]
 
 
 def download_release_wheel(
@@ -133,24 +123,16 @@ class TargetTvmFfi:
     cmake_dir: Path  # for tvm_ffi_DIR: a package that links ``library``
 
 
-# The target's library in the wheel, and what the linker reads (Windows: the import library).
-_LIBRARIES = {
-    "linux": ("libtvm_ffi.so", "libtvm_ffi.so"),
-    "macos": ("libtvm_ffi.dylib", "libtvm_ffi.dylib"),
-    "windows": ("tvm_ffi.dll", "tvm_ffi.lib"),
-}
-
-
 def prepare_target_tvm_ffi(version: Version, arch: str, folder: Path, system: str = "linux") -> TargetTvmFfi:
     """The target's libtvm_ffi and a CMake package for it, in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    shown = arch if system == "linux" else f"{system} {arch}"
+    shown = target_name(system, arch)
     info(f"downloading the {shown} wheel of {TVM_FFI_DISTRIBUTION} {version}, the build environment's version")
     wheel = download_release_wheel(version, arch, folder / "download", system=system)
     unpacked = folder / "wheel"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(unpacked, [n for n in archive.namelist() if n.startswith(_KEPT)])
-    library_name, link_name = _LIBRARIES[system]
+    library_name, link_name = TVM_FFI_LIBRARIES[system]
     library = unpacked / "tvm_ffi" / "lib" / library_name
     linked = unpacked / "tvm_ffi" / "lib" / link_name
     their_config = unpacked / "tvm_ffi" / "share" / "cmake" / "tvm_ffi" / "tvm_ffi-config.cmake"

@@ -38,19 +38,15 @@ from tvmffi_wheel.common.symbols import runtime_version_script
 from tvmffi_wheel.compiling import zig_link
 from tvmffi_wheel.compiling.cmake_environment import cmake_string
 from tvmffi_wheel.compiling.compiler_cache import cache_home
+from tvmffi_wheel.compiling.cross_os import HIDDEN_VISIBILITY, link_rules
 from tvmffi_wheel.compiling.notes import CUDA_REFUSED, NOTES_VARIABLE
 from tvmffi_wheel.compiling.toolchain import SHIM_SOURCE, ToolchainPlan
 from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, stable_zig
 from tvmffi_wheel.errors import TvmFfiWheelError, warn
 
-MACOS_NEW_DELETE = Path(__file__).parent / "data" / "macos_new_delete.cc"
 # Marks where the kept folder's path goes in its files' text: the folder is named after the
 # text with the mark in place, so no file has to name the folder before it exists.
 _FOLDER = "@TVMFFI_WHEEL_FOLDER@"
-# What every compile of a zig build gets, before the project's own flags (which win).
-HIDDEN_VISIBILITY = (
-    "-fvisibility=hidden", "-DTVM_FFI_DLL=", '-DTVM_FFI_DLL_EXPORT=__attribute__((visibility("default")))',
-)
 # Options by which a link states its own exports; with one, the backend adds no version script.
 _OWN_EXPORTS = ("*-version-script*",)
 
@@ -136,13 +132,12 @@ def _no_cuda_script(plan: ToolchainPlan) -> str:
 
 
 def _libcxx_files(plan: ToolchainPlan, zig: str) -> tuple[dict[str, str], Callable[[Path], None] | None]:
-    os_name = plan.os_target.os if plan.os_target is not None else "linux"
-    flags = list(HIDDEN_VISIBILITY) if os_name != "windows" else []
-    link_extras = [f"{_FOLDER}/macos_new_delete.o"] if os_name == "macos" else []
-    own_exports_extras = [f"-Wl,--version-script={_FOLDER}/runtime.map"] if os_name == "linux" else []
-    files = {"runtime.map": runtime_version_script()} if os_name == "linux" else {}
+    rules = link_rules(plan.os_target)
+    link_extras = [extra.format(folder=_FOLDER) for extra in rules.link_extras]
+    own_exports_extras = [extra.format(folder=_FOLDER) for extra in rules.own_exports_extras]
+    files = dict(rules.files)
     for name, driver in (("cc", "cc"), ("c++", "c++")):
-        command = shlex.join([zig, driver, "-target", plan.target, *flags])
+        command = shlex.join([zig, driver, "-target", plan.target, *rules.compile_flags])
         shared = _shared_link_case(command, link_extras, own_exports_extras) if link_extras + own_exports_extras else []
         files[name] = _script(f"# tvmffi-wheel: zig's clang for {plan.target}", *shared, f'exec {command} "$@"')
     files["ar"] = _script(f'exec {shlex.quote(zig)} ar "$@"')
@@ -162,11 +157,11 @@ def _libcxx_files(plan: ToolchainPlan, zig: str) -> tuple[dict[str, str], Callab
     # A project that enables CUDA anyway fails at CMake's compiler check, noting why.
     lines.append(f"set(CMAKE_CUDA_HOST_COMPILER {cmake_string(_FOLDER + '/no-cuda-host-compiler')})")
     files["zig-toolchain.cmake"] = _toolchain_text(f"zig's clang for {plan.target}", lines)
-    if os_name != "macos":
+    if rules.shim is None:
         return files, None
-    files["macos_new_delete.cc"] = MACOS_NEW_DELETE.read_text("utf-8")
+    source, output = rules.shim
     compiler = [zig, "c++", "-target", plan.target, "-std=c++17"]
-    return files, lambda folder: _compile_shim(compiler, folder / "macos_new_delete.cc", folder / "macos_new_delete.o")
+    return files, lambda folder: _compile_shim(compiler, folder / source, folder / output)
 
 
 def _toolchain_text(comment: str, settings: Sequence[str]) -> str:

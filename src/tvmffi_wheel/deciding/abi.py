@@ -2,7 +2,7 @@
 
 A binary's imports from libtvm_ffi are its undefined C (`TVMFFI*`) and C++ (`tvm::ffi`)
 symbols; a weak import may stay unresolved and is not required. Against the table of what
-each release exports (abi_table.py), the range a wheel may require is narrowed: a symbol
+each release exports (common/tvm_ffi_releases.py), the range a wheel may require is narrowed: a symbol
 gone from some release onwards makes that release the upper bound, and a release that
 lacks one only in between is excluded with `!=`.
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from packaging.version import Version
 
-from tvmffi_wheel.deciding.abi_table import Release, SymbolAbi, tvm_ffi_symbol_abi
+from tvmffi_wheel.common.tvm_ffi_releases import Release, SymbolAbi, tvm_ffi_symbol_abi
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.wheel import WheelBinary
 

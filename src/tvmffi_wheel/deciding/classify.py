@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import fnmatch
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from tvmffi_wheel.deciding.nvidia import nvidia_library
+from tvmffi_wheel.deciding.platforms import LINUX, PLATFORMS, Platform, wheel_platform
 from tvmffi_wheel.deciding.runpath import install_path
-from tvmffi_wheel.deciding.systems import LINUX, SYSTEMS, System, wheel_system
 from tvmffi_wheel.inspecting.facts import BinaryFacts
-
-LOADER_PATTERNS = LINUX.loader
 
 
 class Kind(enum.Enum):
@@ -36,20 +33,16 @@ class Kind(enum.Enum):
     NOT_PROVIDED = "not-provided"  # none of the above: a repair vendors it; in a finished wheel, a fault
 
 
-def matches(name: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
 def is_tvm_ffi_library(file_name: str) -> bool:
     """libtvm_ffi under any system's name for it."""
-    return any(system.matches(file_name, system.tvm_ffi) for system in SYSTEMS.values())
+    return any(platform.matches(file_name, platform.tvm_ffi) for platform in PLATFORMS)
 
 
 def is_never_vendored(file_name: str) -> bool:
     """Libraries that must never be inside a wheel, whatever put them there."""
     base = re.sub(r"-[0-9a-f]{8}(?=\.so)", "", file_name)  # auditwheel's hashed copies too
     return (
-        any(system.matches(file_name, system.tvm_ffi + system.cuda_driver) for system in SYSTEMS.values())
+        any(platform.matches(file_name, platform.tvm_ffi + platform.cuda_driver) for platform in PLATFORMS)
         or nvidia_library(base) is not None
     )
 
@@ -72,7 +65,7 @@ class Classifier:
     provided: Mapping[str, str]
     libs_dir: str
     whitelist: frozenset[str] = frozenset()
-    system: System = LINUX
+    system: Platform = LINUX
 
     @classmethod
     def for_wheel(
@@ -84,7 +77,7 @@ class Classifier:
         whitelist: frozenset[str] = frozenset(),
     ) -> Classifier:
         listed = list(binaries)
-        system = wheel_system((member, facts.format) for member, facts in listed)
+        system = wheel_platform((member, facts.format) for member, facts in listed)
         provided: dict[str, str] = {}
         for member, facts in listed:
             for name in filter(None, (facts.install_name, posixpath.basename(member))):
@@ -101,7 +94,7 @@ class Classifier:
             return Kind.TVM_FFI
         if system.matches(file_name, system.cuda_driver):
             return Kind.CUDA_DRIVER
-        if system is LINUX and nvidia_library(soname) is not None:
+        if system.nvidia_library(soname) is not None:
             return Kind.NVIDIA_WHEEL
         if system.matches(soname, system.loader):
             return Kind.LOADER
@@ -118,6 +111,19 @@ class Classifier:
     def needs(self, facts: BinaryFacts) -> list[tuple[str, Kind]]:
         """Each library a binary needs, with what satisfies it, in the binary's order."""
         return [(soname, self.kind(soname)) for soname in facts.needed]
+
+    def _needed_of(self, facts: BinaryFacts, kind: Kind) -> list[str]:
+        return [soname for soname, found in self.needs(facts) if found is kind]
+
+    def unprovided(self, facts: BinaryFacts) -> list[str]:
+        """What the binary needs that nothing provides: a repair vendors it."""
+        return self._needed_of(facts, Kind.NOT_PROVIDED)
+
+    def needs_tvm_ffi(self, facts: BinaryFacts) -> list[str]:
+        return self._needed_of(facts, Kind.TVM_FFI)
+
+    def needs_vendored(self, facts: BinaryFacts) -> list[str]:
+        return self._needed_of(facts, Kind.VENDORED)
 
     def provider_folder(self, soname: str) -> str:
         """The folder (site-packages relative) of the wheel's member providing ``soname``."""

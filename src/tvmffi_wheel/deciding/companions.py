@@ -14,9 +14,9 @@
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
 
+from tvmffi_wheel.deciding.platforms import binaries_platform
 from tvmffi_wheel.inspecting.wheel import DebugFile, WheelBinary
 
 
@@ -25,11 +25,5 @@ def left_out_of_build(
 ) -> dict[str, str]:
     """member -> why it is left out of a wheel the backend builds."""
     left_out = {file.path: "debug symbols" for file in debug_files}
-    dlls = {posixpath.splitext(posixpath.basename(b.path))[0].lower() for b in binaries if b.facts.format == "pe"}
-    if not dlls:
-        return left_out
-    for member in members:
-        name = posixpath.basename(member).lower()
-        if name.endswith(".dll.a") or (name.endswith(".lib") and name[: -len(".lib")] in dlls):
-            left_out[member] = "an import library"
+    left_out |= dict.fromkeys(binaries_platform(binaries).import_libraries(members, binaries), "an import library")
     return left_out

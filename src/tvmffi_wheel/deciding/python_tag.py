@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tvmffi_wheel.deciding.systems import system_of
+from tvmffi_wheel.deciding.platforms import platform_of
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.wheel import WheelBinary
 
@@ -13,8 +13,8 @@ def python_c_api_users(binaries: Iterable[WheelBinary]) -> dict[str, str]:
     """Binaries that use the CPython C API -> the evidence, for messages."""
     users = {}
     for binary in binaries:
-        system = system_of(binary.facts)
-        libpython = [n for n in binary.facts.needed if system.matches(n, system.python)]
+        platform = platform_of(binary.facts)
+        libpython = [n for n in binary.facts.needed if platform.matches(n, platform.python)]
         if binary.facts.python_c_api:
             shown = ", ".join(binary.facts.python_c_api[:3])
             users[binary.path] = f"imports {shown}"

@@ -18,12 +18,10 @@ from tvmffi_wheel.deciding.classify import (
     is_never_vendored,
     is_tvm_ffi_library,
 )
-from tvmffi_wheel.deciding.macos import macos_problems
 from tvmffi_wheel.deciding.nvidia import folder_of
 from tvmffi_wheel.deciding.placement import placement_problems
-from tvmffi_wheel.deciding.platforms import policy_violations
+from tvmffi_wheel.deciding.platforms import platform_of
 from tvmffi_wheel.deciding.runpath import install_path, origin_target, reached_folders
-from tvmffi_wheel.deciding.systems import LINUX, WINDOWS
 from tvmffi_wheel.inspecting.facts import BinaryFacts
 from tvmffi_wheel.inspecting.wheel import WheelBinary
 
@@ -48,7 +46,7 @@ def _binary_problems(
 ) -> list[str]:
     member, facts = binary.path, binary.facts
     system = classifier.system
-    problems = macos_problems(member, facts) if facts.format == "macho" else []
+    problems = platform_of(facts).binary_problems(member, facts)
     reached = reached_folders(member, facts.run_paths)
     if repaired:
         location = install_path(member) or ""
@@ -65,7 +63,7 @@ def _binary_problems(
             folder = folder_of(soname)
             if folder is not None and folder not in reached:
                 problems.append(f"{member}: needs {soname} but has no run path to {folder}")
-        elif kind is Kind.NOT_PROVIDED and (policy is not None or system is not LINUX):
+        elif kind is Kind.NOT_PROVIDED and system.judges_missing_libraries(policy):
             platform = policy.name if policy is not None else system.name
             problems.append(f"{member}: needs {soname}, which {platform} does not "
                             "provide and the wheel does not contain")
@@ -80,27 +78,6 @@ def _library_problems(binaries: Sequence[WheelBinary], members: Sequence[str], l
                 "install(TARGETS <target> LIBRARY DESTINATION <package folder>))"]
     return placement_problems(binaries, members, distribution=libs_dir.removesuffix(".libs"), libs_dir=libs_dir,
                               packages=packages, install_dir=install_dir)
-
-
-def _dll_folder_problems(
-    binaries: Sequence[WheelBinary], classifier: Classifier, dll_folder_packages: Collection[str]
-) -> list[str]:
-    """Windows has no run path: a package whose DLL needs tvm_ffi.dll or a vendored DLL must add
-    their folders when imported (writing/dll_folders.py), as a run path would on Linux."""
-    if classifier.system is not WINDOWS:
-        return []
-    problems = []
-    for binary in binaries:
-        location = install_path(binary.path) or ""
-        package = location.split("/")[0] if "/" in location else ""
-        if not package or package == classifier.libs_dir or package in dll_folder_packages:
-            continue
-        needs = [s for s, kind in classifier.needs(binary.facts) if kind in (Kind.TVM_FFI, Kind.VENDORED)]
-        if needs:
-            problems.append(f"{binary.path}: needs {needs[0]}, but {package}/__init__.py does not add its folder "
-                            "(no DLL folders block), so it loads only after `import tvm_ffi`; run `tvmffi-wheel "
-                            "repair` on the wheel")
-    return problems
 
 
 def verify_wheel(
@@ -131,14 +108,13 @@ def verify_wheel(
         binaries, members, classifier.libs_dir, library_expected, packages, install_dir
     )
     if repaired:
-        problems += _dll_folder_problems(binaries, classifier, dll_folder_packages)
+        problems += classifier.system.load_problems(binaries, classifier, dll_folder_packages)
     for binary in binaries:
         problems += _binary_problems(binary, classifier, policy, repaired)
         if python_tag[1] == "none" and binary.facts.python_c_api:
             problems.append(f"{binary.path}: uses the Python C API ({binary.facts.python_c_api[0]}) "
                             f"in a {python_tag[0]}-none wheel")
-    if policy is not None:
-        problems += [str(v) for v in policy_violations(policy, [(b.path, b.facts) for b in binaries])]
+    problems += classifier.system.policy_problems(policy, binaries)
     return problems
 
 

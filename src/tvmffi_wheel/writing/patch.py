@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tvmffi_wheel.deciding.plan import RepairPlan
-from tvmffi_wheel.deciding.systems import MACOS, WINDOWS
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 from tvmffi_wheel.inspecting.facts import BinaryFacts
 from tvmffi_wheel.inspecting.wheel import WheelBinary
@@ -73,7 +72,7 @@ class _ElfPatcher:
 
 
 class _MachOPlanPatcher:
-    def __init__(self) -> None:
+    def __init__(self, building: bool) -> None:
         self._patcher = MachOPatcher()
 
     def patch(self, plan: RepairPlan, target: Callable[[], Path], shown: str, facts: BinaryFacts,
@@ -86,12 +85,21 @@ class _MachOPlanPatcher:
 
 
 class _PePlanPatcher:
+    def __init__(self, building: bool) -> None:
+        pass
+
     def patch(self, plan: RepairPlan, target: Callable[[], Path], shown: str, facts: BinaryFacts,
               new_id: str | None) -> bool:
         renames = {old: new for old in facts.needed if (new := plan.renamed_needed.get(old)) is not None}
         if renames:
             rename_imported_dlls(target(), shown, renames)
         return bool(renames)
+
+
+# Each platform's patcher, by the name its Platform gives (deciding/platforms).
+_PATCHERS: dict[str, type[_ElfPatcher | _MachOPlanPatcher | _PePlanPatcher]] = {
+    "patchelf": _ElfPatcher, "install_name_tool": _MachOPlanPatcher, "pe": _PePlanPatcher,
+}
 
 
 def apply_plan(
@@ -102,13 +110,7 @@ def apply_plan(
     needs_patching = plan.vendored or plan.run_paths or plan.removed_needed
     if not needs_patching:
         return {}, {}
-    patcher: _ElfPatcher | _MachOPlanPatcher | _PePlanPatcher
-    if plan.system is MACOS:
-        patcher = _MachOPlanPatcher()
-    elif plan.system is WINDOWS:
-        patcher = _PePlanPatcher()
-    else:
-        patcher = _ElfPatcher(building)
+    patcher = _PATCHERS[plan.system.patcher](building)
     replaced: dict[str, Path] = {}
     added: dict[str, Path] = {}
     for library in plan.vendored:
@@ -116,7 +118,7 @@ def apply_plan(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(library.source, target)
         target.chmod(0o755)
-        new_id = library.new_name if plan.system is not WINDOWS else None
+        new_id = library.new_name if plan.system.renames_vendored_id else None
         patcher.patch(plan, functools.partial(Path, target), library.path, library.facts, new_id)
         added[library.path] = target
         info(f"vendored {library.soname} ({library.source}) as {library.path}")
