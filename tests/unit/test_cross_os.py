@@ -8,14 +8,16 @@ import re
 import pytest
 
 from tvmffi_wheel.compiling.cross_os import WINDOWS_SHIM, OsTarget, check_os_settings
-from tvmffi_wheel.compiling.settings import load_settings
+from tvmffi_wheel.compiling.settings import ToolchainSettings
+from tvmffi_wheel.compiling.settings_reader import load_settings
 from tvmffi_wheel.compiling.toolchain import check_toolchain_settings
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 
 def target(os_name: str, arch: str = "", toolchain: str = "zig", glibc: str = "", cxx_runtime: str = "",
            uses_cuda: bool = False, **environ: str) -> OsTarget | None:
-    return check_os_settings(os_name, arch, toolchain, glibc, cxx_runtime, uses_cuda, environ)
+    settings = ToolchainSettings(toolchain, cxx_runtime, glibc, arch, os_name)  # type: ignore[arg-type]
+    return check_os_settings(settings, uses_cuda, environ)
 
 
 def test_linux_is_no_os_target() -> None:
@@ -32,7 +34,7 @@ def test_macos_and_windows_targets() -> None:
     windows = target("windows")
     assert windows == OsTarget("windows", "x86_64")
     assert (windows.zig_target, windows.facts_arch) == ("x86_64-windows-gnu", "amd64")
-    assert check_toolchain_settings("zig", "", "", "", False, "macos", {}) == (macos, "libc++")
+    assert check_toolchain_settings(ToolchainSettings("zig", os="macos"), False, {}) == (macos, "libc++")
 
 
 @pytest.mark.parametrize(("arguments", "message"), [

@@ -9,6 +9,8 @@ from packaging.version import Version
 
 from tvmffi_wheel.common.cuda import Architecture, parse_architectures
 from tvmffi_wheel.compiling.cuda import Toolkit, find_nvcc, plan_cuda, validate_architectures
+from tvmffi_wheel.compiling.settings import CudaSettings
+from tvmffi_wheel.deciding.device_checks import check_built_device_code
 from tvmffi_wheel.deciding.device_inventory import missing_device_code, stray_device_code
 from tvmffi_wheel.deciding.nvidia import (
     cuda_build_requirements,
@@ -95,20 +97,15 @@ def test_a_bare_cubin_counts_for_any_variant_a_fatbin_entry_only_for_its_own():
 def test_stray_architecture_warns_or_with_strict_fails_the_build(capsys, strict):
     from synthetic import binary
 
-    from tvmffi_wheel.repair import RepairOptions, _check_device_code
-
-    options = RepairOptions(
-        mode="auto", excludes=(), plat="", tvm_ffi_version=Version("0.1.15"),
-        cuda_architectures=tuple(parse_architectures("75-real")), strict_architectures=strict,
-    )
     library = binary("pkg/libk.so", device_code=[DeviceImage("sass", 75, "", 10, False),
                                                  DeviceImage("sass", 52, "", 10, False)])
+    declared = parse_architectures("75-real")
     expected = "pkg/libk.so has device code for SASS sm_52, which cuda.architectures (75-real) does not declare"
     if strict:
         with pytest.raises(TvmFfiWheelError, match=re.escape(expected)):
-            _check_device_code([library], [], options)
+            check_built_device_code([library], [], None, declared, strict=True)
     else:
-        _check_device_code([library], [], options)
+        check_built_device_code([library], [], None, declared, strict=False)
         assert f"warning: {expected}" in capsys.readouterr().err
 
 
@@ -134,12 +131,11 @@ def test_runtime_requirement_follows_the_toolkit_major():
 
 
 def plan(**overrides):
-    arguments = {
-        "architectures": "", "allow_all": False, "runtime": "", "compress": True, "toolkit_source": "system",
-        "version": "13.0", "search_path": [], "user_defines": {}, "environ": {}, "default_roots": (),
-    }
-    arguments.update(overrides)
-    return plan_cuda(**arguments)
+    """A plan for the CUDA settings in ``overrides``, on a machine with no toolkit but the ones they name."""
+    places = {name: overrides.pop(name) for name in ("search_path", "user_defines", "environ") if name in overrides}
+    settings = CudaSettings(**{"toolkit": "system", **overrides})
+    return plan_cuda(settings, search_path=places.get("search_path", []), user_defines=places.get("user_defines", {}),
+                     environ=places.get("environ", {}), default_roots=())
 
 
 def test_runtime_is_always_passed_and_static_by_default():
@@ -237,6 +233,6 @@ def test_pip_toolkit_is_chosen_when_no_nvcc_is_found(tmp_path):
     assert not uses_pip_toolkit("", "", {"PATH": "/nonexistent"}, ())  # no CUDA declared
     assert not uses_pip_toolkit("system", "80-real", {"PATH": "/nonexistent"}, ())
     with pytest.raises(TvmFfiWheelError, match="toolkit wheels are not installed"):
-        plan(architectures="80-real", toolkit_source="pip", search_path=[str(tmp_path)])
+        plan(architectures="80-real", toolkit="pip", search_path=[str(tmp_path)])
     with pytest.raises(TvmFfiWheelError, match="CUDACXX points at"):
-        plan(toolkit_source="pip", environ={"CUDACXX": "/opt/nvcc"})
+        plan(toolkit="pip", environ={"CUDACXX": "/opt/nvcc"})

@@ -9,6 +9,7 @@ import pytest
 from tvmffi_wheel import build
 from tvmffi_wheel.compiling.cmake_environment import changed_environment, cmake_environment
 from tvmffi_wheel.compiling.cuda import available_cpus
+from tvmffi_wheel.compiling.settings import CudaSettings
 
 
 @pytest.fixture
@@ -80,10 +81,8 @@ def test_cudaflags_are_composed_in_cuda_py_and_joined_with_spaces(tmp_path, monk
     from tvmffi_wheel.compiling.cuda import plan_cuda
 
     nvcc = fake_nvcc(tmp_path / "pip-toolkit")
-    cuda = plan_cuda(
-        architectures="75-real", allow_all=False, runtime="", compress=True, toolkit_source="system",
-        version="13.0", search_path=[], user_defines={}, environ={"CUDACXX": str(nvcc)}, default_roots=(),
-    )
+    cuda = plan_cuda(CudaSettings(architectures="75-real", toolkit="system"), search_path=[], user_defines={},
+                     environ={"CUDACXX": str(nvcc)}, default_roots=())
     assert cuda.compile_flags == ("--compress-mode=size",)
     prefix, project = tmp_path / "site-packages", tmp_path / "project"
     appended, replaced = cmake_environment(prefix, {prefix: "/site-packages", project: "."}, cuda)
@@ -118,11 +117,8 @@ def test_cuda_facts_are_typed_and_recorded_as_json(tmp_path):
     from tvmffi_wheel.deciding.nvidia import cuda_build_requirements
 
     nvcc = fake_nvcc(tmp_path / "toolkit")
-    cuda = plan_cuda(
-        architectures="75-real;90-virtual", allow_all=False, runtime="shared", compress=False,
-        toolkit_source="system", version="13.0", search_path=[], user_defines={},
-        environ={"CUDACXX": str(nvcc)}, default_roots=(),
-    )
+    settings = CudaSettings(architectures="75-real;90-virtual", runtime="shared", toolkit="system", compress=False)
+    cuda = plan_cuda(settings, search_path=[], user_defines={}, environ={"CUDACXX": str(nvcc)}, default_roots=())
     assert cuda.facts is not None
     assert cuda.facts.to_json() == {
         "toolkit": "13.0", "toolkit_source": "system", "architectures": "75-real;90-virtual", "runtime": "shared",
@@ -145,11 +141,10 @@ def test_nvcc_threads_for_several_architectures(tmp_path, architectures, threads
     from tvmffi_wheel.compiling.cuda import plan_cuda
 
     nvcc = fake_nvcc(tmp_path / "toolkit")
-    cuda = plan_cuda(
-        architectures=architectures, allow_all=True, runtime="", compress=False, toolkit_source="system",
-        version="13.0", search_path=[], user_defines={}, environ={"CUDACXX": str(nvcc), "CUDAFLAGS": user_flags},
-        default_roots=(), threads=threads,
-    )
+    settings = CudaSettings(architectures=architectures, allow_all_architectures=True, toolkit="system",
+                            compress=False, threads=threads)
+    cuda = plan_cuda(settings, search_path=[], user_defines={},
+                     environ={"CUDACXX": str(nvcc), "CUDAFLAGS": user_flags}, default_roots=())
     assert cuda.compile_flags == expected
 
 

@@ -1,6 +1,7 @@
 """The package's layout keeps the pipeline's order: a stage imports only from itself and
-the stages before it, no module imports itself back through others, and none grows past
-the size a reader can hold."""
+the stages before it, no module imports itself back through others, a platform's rules
+live in its own module, the decide stage touches no file, and no module or function grows
+past the size a reader can hold."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "tvmffi_wheel"
 MAX_LINES = 450
+LINE_LIMITS = {"tvmffi_wheel.build": 350, "tvmffi_wheel.repair": 320}  # the thin faces stay thin
+MAX_FUNCTION_LINES = 60
 
 # Each place's rank in the pipeline; a module may import only from places of its rank or lower.
 RANKS = {
@@ -96,4 +99,105 @@ def test_top_level_holds_only_the_faces_and_the_pipeline():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_module_is_too_long(module):
     lines = len(MODULES[module].read_text("utf-8").splitlines())
-    assert lines <= MAX_LINES, f"{module} has {lines} lines"
+    limit = LINE_LIMITS.get(module, MAX_LINES)
+    assert lines <= limit, f"{module} has {lines} lines, more than {limit}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_function_is_too_long(module):
+    tree = ast.parse(MODULES[module].read_text("utf-8"))
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno is not None and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"{module}: {', '.join(long)} longer than {MAX_FUNCTION_LINES} lines"
+
+
+# Where a module may ask which platform or binary format it has: each platform's own module,
+# the readers of each format, the writers that patch each format, and the per-target build rules.
+PLATFORM_PLACES = ("tvmffi_wheel.deciding.platforms", "tvmffi_wheel.inspecting", "tvmffi_wheel.writing",
+                   "tvmffi_wheel.compiling.cross_os")
+PLATFORM_WORDS = {"elf", "macho", "pe", "linux", "macos", "windows", "darwin", "win32", "nt"}
+PLATFORM_OBJECTS = {"LINUX", "MACOS", "WINDOWS"}
+
+
+def _platform_tests(tree: ast.AST) -> list[str]:
+    """Comparisons with a platform's or format's name or object, and questions to sys.platform or os.name."""
+
+    def words(node: ast.AST) -> set[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return {node.value}
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return {word for element in node.elts for word in words(element)}
+        return set()
+
+    def platform_object(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id in PLATFORM_OBJECTS) or (
+            isinstance(node, ast.Attribute) and node.attr in PLATFORM_OBJECTS)
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(words(side) & PLATFORM_WORDS or platform_object(side) for side in sides):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and (
+                (node.value.id, node.attr) in {("sys", "platform"), ("os", "name")}):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if not m.startswith(PLATFORM_PLACES)))
+def test_no_platform_branches_outside_the_platform_modules(module):
+    found = _platform_tests(ast.parse(MODULES[module].read_text("utf-8")))
+    assert not found, (f"{module} asks which platform or format it has ({'; '.join(found)}); "
+                       "ask the platform object (deciding/platforms/) or the target's rules (compiling/cross_os.py)")
+
+
+def test_the_platform_rule_sees_a_branch():
+    assert _platform_tests(ast.parse('if system is MACOS or facts.format == "macho": pass'))
+    assert _platform_tests(ast.parse('windows = sys.platform.startswith("win")'))
+    assert not _platform_tests(ast.parse('if facts.format == platform.format: pass'))
+
+
+# What touches files: the decide stage takes facts and returns plans (what a plan must read
+# from disk, a candidate library, it asks of inspecting/library_finder.py's finder).
+FILE_MODULES = {"os", "shutil", "subprocess", "tempfile", "zipfile", "hashlib", "mmap", "io", "glob",
+                "importlib.resources", "urllib", "urllib.request"}
+# Path's methods (not its replace: str has one).
+FILE_METHODS = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "unlink", "mkdir", "rmdir",
+                "exists", "is_file", "is_dir", "stat", "iterdir", "glob", "rglob", "resolve", "rename"}
+READER_PREFIXES = ("read_", "inspect_", "unpack")
+
+
+def _file_access(tree: ast.AST) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [f"import {a.name}" for a in node.names if a.name.split(".")[0] in FILE_MODULES
+                      or a.name in FILE_MODULES]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module in FILE_MODULES or node.module.split(".")[0] in FILE_MODULES - {"importlib"}:
+                found.append(f"from {node.module} import ...")
+            elif node.module == "importlib" and any(a.name == "resources" for a in node.names):
+                found.append("from importlib import resources")
+            elif node.module.startswith("tvmffi_wheel."):
+                found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith(READER_PREFIXES)]
+        elif isinstance(node, ast.Call):
+            function = node.func
+            name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+            if name in FILE_METHODS:
+                found.append(f"line {node.lineno}: {ast.unparse(node)[:60]}")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("tvmffi_wheel.deciding")))
+def test_the_decide_stage_touches_no_file(module):
+    found = _file_access(ast.parse(MODULES[module].read_text("utf-8")))
+    assert not found, f"{module} touches files: {'; '.join(found)}"
+
+
+def test_the_file_rule_sees_a_read():
+    assert _file_access(ast.parse("import zipfile"))
+    assert _file_access(ast.parse("text = path.read_text()"))
+    assert _file_access(ast.parse("from tvmffi_wheel.inspecting.binary import read_binary_facts"))
+    assert not _file_access(ast.parse("name = dataclasses.replace(plan, tags=()).name.replace('-', '_')"))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tvmffi_wheel.compiling.project_cuda import project_cuda
+from tvmffi_wheel.compiling.settings import ToolchainSettings
 from tvmffi_wheel.compiling.toolchain import check_toolchain_settings, host_architecture
 
 
@@ -47,8 +48,8 @@ def test_a_cpu_project_is_not_taken_for_cuda(tmp_path: Path, files: dict[str, st
 
 
 def _runtime(arch: str = "", cxx_runtime: str = "", os_name: str = "", *, project: bool) -> str:
-    checked = check_toolchain_settings("zig", arch, "", cxx_runtime, False, os_name, {},  # type: ignore[arg-type]
-                                       project_cuda=project)
+    settings = ToolchainSettings("zig", cxx_runtime, "", arch, os_name)  # type: ignore[arg-type]
+    checked = check_toolchain_settings(settings, False, {}, project_cuda=project)
     assert checked is not None
     return checked[1]
 

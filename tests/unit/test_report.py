@@ -1,10 +1,12 @@
 """`check`'s judgement of a wheel's contents, on synthetic facts."""
 
 import dataclasses
+import json
 
 from synthetic import GLIBC_OLD, GLIBCXX_26, binary
 
 from tvmffi_wheel.commands.check import WheelContents, floors, judge_wheel, render_text
+from tvmffi_wheel.common.build_facts import BuildFacts, build_facts_from_json
 from tvmffi_wheel.inspecting.device_code import DeviceImage
 from tvmffi_wheel.inspecting.wheel import DeviceFile
 from tvmffi_wheel.inspecting.wheel_reader import WheelName
@@ -34,6 +36,13 @@ def kernel(**overrides):
         **overrides,
     }
     return binary("pkg/libk.so", **arguments)
+
+
+def recorded(document: dict) -> BuildFacts:
+    """A wheel's tvmffi_wheel.json as the wheel reader reads it."""
+    facts = build_facts_from_json(json.dumps(document))
+    assert facts is not None
+    return facts
 
 
 def judge(wheel_contents, excludes=(), libc_exports=frozenset()):
@@ -119,12 +128,12 @@ def test_device_code_is_summed_per_image_and_place_and_priced_per_architecture()
 def test_the_declared_architectures_the_build_recorded_are_checked():
     images = [DeviceImage("sass", 75, "", 100, True), DeviceImage("sass", 52, "", 10, True)]
     wheel = contents([kernel(device_code=images)])
-    wheel = dataclasses.replace(wheel, build_facts={"cuda": {"architectures": "75-real;90-virtual"}})
+    wheel = dataclasses.replace(wheel, build_facts=recorded({"cuda": {"architectures": "75-real;90-virtual"}}))
     report = judge(wheel)
-    assert report.problems == ("pkg/libk.so lacks device code for PTX compute_90, which the build declared "
-                               "(75-real;90-virtual)",)
-    assert report.warnings == ("pkg/libk.so has device code for SASS sm_52, which the build did not declare "
-                               "(75-real;90-virtual)",)
+    assert report.problems == ("pkg/libk.so lacks device code for PTX compute_90, which cuda.architectures "
+                               "(75-real;90-virtual) declares",)
+    assert report.warnings == ("pkg/libk.so has device code for SASS sm_52, which cuda.architectures "
+                               "(75-real;90-virtual) does not declare",)
 
 
 def test_device_code_files_cover_the_declared_architectures_together_binaries_each_alone():
@@ -132,10 +141,11 @@ def test_device_code_files_cover_the_declared_architectures_together_binaries_ea
     files = [DeviceFile("pkg/k_sm75.cubin", (DeviceImage("sass", 75, "", 10, False, "file"),)),
              DeviceFile("pkg/k_sm90.cubin", (DeviceImage("sass", 90, "", 10, False, "file"),))]
     wheel = contents([kernel(device_code=[DeviceImage("sass", 90, "", 10, False)])])
-    wheel = dataclasses.replace(wheel, device_files=files, build_facts={"cuda": {"architectures": "75-real;90-real"}})
+    facts = recorded({"cuda": {"architectures": "75-real;90-real"}})
+    wheel = dataclasses.replace(wheel, device_files=files, build_facts=facts)
     report = judge(wheel)
-    assert report.problems == ("pkg/libk.so lacks device code for SASS sm_75, which the build declared "
-                               "(75-real;90-real)",)
+    assert report.problems == ("pkg/libk.so lacks device code for SASS sm_75, which cuda.architectures "
+                               "(75-real;90-real) declares",)
     assert report.warnings == ()
     assert report.device_code_by_arch == {"sm_75": 10, "sm_90": 20}
     assert report.to_json()["device_files"][0] == {
@@ -156,7 +166,7 @@ def test_floors_name_the_symbols():
 
 def test_the_link_the_build_recorded_is_shown():
     link = {"linker": "zig", "target": "x86_64-linux-gnu.2.28", "cxx_runtime": "GCC's libstdc++ (libstdc++.a, static)"}
-    report = judge(dataclasses.replace(contents([kernel()]), build_facts={"link": link}))
+    report = judge(dataclasses.replace(contents([kernel()]), build_facts=recorded({"link": link})))
     assert report.link == link and report.to_json()["link"] == link
     assert "  linked    by zig for x86_64-linux-gnu.2.28, GCC's libstdc++ (libstdc++.a, static)" in render_text(report)
     assert "linked" not in render_text(judge(contents([kernel()])))

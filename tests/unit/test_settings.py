@@ -3,41 +3,37 @@ from pathlib import Path
 
 import pytest
 
-from tvmffi_wheel.compiling.settings import (
-    Settings,
-    load_settings,
-    reference_markdown,
-    split_config_settings,
-)
+from tvmffi_wheel.compiling.settings import CudaSettings, RepairSettings, Settings
+from tvmffi_wheel.compiling.settings_reader import load_settings, reference_markdown, split_config_settings
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 README = Path(__file__).parents[2] / "README.md"
 
 
 def test_defaults():
-    assert load_settings({}, {}, {}) == Settings(repair="auto", exclude=(), plat="")
+    assert load_settings({}, {}, {}) == Settings(repair=RepairSettings(mode="auto", exclude=(), plat=""))
 
 
 def test_pyproject_table_is_read():
     pyproject = {"tool": {"tvmffi-wheel": {"repair": "skip", "exclude": ["libfoo.so*"]}}}
     settings = load_settings(pyproject, {}, {})
-    assert settings.repair == "skip"
-    assert settings.exclude == ("libfoo.so*",)
+    assert settings.repair.mode == "skip"
+    assert settings.repair.exclude == ("libfoo.so*",)
 
 
 def test_environment_beats_config_settings_beats_pyproject():
     pyproject = {"tool": {"tvmffi-wheel": {"plat": "manylinux_2_17"}}}
     config = {"tvmffi-wheel.plat": "manylinux_2_28"}
-    assert load_settings(pyproject, config, {}).plat == "manylinux_2_28"
+    assert load_settings(pyproject, config, {}).repair.plat == "manylinux_2_28"
     environ = {"TVMFFI_WHEEL_PLAT": "manylinux_2_31"}
-    assert load_settings(pyproject, config, environ).plat == "manylinux_2_31"
+    assert load_settings(pyproject, config, environ).repair.plat == "manylinux_2_31"
 
 
 def test_lists_from_text_are_split_on_semicolons():
     settings = load_settings({}, {"tvmffi-wheel.exclude": "liba.so*;libb.so"}, {})
-    assert settings.exclude == ("liba.so*", "libb.so")
+    assert settings.repair.exclude == ("liba.so*", "libb.so")
     settings = load_settings({}, {}, {"TVMFFI_WHEEL_EXCLUDE": "libc.so*"})
-    assert settings.exclude == ("libc.so*",)
+    assert settings.repair.exclude == ("libc.so*",)
 
 
 def test_misspelled_key_names_the_valid_ones():
@@ -93,12 +89,12 @@ def test_readme_reference_is_generated_from_the_settings():
 def test_nested_tables_and_dotted_keys_name_the_same_option():
     nested = {"tool": {"tvmffi-wheel": {"cuda": {"runtime": "shared", "compress": False}}}}
     settings = load_settings(nested, {}, {})
-    assert (settings.cuda_runtime, settings.cuda_compress) == ("shared", False)
+    assert (settings.cuda.runtime, settings.cuda.compress) == ("shared", False)
     config = {"tvmffi-wheel.cuda.architectures": "80-real"}
-    assert load_settings({}, config, {}).cuda_architectures == "80-real"
+    assert load_settings({}, config, {}).cuda.architectures == "80-real"
     environ = {"TVMFFI_WHEEL_CUDA_ALLOW_ALL_ARCHITECTURES": "true", "TVMFFI_WHEEL_MAX_WHEEL_SIZE_MB": "250"}
     settings = load_settings({}, {}, environ)
-    assert settings.cuda_allow_all_architectures is True and settings.max_wheel_size_mb == 250
+    assert settings.cuda.allow_all_architectures is True and settings.repair.max_wheel_size_mb == 250
 
 
 @pytest.mark.parametrize(
@@ -133,3 +129,12 @@ def test_an_unknown_environment_variable_is_named_with_the_closest_one():
     with pytest.raises(TvmFfiWheelError, match=r"(?s)TVMFFI_WHEEL_LODER.*did you mean TVMFFI_WHEEL_LOADER\?"):
         load_settings({}, {}, {"TVMFFI_WHEEL_LODER": "pkg/_native.py"})
     load_settings({}, {}, {"TVMFFI_WHEELHOUSE": "x", "OTHER": "y"})  # another prefix: not ours
+
+
+def test_each_section_takes_its_options_under_the_names_users_write():
+    pyproject = {"tool": {"tvmffi-wheel": {"toolchain": "zig", "glibc": "2.28", "cache": "sccache",
+                                           "cuda": {"variant": "name"}, "repair": "skip"}}}
+    settings = load_settings(pyproject, {}, {"TVMFFI_WHEEL_CUDA_THREADS": "3"})
+    assert (settings.toolchain.name, settings.toolchain.glibc, settings.cache.tool) == ("zig", "2.28", "sccache")
+    assert settings.cuda == CudaSettings(variant="name", threads=3)
+    assert settings.repair == RepairSettings(mode="skip")

@@ -12,6 +12,7 @@ import pytest
 from packaging.version import Version
 
 from tvmffi_wheel.compiling.cross_os import HIDDEN_VISIBILITY
+from tvmffi_wheel.compiling.settings import ToolchainSettings
 from tvmffi_wheel.compiling.toolchain import (
     ToolchainPlan,
     check_toolchain_settings,
@@ -63,14 +64,17 @@ def fake_zig(folder: Path) -> Path:
 def plan(tmp_path: Path, **overrides) -> ToolchainPlan:
     # A cache folder of the test's own: the machine's may keep a zig (zig_copy.kept_zig).
     environ = {"PATH": os.environ["PATH"], "XDG_CACHE_HOME": str(tmp_path / "empty-cache")}
-    arguments: dict[str, Any] = {
-        "toolchain": "zig", "arch": "", "glibc": "", "cxx_runtime": "", "uses_cuda": False, "user_defines": {},
-        "environ": environ,
-        "search_path": [str(tmp_path)],
-    } | overrides
+    fields = {name: overrides.pop(name) for name in ("toolchain", "arch", "glibc", "cxx_runtime") if name in overrides}
+    settings = ToolchainSettings(name=fields.pop("toolchain", "zig"), **fields)
+    arguments: dict[str, Any] = {"uses_cuda": False, "user_defines": {}, "environ": environ,
+                                 "search_path": [str(tmp_path)]} | overrides
     if "environ" in overrides:
         arguments["environ"] = environ | overrides["environ"]
-    return plan_toolchain(**arguments)
+    return plan_toolchain(settings, **arguments)
+
+
+def check(toolchain: str, arch: str = "", glibc: str = "", cxx_runtime: str = "", *, uses_cuda: bool):
+    return check_toolchain_settings(ToolchainSettings(toolchain, cxx_runtime, glibc, arch), uses_cuda)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -92,19 +96,19 @@ def plan(tmp_path: Path, **overrides) -> ToolchainPlan:
 def test_refused_before_anything_is_installed(settings, message):
     arguments = {"arch": "", "glibc": "", "cxx_runtime": "", "uses_cuda": False} | settings
     with pytest.raises(TvmFfiWheelError) as refused:
-        check_toolchain_settings(**arguments)
+        check(**arguments)
     assert message in refused.value.problem
 
 
 def test_the_defaults_and_a_native_system_build_pass():
-    assert check_toolchain_settings("system", "", "", "", uses_cuda=True) is None
-    assert check_toolchain_settings("system", HOST, "", "", uses_cuda=False) is None
-    assert check_toolchain_settings("zig", OTHER, "2.28", "", uses_cuda=False) == (Version("2.28"), "libc++")
+    assert check("system", "", "", "", uses_cuda=True) is None
+    assert check("system", HOST, "", "", uses_cuda=False) is None
+    assert check("zig", OTHER, "2.28", "", uses_cuda=False) == (Version("2.28"), "libc++")
 
 
 def test_cuda_with_zig_links_gccs_runtime_by_default():
-    assert check_toolchain_settings("zig", "", "", "", uses_cuda=True) == (Version("2.17"), "libstdc++")
-    assert check_toolchain_settings("zig", "", "2.28", "libstdc++", uses_cuda=False) == (Version("2.28"), "libstdc++")
+    assert check("zig", "", "", "", uses_cuda=True) == (Version("2.17"), "libstdc++")
+    assert check("zig", "", "2.28", "libstdc++", uses_cuda=False) == (Version("2.28"), "libstdc++")
 
 
 def test_zigs_glibc_list_is_read_from_its_targets(tmp_path):
@@ -196,6 +200,6 @@ def test_a_kept_zig_serves_builds_that_have_no_ziglang(tmp_path):
     (zig_folder / "0.18.0-1" / "zig").write_text("")
     (zig_folder / ".0.17.9-partial").mkdir()  # a copy still being made
     assert kept_zig(environ) == kept
-    plan = plan_toolchain(toolchain="zig", arch="", glibc="2.28", cxx_runtime="", uses_cuda=False,
+    plan = plan_toolchain(ToolchainSettings(name="zig", glibc="2.28"), uses_cuda=False,
                           user_defines={}, environ=environ, search_path=[])
     assert plan.zig == kept

@@ -13,6 +13,7 @@ from test_toolchain import fake_zig
 
 from tvmffi_wheel.compiling import zig_link
 from tvmffi_wheel.compiling.cross_os import HIDDEN_VISIBILITY
+from tvmffi_wheel.compiling.settings import ToolchainSettings
 from tvmffi_wheel.compiling.toolchain import SHIM_SOURCE, SHIM_SYMBOLS, plan_toolchain
 from tvmffi_wheel.compiling.zig_link import LinkRefused, explain_failure, link_command
 from tvmffi_wheel.compiling.zig_wrappers import write_toolchain_files
@@ -85,7 +86,7 @@ def test_main_refuses_with_one_line_and_status_1(tmp_path, capsys):
 
 def test_libstdcxx_setup_wraps_the_system_compilers(tmp_path):
     fake_zig(tmp_path / "env")
-    plan = plan_toolchain(toolchain="zig", arch="", glibc="2.28", cxx_runtime="", uses_cuda=True, user_defines={},
+    plan = plan_toolchain(ToolchainSettings(name="zig", glibc="2.28"), uses_cuda=True, user_defines={},
                           environ={"PATH": os.environ["PATH"]}, search_path=[str(tmp_path / "env")])
     assert plan.cxx_runtime == "libstdc++" and plan.libstdcxx is not None and plan.libstdcxx.name == "libstdc++.a"
     environ = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -114,7 +115,7 @@ def test_the_wrapper_hands_only_shared_links_to_zig(tmp_path):
     compiler.write_text('#!/bin/sh\necho COMPILER "$@"\n')
     compiler.chmod(0o755)
     fake_zig(tmp_path / "env")
-    plan = plan_toolchain(toolchain="zig", arch="", glibc="", cxx_runtime="libstdc++", uses_cuda=False,
+    plan = plan_toolchain(ToolchainSettings(name="zig", cxx_runtime="libstdc++"), uses_cuda=False,
                           user_defines={}, environ={"PATH": os.environ["PATH"], "CXX": "g++"},
                           search_path=[str(tmp_path / "env")])
     plan = type(plan)(**{**plan.__dict__, "compilers": (compiler, compiler)})

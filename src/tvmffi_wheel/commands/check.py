@@ -15,13 +15,14 @@ from typing import Any
 from packaging.requirements import Requirement
 
 from tvmffi_wheel.common._auditwheel import PlatformPolicy
+from tvmffi_wheel.common.build_facts import BuildFacts
 from tvmffi_wheel.common.cuda import Architecture, parse_architectures
 from tvmffi_wheel.common.dll_folders import has_dll_folders
 from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.deciding.abi import ReleaseCheck, tvm_ffi_imports
 from tvmffi_wheel.deciding.classify import Classifier, Kind
-from tvmffi_wheel.deciding.device_inventory import compare_inventory
+from tvmffi_wheel.deciding.device_checks import device_code_findings
 from tvmffi_wheel.deciding.platforms import binaries_platform, check_architecture, wheel_architecture
 from tvmffi_wheel.deciding.requirements import tvm_ffi_requirement
 from tvmffi_wheel.deciding.verify import leaked_exports, verify_wheel
@@ -41,7 +42,6 @@ from tvmffi_wheel.inspecting.wheel import (
     DeviceFile,
     WheelBinary,
     all_device_code,
-    device_code_groups,
     inspect_wheel,
 )
 from tvmffi_wheel.inspecting.wheel_reader import WheelArchive, WheelName
@@ -123,7 +123,7 @@ class WheelContents:
     record_problems: list[str]
     device_files: list[DeviceFile] = dataclasses.field(default_factory=list)
     wheel_bytes: int = 0
-    build_facts: dict[str, Any] = dataclasses.field(default_factory=dict)  # its tvmffi_wheel.json
+    build_facts: BuildFacts | None = None  # its tvmffi_wheel.json
     unreadable: list[str] = dataclasses.field(default_factory=list)  # files claiming to be binaries
     debug_files: list[DebugFile] = dataclasses.field(default_factory=list)
     dll_folder_packages: tuple[str, ...] = ()  # packages whose __init__.py adds the DLL folders
@@ -166,32 +166,16 @@ def _requirement_problems(
     return problems
 
 
-def _declared(contents: WheelContents) -> list[Architecture] | None:
+def _declared(facts: BuildFacts) -> list[Architecture] | None:
     """The CUDA architectures the build declared, as it recorded them (None: unknown, or all)."""
-    cuda = contents.build_facts.get("cuda")
-    text = cuda.get("architectures") if isinstance(cuda, dict) else None
-    if not isinstance(text, str) or not text:
+    cuda = facts.build.cuda if facts.build is not None else None
+    if cuda is None or not cuda.architectures:
         return None
     try:
-        parsed = parse_architectures(text)
+        parsed = parse_architectures(cuda.architectures)
     except TvmFfiWheelError:
         return None
     return parsed if isinstance(parsed, list) else None
-
-
-def _device_code_findings(contents: WheelContents, problems: list[str], warnings: list[str]) -> None:
-    """Declared against found, as at build time."""
-    declared = _declared(contents)
-    if declared is None:
-        return
-    shown = ";".join(str(a) for a in declared)
-    for mismatch in compare_inventory(declared, device_code_groups(contents.binaries, contents.device_files)):
-        if mismatch.missing:
-            problems.append(f"{mismatch.where} lacks device code for {', '.join(mismatch.missing)}, which "
-                            f"the build declared ({shown})")
-        if mismatch.stray:
-            warnings.append(f"{mismatch.where} has device code for {', '.join(mismatch.stray)}, which the "
-                            f"build did not declare ({shown})")
 
 
 def _dll_folder_packages(archive: WheelArchive) -> tuple[str, ...]:
@@ -309,6 +293,7 @@ def judge_wheel(
 ) -> WheelReport:
     """The report on a wheel's contents: a pure function, for the command and for tests."""
     problems = [f"RECORD: {problem}" for problem in contents.record_problems] + contents.unreadable
+    facts = contents.build_facts or BuildFacts.unknown()
     warnings: list[str] = []
     policy, deserved, classifier = _platform_findings(contents, excludes, problems)
     problems += verify_wheel(
@@ -319,7 +304,7 @@ def judge_wheel(
         python_tag=contents.name.python_tag,
         repaired=True,
         library_expected=not contents.unreadable,  # a library no reader reads is reported as such
-        install_dir=str(contents.build_facts.get("install_dir", "")),
+        install_dir=facts.install_dir,
         dll_folder_packages=contents.dll_folder_packages,
     )
     reports = [_binary_report(b, classifier, libc_exports, warnings) for b in contents.binaries]
@@ -327,12 +312,16 @@ def judge_wheel(
     requirement = tvm_ffi_requirement(contents.metadata)
     problems += _requirement_problems(requirement, needs_tvm_ffi, warnings)
     releases = _release_reports(contents.binaries, requirement, problems)
-    _device_code_findings(contents, problems, warnings)
+    declared = _declared(facts)
+    if declared is not None:  # as at build time, where strayed device code is a warning unless strict
+        findings = device_code_findings(declared, contents.binaries, contents.device_files)
+        problems += findings.missing
+        warnings += findings.stray
     everything = all_device_code(contents.binaries, contents.device_files)
     _, over_pypi = size_findings(contents.wheel_bytes, 0, everything)
     if over_pypi is not None:
         warnings.append(over_pypi)
-    warnings += [f"the build warned: {warning}" for warning in contents.build_facts.get("warnings", ())]
+    warnings += [f"the build warned: {warning}" for warning in facts.warnings]
     interpreter, abi = contents.name.python_tag
     if abi not in ("none", "abi3") and reports and not any(r.python_c_api for r in reports):
         warnings.append(f"tagged {interpreter}-{abi}, but no binary uses the Python C API: "
@@ -349,7 +338,7 @@ def judge_wheel(
         device_files=tuple((f.path, tuple(totals_by_place(f.images))) for f in contents.device_files),
         device_code_by_arch=bytes_by_arch(everything),
         wheel_bytes=contents.wheel_bytes,
-        link=dict(contents.build_facts.get("link") or {}),
+        link=dict(facts.build.link) if facts.build is not None else {},
         debug_files=tuple((f.path, f.size) for f in contents.debug_files),
     )
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -32,7 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tvmffi-wheel {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_repair(commands)
+    _add_check(commands)
+    _add_init(commands)
+    _add_compat(commands)
+    commands.add_parser("settings", help="print the configuration reference (Markdown)")
+    commands.add_parser("cmake-dir", help="print the folder holding TvmFfiWheel.cmake")
+    return parser
 
+
+def _add_repair(commands: Any) -> None:
     repair = commands.add_parser(
         "repair",
         help="repair, tag, pin and verify wheels built elsewhere",
@@ -56,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="the apache-tvm-ffi version the wheel was built against (default: "
                         "the lower bound of the wheel's own pin, else the installed apache-tvm-ffi)")
 
+
+def _add_check(commands: Any) -> None:
     check = commands.add_parser(
         "check",
         help="audit wheels: libraries, run paths, glibc floors, leaks, Python ABI, tvm-ffi pin",
@@ -67,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                        help="library the users' systems provide (as for repair); repeatable")
 
+
+def _add_init(commands: Any) -> None:
     init = commands.add_parser(
         "init",
         help="write a new kernel package that builds and tests out of the box",
@@ -77,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("path", type=Path, metavar="PATH")
     init.add_argument("--name", default=None, help="distribution name (default: the folder's name)")
     init.add_argument("--cuda", action="store_true", help="add a CUDA kernel and its architectures")
+
+
+def _add_compat(commands: Any) -> None:
     compat = commands.add_parser(
         "compat",
         help="install wheels with chosen apache-tvm-ffi releases and load every kernel library",
@@ -90,9 +107,6 @@ def _parser() -> argparse.ArgumentParser:
                         help="lowest,highest (default) or all of the known releases the wheel admits, "
                         "or versions such as 0.1.12,0.1.15.post2 (tested even outside the wheel's range)")
     compat.add_argument("--json", action="store_true", help="print a JSON report")
-    commands.add_parser("settings", help="print the configuration reference (Markdown)")
-    commands.add_parser("cmake-dir", help="print the folder holding TvmFfiWheel.cmake")
-    return parser
 
 
 def _tvm_ffi_version(flag: str | None, wheel: Path) -> Version:
@@ -196,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compat":
             return _compat(args)
         if args.command == "settings":
-            from tvmffi_wheel.compiling.settings import reference_markdown
+            from tvmffi_wheel.compiling.settings_reader import reference_markdown
 
             sys.stdout.write(reference_markdown())
         elif args.command == "cmake-dir":

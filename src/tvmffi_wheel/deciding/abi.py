@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from packaging.version import Version
 
 from tvmffi_wheel.common.tvm_ffi_releases import Release, SymbolAbi, tvm_ffi_symbol_abi
-from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.errors import TvmFfiWheelError, info, warn
 from tvmffi_wheel.inspecting.wheel import WheelBinary
 
 
@@ -115,3 +115,33 @@ def check_against_built(imports: Sequence[TvmFfiImport], exports: frozenset[str]
             "build against the apache-tvm-ffi whose headers the kernels were compiled with (pin it in "
             "[build-system] requires), or stop using these symbols",
         )
+
+
+def tvm_ffi_range(
+    imports: Sequence[TvmFfiImport], built_exports: frozenset[str] | None, version: Version,
+    releases: Sequence[Release], where: str,
+) -> AbiRange | None:
+    """The releases the binaries' tvm-ffi ``imports`` allow, logging why any is left out;
+    ``built_exports``: what the release built against exports (None: unknown here), ``where``
+    the platform and architecture in words (for a table that knows no release of it)."""
+    if not imports:
+        return None
+    if built_exports is None:
+        warn(f"apache-tvm-ffi {version} is neither installed here nor in tvmffi-wheel's table, "
+             "so the symbols the binaries import from it are not checked")
+    else:
+        check_against_built(imports, built_exports, version)
+    cpp = [i for i in imports if i.abi == "c++"]
+    if cpp:
+        users = sorted({path for i in cpp for path in i.binaries})
+        symbols = ", ".join(i.symbol for i in cpp[:3]) + (" ..." if len(cpp) > 3 else "")
+        warn(f"C++ symbols imported from libtvm_ffi by {', '.join(users)}, outside tvm-ffi's "
+             f"stable C ABI: {symbols}; the wheel works only with releases that keep these exact C++ "
+             "signatures, so the requirement admits only the known releases that do")
+    if not releases:
+        warn(f"tvmffi-wheel's table knows no apache-tvm-ffi release for {where}, so the "
+             "requirement's upper bound is only the next ABI")
+    abi = decide_abi_range((i.symbol for i in imports), version, releases)
+    for line in abi.reasons():
+        info(line)
+    return abi

@@ -67,3 +67,12 @@ def read_binary_facts(path: Path, shown_as: str) -> BinaryFacts:
     if file_format == "pe":
         return read_pe_facts(path, shown_as)
     return read_elf_facts(path, shown_as)
+
+
+def exports_if(path: Path | None, file_format: str, architecture: str) -> frozenset[str] | None:
+    """What the binary at ``path`` exports, if it is one of ``file_format`` and ``architecture``
+    (the libtvm_ffi a wheel was built against, say); None otherwise or when there is none."""
+    if path is None or not path.is_file():
+        return None
+    facts = read_binary_facts(path, str(path))
+    return facts.exports if (facts.format, facts.architecture) == (file_format, architecture) else None

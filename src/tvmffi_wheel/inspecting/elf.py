@@ -9,6 +9,7 @@ compilers). Nothing else of a (possibly very large) kernel library is interprete
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,28 +154,46 @@ def _read_comment(elf: ELFFile) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip() for t in texts if t.strip()))
 
 
-def _read(elf: ELFFile, stream: BinaryIO, device_candidates: Sequence[int] | None) -> BinaryFacts:
+@dataclasses.dataclass(frozen=True)
+class _Dynamic:
+    soname: str | None
+    needed: tuple[str, ...]
+    run_paths: tuple[str, ...]
+
+
+def _read_dynamic(elf: ELFFile) -> _Dynamic:
     soname = None
     needed: list[str] = []
     rpath: tuple[str, ...] = ()
     runpath: tuple[str, ...] = ()
     dynamic = next((s for s in elf.iter_sections() if isinstance(s, DynamicSection)), None)
-    if dynamic is not None:
-        for tag in dynamic.iter_tags():
-            kind = tag.entry.d_tag
-            if kind not in ("DT_NEEDED", "DT_SONAME", "DT_RPATH", "DT_RUNPATH"):
-                continue
-            # pyelftools sets the string of these tags as an attribute named after the tag.
-            text = str(getattr(tag, kind[3:].lower()))
-            if kind == "DT_NEEDED":
-                needed.append(text)
-            elif kind == "DT_SONAME":
-                soname = text
-            elif kind == "DT_RPATH":
-                rpath = _split_paths(text)
-            else:
-                runpath = _split_paths(text)
+    for tag in dynamic.iter_tags() if dynamic is not None else ():
+        kind = tag.entry.d_tag
+        if kind not in ("DT_NEEDED", "DT_SONAME", "DT_RPATH", "DT_RUNPATH"):
+            continue
+        # pyelftools sets the string of these tags as an attribute named after the tag.
+        text = str(getattr(tag, kind[3:].lower()))
+        if kind == "DT_NEEDED":
+            needed.append(text)
+        elif kind == "DT_SONAME":
+            soname = text
+        elif kind == "DT_RPATH":
+            rpath = _split_paths(text)
+        else:
+            runpath = _split_paths(text)
+    # The loader ignores DT_RPATH when DT_RUNPATH is present.
+    return _Dynamic(soname, tuple(needed), runpath or rpath)
 
+
+@dataclasses.dataclass(frozen=True)
+class _Symbols:
+    undefined: frozenset[str]
+    weak_undefined: frozenset[str]
+    exported: frozenset[str]
+    import_versions: tuple[ImportVersion, ...]
+
+
+def _read_symbols(elf: ELFFile) -> _Symbols:
     # Version index -> (library, version name), from .gnu.version_r.
     version_by_index: dict[int, tuple[str, str]] = {}
     verneed = next((s for s in elf.iter_sections() if isinstance(s, GNUVerNeedSection)), None)
@@ -205,29 +224,30 @@ def _read(elf: ELFFile, stream: BinaryIO, device_candidates: Sequence[int] | Non
             undefined.add(symbol.name)
             if symbol["st_info"]["bind"] == "STB_WEAK":
                 weak_undefined.add(symbol.name)
-            if version_entry is None:
-                continue
-            index = version_entry["ndx"]
-            if isinstance(index, int):
-                index &= 0x7FFF  # the top bit marks hidden versions
-                if index in symbols_by_index:
-                    symbols_by_index[index].append(symbol.name)
+            index = version_entry["ndx"] if version_entry is not None else None
+            if isinstance(index, int) and (index & 0x7FFF) in symbols_by_index:  # the top bit marks hidden versions
+                symbols_by_index[index & 0x7FFF].append(symbol.name)
 
     import_versions = tuple(
         ImportVersion(library, version, tuple(sorted(symbols_by_index[index])))
         for index, (library, version) in sorted(version_by_index.items())
     )
+    return _Symbols(frozenset(undefined), frozenset(weak_undefined), frozenset(exported), import_versions)
+
+
+def _read(elf: ELFFile, stream: BinaryIO, device_candidates: Sequence[int] | None) -> BinaryFacts:
+    dynamic, symbols = _read_dynamic(elf), _read_symbols(elf)
     return BinaryFacts(
         format="elf",
         architecture=architecture_of(elf["e_machine"], elf.elfclass),
-        install_name=soname,
-        needed=tuple(needed),
-        run_paths=runpath or rpath,  # the loader ignores DT_RPATH when DT_RUNPATH is present
-        import_versions=import_versions,
-        python_c_api=tuple(sorted(s for s in undefined if s.startswith(PYTHON_C_API_PREFIXES))),
-        imports=frozenset(undefined),
-        exports=frozenset(exported),
+        install_name=dynamic.soname,
+        needed=dynamic.needed,
+        run_paths=dynamic.run_paths,
+        import_versions=symbols.import_versions,
+        python_c_api=tuple(sorted(s for s in symbols.undefined if s.startswith(PYTHON_C_API_PREFIXES))),
+        imports=symbols.undefined,
+        exports=symbols.exported,
         device_code=_read_device_code(elf, stream, device_candidates),
         compilers=_read_comment(elf),
-        weak_imports=frozenset(weak_undefined),
+        weak_imports=symbols.weak_undefined,
     )

@@ -11,10 +11,12 @@ binary (a fat file) cannot be served and is refused with that reason.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import mmap
 import struct
 from pathlib import Path
+from typing import Any
 
 from macholib import mach_o
 from macholib.MachO import MachO
@@ -137,32 +139,34 @@ def read_macho_facts(path: Path, shown_as: str) -> BinaryFacts:
         raise _damaged(shown_as, err) from None
 
 
-def _read(path: Path, shown_as: str) -> BinaryFacts:
-    macho = MachO(str(path))
-    header = macho.headers[0]
-    file_size = path.stat().st_size
-    install_name = None
-    needed: list[str] = []
-    run_paths: list[str] = []
-    minimum_os = ""
+@dataclasses.dataclass
+class _LoadCommands:
+    install_name: str | None = None
+    needed: list[str] = dataclasses.field(default_factory=list)
+    run_paths: list[str] = dataclasses.field(default_factory=list)
+    minimum_os: str = ""
     signature_place: tuple[int, int] | None = None
-    sections: list[tuple[str, int, int]] = []
+    sections: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)  # (name, start, end)
+
+
+def _read_load_commands(header: Any, file_size: int) -> _LoadCommands:
+    found = _LoadCommands()
     for load_command, command, data in header.commands:
         kind = load_command.cmd
         if kind in _DYLIB_COMMANDS or kind == mach_o.LC_ID_DYLIB:
             name = data.split(b"\0", 1)[0].decode("utf-8", "replace")
             if kind == mach_o.LC_ID_DYLIB:
-                install_name = name
+                found.install_name = name
             else:
-                needed.append(name)
+                found.needed.append(name)
         elif kind == mach_o.LC_RPATH:
-            run_paths.append(data.split(b"\0", 1)[0].decode("utf-8", "replace"))
+            found.run_paths.append(data.split(b"\0", 1)[0].decode("utf-8", "replace"))
         elif kind == mach_o.LC_BUILD_VERSION:
-            minimum_os = _version_text(command.minos)
-        elif kind == mach_o.LC_VERSION_MIN_MACOSX and not minimum_os:
-            minimum_os = _version_text(command.version)
+            found.minimum_os = _version_text(command.minos)
+        elif kind == mach_o.LC_VERSION_MIN_MACOSX and not found.minimum_os:
+            found.minimum_os = _version_text(command.version)
         elif kind == mach_o.LC_CODE_SIGNATURE:
-            signature_place = (command.dataoff, command.datasize)
+            found.signature_place = (command.dataoff, command.datasize)
         elif kind in (mach_o.LC_SEGMENT, mach_o.LC_SEGMENT_64):
             if command.fileoff + command.filesize > file_size:
                 raise ValueError(f"it is cut short: a segment ends at byte {command.fileoff + command.filesize}, "
@@ -170,8 +174,15 @@ def _read(path: Path, shown_as: str) -> BinaryFacts:
             for section in data:
                 if section.size and section.offset and (section.flags & 0xFF) not in _ZEROFILL_TYPES:
                     name = f"{_text(section.segname)},{_text(section.sectname)}"
-                    sections.append((name, section.offset, section.offset + section.size))
+                    found.sections.append((name, section.offset, section.offset + section.size))
+    return found
 
+
+def _read(path: Path, shown_as: str) -> BinaryFacts:
+    macho = MachO(str(path))
+    header = macho.headers[0]
+    commands = _read_load_commands(header, path.stat().st_size)
+    needed = commands.needed
     symbols = SymbolTable(macho, header)
     by_ordinal: dict[int, list[str]] = {}
     weak: set[str] = set()
@@ -189,14 +200,15 @@ def _read(path: Path, shown_as: str) -> BinaryFacts:
     )
     flat = set(by_ordinal.get(_DYNAMIC_LOOKUP_ORDINAL, ())) | set(by_ordinal.get(_SELF_ORDINAL, ()))
     with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        signature = code_signature(data, *signature_place) if signature_place is not None else None
-        device_code = tuple(images_in_sections(data, sections))
+        place = commands.signature_place
+        signature = code_signature(data, *place) if place is not None else None
+        device_code = tuple(images_in_sections(data, commands.sections))
     return BinaryFacts(
         format="macho",
         architecture=ARCHITECTURE_BY_CPU.get(header.header.cputype, f"CPU type {header.header.cputype:#x}"),
-        install_name=install_name,
+        install_name=commands.install_name,
         needed=tuple(needed),
-        run_paths=tuple(run_paths),
+        run_paths=tuple(commands.run_paths),
         import_versions=(),
         python_c_api=tuple(sorted(s for s in flat if s.startswith(PYTHON_C_API_PREFIXES))),
         imports=imports,
@@ -204,7 +216,7 @@ def _read(path: Path, shown_as: str) -> BinaryFacts:
         device_code=device_code,
         weak_imports=frozenset(weak),
         imports_from=imports_from,
-        minimum_os=minimum_os,
+        minimum_os=commands.minimum_os,
         code_signature=signature,
     )
 

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tvmffi_wheel.errors import TvmFfiWheelError
-from tvmffi_wheel.inspecting.binary import binary_format, is_debug_companion, read_binary_facts, unreadable_binary
+from tvmffi_wheel.inspecting.binary import (
+    binary_format,
+    is_binary,
+    is_debug_companion,
+    read_binary_facts,
+    unreadable_binary,
+)
 from tvmffi_wheel.inspecting.device_code import CUBIN_HEADER, DEVICE_FILE_SUFFIXES, DeviceImage, cubin_image
 from tvmffi_wheel.inspecting.elf_stream import read_device_file, read_streamed_facts
 from tvmffi_wheel.inspecting.facts import BinaryFacts
@@ -161,13 +167,29 @@ def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) 
     present = set(digests) | {archive.record_name}
     problems += [f"RECORD lists {name}, which the wheel lacks" for name in recorded if name not in present]
     problems += [f"RECORD lists {name} more than once" for name in archive.record_repeats()]
-    if problems and strict:
+    if strict:
+        _refuse_damage(archive.path.name, problems, unreadable)
+    return Inspection(binaries, digests, problems, device_files, debug_files, unreadable)
+
+
+def _refuse_damage(wheel: str, problems: list[str], unreadable: list[str]) -> None:
+    if problems:
         raise TvmFfiWheelError(
-            f"{archive.path.name} is damaged or was changed after it was built: {problems[0]}"
+            f"{wheel} is damaged or was changed after it was built: {problems[0]}"
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
             "rebuild the wheel; do not edit a wheel's files in place",
         )
-    if unreadable and strict:
-        raise TvmFfiWheelError(f"{archive.path.name}: {'; '.join(unreadable)}",
+    if unreadable:
+        raise TvmFfiWheelError(f"{wheel}: {'; '.join(unreadable)}",
                                "rebuild it, or remove the file from the wheel (it would not load)")
-    return Inspection(binaries, digests, problems, device_files, debug_files, unreadable)
+
+
+def inspect_patched(
+    binaries: Sequence[WheelBinary], replaced: Mapping[str, Path], added: Mapping[str, Path]
+) -> list[WheelBinary]:
+    """The binaries as the new wheel holds them: each patched one read again, each added one
+    (a vendored library) read; the others as inspected."""
+    final = [WheelBinary(b.path, read_binary_facts(replaced[b.path], b.path)) if b.path in replaced else b
+             for b in binaries]
+    return final + [WheelBinary(member, read_binary_facts(path, member)) for member, path in added.items()
+                    if is_binary(path)]

@@ -9,7 +9,6 @@ import csv
 import dataclasses
 import hashlib
 import io
-import json
 import queue
 import shutil
 import stat
@@ -18,7 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -28,10 +27,9 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from tvmffi_wheel.common.build_facts import BUILD_FACTS_FILE, BuildFacts, build_facts_from_json
 from tvmffi_wheel.errors import TvmFfiWheelError, environment_problem
 from tvmffi_wheel.inspecting._zipraw import data_offset
-
-BUILD_FACTS_FILE = "tvmffi_wheel.json"  # in the dist-info: how the wheel was built
 
 CHUNK = 1 << 20
 
@@ -204,16 +202,10 @@ class WheelArchive:
     def dist_info_text(self, file_name: str) -> str:
         return self.read_text(f"{self.dist_info}/{file_name}")
 
-    def build_facts(self) -> dict[str, Any]:
-        """What the build recorded in the dist-info's tvmffi_wheel.json ({} if nothing readable)."""
+    def build_facts(self) -> BuildFacts | None:
+        """What the build recorded in the dist-info's tvmffi_wheel.json (None: nothing readable)."""
         member = f"{self.dist_info}/{BUILD_FACTS_FILE}"
-        if member not in self.member_names:
-            return {}
-        try:
-            facts = json.loads(self.read_text(member))
-        except ValueError:
-            return {}
-        return facts if isinstance(facts, dict) else {}
+        return build_facts_from_json(self.read_text(member)) if member in self.member_names else None
 
     @property
     def record_name(self) -> str:

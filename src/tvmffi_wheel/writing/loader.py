@@ -9,9 +9,11 @@ import posixpath
 import pprint
 from collections.abc import Iterable, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from tvmffi_wheel import __version__
+from tvmffi_wheel.common.build_facts import BuildFacts
 from tvmffi_wheel.deciding.classify import libs_folder
 from tvmffi_wheel.deciding.requirements import tvm_ffi_requirement
 from tvmffi_wheel.deciding.runpath import install_path
@@ -36,6 +38,21 @@ def check_loader_path(loader: str) -> tuple[str, ...]:
             'give the package folder and a new module name, e.g. loader = "my_pkg/_native.py"',
         )
     return parts
+
+
+def check_loader_beside_sources(loader: str, packages: Mapping[str, str]) -> None:
+    """Before compiling: the loader must not replace a source file (editable installs
+    import the package from the sources, where the wheel's check cannot see it).
+    ``packages``: each package folder in the wheel, and the source folder it comes from."""
+    check_loader_path(loader)
+    for folder, source in packages.items():
+        if loader.startswith(folder.rstrip("/") + "/"):
+            existing = Path(source) / loader[len(folder) + 1 :]
+            if existing.exists():
+                raise TvmFfiWheelError(
+                    f"loader = {loader!r} would overwrite the source file {existing}",
+                    "choose a module name that no source file has, e.g. _native.py",
+                )
 
 
 def check_loader_place(loader: str, members: Iterable[str], packages: Iterable[str] = ()) -> None:
@@ -76,10 +93,10 @@ def library_target(file_name: str) -> str | None:
 
 
 def loader_facts(
-    wheel: WheelName, binaries: list[WheelBinary], files: list[DeviceFile], metadata: str, platform: str,
-    loader: str, tvm_ffi_version: str,
+    wheel: WheelName, binaries: list[WheelBinary], files: list[DeviceFile], metadata: str, record: BuildFacts,
+    loader: str,
 ) -> dict[str, Any]:
-    """The generated loader's BUILD: how the wheel was built, and where each library is."""
+    """The generated loader's BUILD: the wheel's build facts (``record``), and where each library is."""
     requirement = tvm_ffi_requirement(metadata)
     loader_folder = posixpath.dirname(loader)
     libraries: dict[str, Any] = {}
@@ -96,10 +113,10 @@ def loader_facts(
     return {
         "distribution": wheel.distribution,
         "version": wheel.version,
-        "generator": f"tvmffi-wheel {__version__}",
-        "tvm_ffi_version": tvm_ffi_version,
+        "generator": record.generator,
+        "tvm_ffi_version": record.tvm_ffi_version,
         "tvm_ffi_requirement": str(requirement.specifier) if requirement is not None else "",
-        "platform": platform,
+        "platform": record.platform,
         "libraries": libraries,
         "device_files": {
             posixpath.relpath(location, loader_folder): sorted({image.arch_name for image in file.images})

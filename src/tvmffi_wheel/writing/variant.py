@@ -11,7 +11,12 @@ import dataclasses
 import re
 from typing import Literal
 
+from packaging.version import Version
+
+from tvmffi_wheel.common.cuda import CudaFacts
+from tvmffi_wheel.common.modes import CudaVariant
 from tvmffi_wheel.errors import TvmFfiWheelError, info, warn
+from tvmffi_wheel.inspecting.wheel_reader import WheelArchive, WheelName
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +33,20 @@ class Variant:
             return version
         label = f"cu{self.cuda_major}{self.cuda_minor}"
         return f"{version}.{label}" if "+" in version else f"{version}+{label}"
+
+
+def variant_for(kind: CudaVariant, cuda: CudaFacts | None) -> Variant | None:
+    """The variant `cuda.variant` asks for, from the toolkit of a build that declared CUDA."""
+    if kind == "none":
+        return None
+    if cuda is None:
+        raise TvmFfiWheelError(
+            f'cuda.variant = "{kind}" names the wheel after its CUDA major, but this '
+            "build uses no CUDA (no CUDA architectures or runtime are set)",
+            "remove cuda.variant, or set cuda.architectures",
+        )
+    release = Version(cuda.toolkit)
+    return Variant(kind, release.major, release.minor)
 
 
 def file_name_part(name: str) -> str:
@@ -62,3 +81,26 @@ def announce(variant: Variant, name: str, version: str) -> None:
     if variant.mode == "local":
         warn(f"PyPI refuses local versions such as {version}; publish this wheel to your own "
              "index (or use cuda.variant = \"name\")")
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """Who the new wheel is: the input's name and version, or its CUDA variant's."""
+
+    name: WheelName  # the tags are still the input's
+    renames: dict[str, str]  # member-name prefixes to rename (.dist-info, .data)
+    fields: tuple[str, str] | None  # (Name, Version) for METADATA when they change
+
+
+def identity_for(archive: WheelArchive, variant: Variant | None) -> Identity:
+    if variant is None:
+        return Identity(archive.name, {}, None)
+    metadata = archive.dist_info_text("METADATA")
+    name = variant.distribution(metadata_field(metadata, "Name"))
+    version = variant.version(metadata_field(metadata, "Version"))
+    renamed = dataclasses.replace(archive.name, distribution=file_name_part(name), version=version)
+    old_data = archive.dist_info[: -len(".dist-info")] + ".data/"
+    new_data = f"{renamed.distribution}-{version}.data/"
+    renames = {f"{archive.dist_info}/": f"{renamed.distribution}-{version}.dist-info/", old_data: new_data}
+    announce(variant, name, version)
+    return Identity(renamed, renames, (name, version))
