@@ -106,6 +106,22 @@ def test_windows_wheel_runs_under_wine(windows_wheel, tmp_path):
     ], result.stderr[-4000:]
 
 
+@pytest.mark.parametrize("os_name", ["macos", "windows"])
+def test_a_cross_build_gives_the_same_binaries_again(tmp_path_factory, zig_venv, os_name, request):
+    """From another folder, so another temporary build folder: the linker must not hash the
+    object files' paths into the binary (LC_UUID on macOS, the PDB's GUID and timestamps on Windows)."""
+    first = request.getfixturevalue(f"{os_name}_wheel")
+    again = _cross_built(tmp_path_factory, zig_venv, os_name)
+
+    def binaries(wheel):
+        with zipfile.ZipFile(wheel) as archive:
+            return {n: archive.read(n) for n in archive.namelist() if n.endswith((".dylib", ".dll"))}
+
+    built, rebuilt = binaries(first), binaries(again)
+    assert built and built.keys() == rebuilt.keys()
+    assert [n for n in built if built[n] != rebuilt[n]] == []
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (("-C", "tvmffi-wheel.os=macos"), 'os = "macos" on this Linux machine needs toolchain = "zig"'),
     (("-C", "tvmffi-wheel.toolchain=zig", "-C", "tvmffi-wheel.os=macos", "-C", "tvmffi-wheel.arch=x86_64"),

@@ -108,15 +108,21 @@ class LinkRules:
 def link_rules(os_target: OsTarget | None) -> LinkRules:
     """Linux: a version script of the runtime's symbols (its linker has no --exclude-libs).
     macOS: hidden operator new and delete, since zig's Mach-O linker ignores export lists.
-    Windows: nothing; a DLL exports only what is marked dllexport (windows_shim.h)."""
+    Windows: nothing; a DLL exports only what is marked dllexport (windows_shim.h).
+
+    macOS and Windows links leave out debug information (-Wl,-S: the debug map; -s: the PDB).
+    Both name the object files in the build's temporary folder, and the linker hashes them into
+    the binary's identity (LC_UUID; the PDB's GUID and the PE timestamps), so each build of the
+    same sources would differ; no debugger on this Linux machine runs those binaries, and the
+    wheel leaves debug files out anyway."""
     if os_target is None:
         return LinkRules(HIDDEN_VISIBILITY, own_exports_extras=("-Wl,--version-script={folder}/runtime.map",),
                          files=(("runtime.map", runtime_version_script()),))
     if os_target.os == "macos":
-        return LinkRules(HIDDEN_VISIBILITY, link_extras=("{folder}/macos_new_delete.o",),
+        return LinkRules(HIDDEN_VISIBILITY, link_extras=("{folder}/macos_new_delete.o", "-Wl,-S"),
                          files=(("macos_new_delete.cc", MACOS_NEW_DELETE.read_text("utf-8")),),
                          shim=("macos_new_delete.cc", "macos_new_delete.o"))
-    return LinkRules(())
+    return LinkRules((), link_extras=("-s",))
 
 
 def other_os(os_name: str) -> bool:
