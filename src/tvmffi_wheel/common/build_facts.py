@@ -1,8 +1,10 @@
 """The record every wheel carries of how it was built: `<name>.dist-info/tvmffi_wheel.json`.
 
 One typed record, written by the repair and read by `check`, the loader and the next repair,
-all through this module. Versioned: a document without "schema" is version 1, the layout
-below; a later version writes its number, and a reader keeps what it does not know.
+all through this module. Versioned: a document without a "schema" key is schema 1, the
+layout below, which every release so far writes. A field added later is optional to the
+reader, so older wheels still read; a change an older reader would misread writes
+`"schema": 2`. A reader keeps the keys it does not know (`others`) and writes them back.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Any
 from tvmffi_wheel.common.cuda import CudaFacts
 
 BUILD_FACTS_FILE = "tvmffi_wheel.json"
-SCHEMA_VERSION = 1
 _CUDA_FIELDS = ("toolkit", "toolkit_source", "architectures", "runtime", "variant")
 
 

@@ -1,8 +1,10 @@
-"""Deciding: pure functions from binary facts and policy tables to decisions.
+"""Deciding: pure functions from facts and policy tables to decisions.
 
-What satisfies each library (`classify`), the platform (`platforms`, over auditwheel's
-manylinux policies), what to vendor and every run path (`plan`), the Python tag, the
-tvm-ffi range and Requires-Dist (`abi`, `abi_table`, `requirements`), device code
-against the declared architectures, and the rules a finished wheel must pass (`verify`).
-Reads `BinaryFacts`, never a file format.
+One object per platform (`platforms/`) answers what the decisions ask, so no module here
+tests which platform or format it has. What satisfies each library (`classify`), what to
+vendor and every run path (`plan`, `runpath`, `placement`), the Python tag, the tvm-ffi
+range and Requires-Dist (`abi`, `requirements`, `nvidia`), device code against the declared
+architectures (`device_inventory`, `device_checks`), a private C++ runtime, and the rules a
+finished wheel must pass (`verify`). Nothing here touches a file: what a plan must read
+from disk, it asks of the finder it is given (inspecting/library_finder.py).
 """
