@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-# The workspace keeps them beside the checkout; TVMFFI_WHEEL_REALWORLD points elsewhere.
-ROOT = Path(os.environ.get("TVMFFI_WHEEL_REALWORLD") or Path(__file__).resolve().parents[2] / "shared" / "realworld")
+# The workspace keeps them beside the checkout; TVMFFI_TESTS_REALWORLD points elsewhere (not a
+# TVMFFI_WHEEL_ name: the backend refuses environment variables of its prefix that it does not know).
+ROOT = Path(os.environ.get("TVMFFI_TESTS_REALWORLD") or Path(__file__).resolve().parents[2] / "shared" / "realworld")
 EXAMPLES = ROOT / "apache-tvm-ffi" / "examples"
-MISSING = f"needs the unmodified tvm-ffi examples in {EXAMPLES} (set TVMFFI_WHEEL_REALWORLD to their folder)"
+MISSING = f"needs the unmodified tvm-ffi examples in {EXAMPLES} (set TVMFFI_TESTS_REALWORLD to their folder)"
 
 requires_examples = pytest.mark.skipif(not (EXAMPLES / "python_packaging").is_dir(), reason=MISSING)
 
