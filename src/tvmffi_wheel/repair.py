@@ -20,6 +20,7 @@ from packaging.version import Version
 from tvmffi_wheel import __version__
 from tvmffi_wheel.common.build_facts import BUILD_FACTS_FILE, BuildFacts, BuildRecord
 from tvmffi_wheel.common.cuda import Architecture
+from tvmffi_wheel.common.grouping import alike_count, groups, said_once
 from tvmffi_wheel.common.modes import RepairMode
 from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.deciding.abi import AbiRange, TvmFfiImport, tvm_ffi_imports, tvm_ffi_range
@@ -135,7 +136,7 @@ def _stages(
         dll_folder_packages=patched.dll_folder_packages,
     )
     if problems:
-        listed = "\n    ".join(problems)
+        listed = "\n    ".join(said_once(problems, [b.path for b in final]))
         raise TvmFfiWheelError(f"the wheel failed verification, so it was not written:\n    {listed}")
     final_name = identity.name.with_tags(python_tag, tags)
     return final_name, _changes(archive, inspection, final_name, metadata, patched, left_out, previous, options,
@@ -145,8 +146,9 @@ def _stages(
 def _left_out(archive: WheelArchive, inspection: Inspection) -> dict[str, str]:
     """What the backend's own build installed that its wheel does not carry (companions.py)."""
     left_out = left_out_of_build(archive.member_names, inspection.binaries, inspection.debug_files)
-    for member, why in left_out.items():
-        info(f"left out of the wheel: {member}, {why} ({format_size(archive.info(member).file_size)})")
+    for group in groups(left_out.items(), key=lambda pair: pair[1]):
+        size = format_size(sum(archive.info(member).file_size for member, _ in group))
+        info(f"left out of the wheel: {alike_count(len(group), group[0][0], 'files')}, {group[0][1]} ({size})")
     return left_out
 
 
@@ -220,7 +222,7 @@ def _decide(
     platform = classifier.system
     problems = [p for b in binaries for p in platform.binary_problems(b.path, b.facts)]
     if problems:
-        listed = "\n    ".join(problems)
+        listed = "\n    ".join(said_once(problems, [b.path for b in binaries]))
         raise TvmFfiWheelError(f"the wheel's {platform.name} binaries cannot be repaired:\n    {listed}",
                                "rebuild them (a signature breaks when a file is changed after linking)")
     search = platform.search

@@ -18,6 +18,7 @@ from tvmffi_wheel.common._auditwheel import PlatformPolicy
 from tvmffi_wheel.common.build_facts import BuildFacts
 from tvmffi_wheel.common.cuda import Architecture, parse_architectures
 from tvmffi_wheel.common.dll_folders import has_dll_folders
+from tvmffi_wheel.common.grouping import alike_count, groups, said_once
 from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.deciding.abi import ReleaseCheck, tvm_ffi_imports
@@ -352,31 +353,10 @@ def render_text(report: WheelReport) -> str:
     ]
     if report.link.get("linker") == "zig":
         lines.append(f"  linked    by zig for {report.link.get('target')}, {report.link.get('cxx_runtime')}")
-    for binary in report.binaries:
-        lines.append(f"  {binary.path}")
-        width = max((len(s) for s, _ in binary.needed), default=0)
-        for index, (soname, satisfied_by) in enumerate(binary.needed):
-            label = "needs" if index == 0 else ""
-            lines.append(f"    {label:<10}{soname:<{width}}  {satisfied_by}")
-        lines.append(f"    {'run path':<10}{':'.join(binary.run_paths) or '(none)'}")
-        for index, floor in enumerate(binary.floors):
-            label = "floor" if index == 0 else ""
-            shown = ", ".join(floor.symbols[:2]) or "-"
-            lines.append(f"    {label:<10}{floor.family} {floor.version}  ({shown})")
-        if binary.minimum_os or binary.code_signature:  # macOS's, shown where the format has them
-            signed = f"signed {binary.code_signature}" if binary.code_signature else "unsigned"
-            lines.append(f"    {'macOS':<10}{binary.minimum_os or '?'} or later; {signed}")
-        lines.append(f"    {'python':<10}{', '.join(binary.python_c_api[:3]) or 'no C API use'}")
-        if binary.device_code:
-            lines.append(f"    {'device':<10}{describe_totals(binary.device_code)}")
-        if binary.tvm_ffi_imports:
-            c_api = [s for s, abi in binary.tvm_ffi_imports if abi == "c"]
-            cpp = [s for s, abi in binary.tvm_ffi_imports if abi == "c++"]
-            shown = f"{len(c_api)} C" + (f", {len(cpp)} C++: {', '.join(cpp[:2])}" if cpp else "")
-            lines.append(f"    {'tvm-ffi':<10}imports {shown}")
-        if binary.leaked_exports:
-            shown = ", ".join(binary.leaked_exports[:3])
-            lines.append(f"    {'leaks':<10}{len(binary.leaked_exports)} exported: {shown}")
+    for group in groups(report.binaries, key=lambda b: tuple(_binary_lines(b, _device_kinds(b.device_code)))):
+        lines.append(f"  {alike_count(len(group), group[0].path)}" + (":" if len(group) > 1 else ""))
+        summed = _summed([row for binary in group for row in binary.device_code])
+        lines += _binary_lines(group[0], describe_totals(summed) + (" in all" if len(group) > 1 else ""))
     for path, images in report.device_files:
         lines.append(f"  {path}")
         lines.append(f"    {'device':<10}{describe_totals(images) or 'none readable'}")
@@ -394,10 +374,50 @@ def render_text(report: WheelReport) -> str:
         shown = f"admits {len(report.tvm_ffi_releases)} known apache-tvm-ffi release(s); "
         shown += f"{len(lacking)} lack needed symbols" if lacking else "each exports everything needed"
         lines.append(f"  releases  {shown}")
-    for warning in report.warnings:
-        lines.append(f"  warning: {warning}")
-    for problem in report.problems:
-        lines.append(f"  problem: {problem}")
+    subjects = [b.path for b in report.binaries] + [path for path, _ in report.device_files]
+    lines += [f"  warning: {warning}" for warning in said_once(report.warnings, subjects)]
+    lines += [f"  problem: {problem}" for problem in said_once(report.problems, subjects)]
     lines.append("  sound" if report.sound else f"  NOT SOUND: {len(report.problems)} problem(s)")
     return "\n".join(lines)
 
+
+
+def _binary_lines(binary: BinaryReport, device: str) -> list[str]:
+    """What the report says of a binary, below its path; ``device``: its device code, described."""
+    lines = []
+    width = max((len(s) for s, _ in binary.needed), default=0)
+    for index, (soname, satisfied_by) in enumerate(binary.needed):
+        label = "needs" if index == 0 else ""
+        lines.append(f"    {label:<10}{soname:<{width}}  {satisfied_by}")
+    lines.append(f"    {'run path':<10}{':'.join(binary.run_paths) or '(none)'}")
+    for index, floor in enumerate(binary.floors):
+        label = "floor" if index == 0 else ""
+        shown = ", ".join(floor.symbols[:2]) or "-"
+        lines.append(f"    {label:<10}{floor.family} {floor.version}  ({shown})")
+    if binary.minimum_os or binary.code_signature:  # macOS's, shown where the format has them
+        signed = f"signed {binary.code_signature}" if binary.code_signature else "unsigned"
+        lines.append(f"    {'macOS':<10}{binary.minimum_os or '?'} or later; {signed}")
+    lines.append(f"    {'python':<10}{', '.join(binary.python_c_api[:3]) or 'no C API use'}")
+    if binary.device_code:
+        lines.append(f"    {'device':<10}{device}")
+    if binary.tvm_ffi_imports:
+        c_api = [s for s, abi in binary.tvm_ffi_imports if abi == "c"]
+        cpp = [s for s, abi in binary.tvm_ffi_imports if abi == "c++"]
+        shown = f"{len(c_api)} C" + (f", {len(cpp)} C++: {', '.join(cpp[:2])}" if cpp else "")
+        lines.append(f"    {'tvm-ffi':<10}imports {shown}")
+    if binary.leaked_exports:
+        shown = ", ".join(binary.leaked_exports[:3])
+        lines.append(f"    {'leaks':<10}{len(binary.leaked_exports)} exported: {shown}")
+    return lines
+
+
+def _device_kinds(rows: tuple[tuple[str, int, str], ...]) -> str:
+    """The device code's kinds without their sizes: binaries alike but for those group together."""
+    return ", ".join(f"{name} in {section}" for name, _, section in rows)
+
+
+def _summed(rows: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    totals: dict[tuple[str, str], int] = {}
+    for name, size, section in rows:
+        totals[(name, section)] = totals.get((name, section), 0) + size
+    return [(name, size, section) for (name, section), size in sorted(totals.items())]

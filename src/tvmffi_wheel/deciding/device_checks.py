@@ -7,9 +7,17 @@ import dataclasses
 from collections.abc import Sequence
 
 from tvmffi_wheel.common.cuda import Architecture, CudaFacts
+from tvmffi_wheel.common.grouping import alike_count, groups, said_once
 from tvmffi_wheel.deciding.device_inventory import architectures_found, compare_inventory
 from tvmffi_wheel.errors import TvmFfiWheelError, info, warn
-from tvmffi_wheel.inspecting.device_code import DeviceImage, bytes_by_arch, describe, format_size, savings
+from tvmffi_wheel.inspecting.device_code import (
+    DeviceImage,
+    bytes_by_arch,
+    describe,
+    format_size,
+    savings,
+    totals_by_place,
+)
 from tvmffi_wheel.inspecting.wheel import DeviceFile, WheelBinary, all_device_code, device_code_groups
 
 MISSING_FIX = ("compile every CUDA target with CMAKE_CUDA_ARCHITECTURES (do not override "
@@ -63,9 +71,8 @@ def check_built_device_code(
 ) -> None:
     """At build time: log the inventory and its size per architecture, then check it against
     ``declared`` (None: nothing to check against)."""
-    for binary in binaries:
-        if binary.facts.device_code:
-            info(f"device code of {binary.path}: {describe(binary.facts.device_code)}")
+    for line in device_code_lines(binaries):
+        info(line)
     for file in files:
         info(f"device code in {file.path}: {describe(file.images) or 'none that tvmffi-wheel can read'}")
     everything = all_device_code(binaries, files)
@@ -81,7 +88,21 @@ def check_built_device_code(
     findings = device_code_findings(declared, binaries, files)
     if findings.missing:
         raise TvmFfiWheelError(findings.missing[0], MISSING_FIX)
-    for stray in findings.stray:
-        if strict:
-            raise TvmFfiWheelError(stray, STRAY_FIX)
+    if strict and findings.stray:
+        raise TvmFfiWheelError(findings.stray[0], STRAY_FIX)
+    for stray in said_once(findings.stray, [b.path for b in binaries]):
         warn(f"{stray}; {STRAY_FIX} (cuda.strict-architectures = true makes this an error)")
+
+
+def device_code_lines(binaries: Sequence[WheelBinary]) -> list[str]:
+    """The log's inventory: one line for each group of binaries whose device code is of the
+    same kinds, with the bytes of the group summed."""
+    def kinds(binary: WheelBinary) -> tuple[tuple[str, str], ...]:
+        return tuple((name, section) for name, _, section in totals_by_place(binary.facts.device_code))
+
+    lines = []
+    for group in groups([b for b in binaries if b.facts.device_code], key=kinds):
+        described = describe([image for b in group for image in b.facts.device_code])
+        lines.append(f"device code of {alike_count(len(group), group[0].path)}: {described}"
+                     + (" in all" if len(group) > 1 else ""))
+    return lines

@@ -1,13 +1,14 @@
 """Read ELF facts from a file that streams past once (a wheel member being inflated).
 
 A deflated member cannot be read at random offsets, and a kernel library can be hundreds
-of megabytes of device code. So instead of unpacking it to disk for pyelftools, this keeps
-only the byte ranges the facts need, chosen from the ELF and program headers at the start
-of the file: the first loadable segment (dynamic symbols, their strings and versions), the
-dynamic segment, the first bytes after the loaded segments (.comment), the section header
-table and what precedes it (.shstrtab), and the headers of the CUDA device code (fatbins
-and cubins) found on the way. pyelftools then reads that sparse copy. If it asks for a byte that was not kept (an
-unusual layout), the caller falls back to unpacking the member and reading it whole.
+of megabytes of device code. So instead of unpacking it to disk for the ELF reader, this
+keeps only the byte ranges the facts need, chosen from the ELF and program headers at the
+start of the file: the first loadable segment (dynamic symbols, their strings and
+versions), the dynamic segment, the first bytes after the loaded segments (.comment), the
+section header table and what precedes it (.shstrtab), and the headers of the CUDA device
+code (fatbins and cubins) found on the way. The ELF reader (elf.py) then reads that sparse
+copy. If it asks for a byte that was not kept (an unusual layout), the caller falls back to
+unpacking the member and reading it whole.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import itertools
 import struct
 from collections.abc import Callable, Iterable
 from typing import BinaryIO, cast
-
-from elftools.elf.elffile import ELFFile
 
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.device_code import (
@@ -89,7 +88,7 @@ class SparseFile(io.RawIOBase):
             if piece_start <= start and end <= piece_start + len(piece):
                 self._position = end
                 return piece[start - piece_start : end - piece_start]
-        self.missed = True  # pyelftools may wrap the exception in its own
+        self.missed = True  # a reader may catch the exception and raise its own
         raise NotCaptured(f"bytes {start}..{end} were not kept")
 
 
@@ -280,10 +279,10 @@ def read_streamed_facts(chunks: Iterable[bytes], shown_as: str) -> BinaryFacts |
     if collector.missed:
         return None
     sparse = SparseFile(collector.pieces, collector.position)
-    stream = cast(BinaryIO, sparse)  # a read-only, seekable binary file: all pyelftools uses
+    stream = cast(BinaryIO, sparse)  # a read-only, seekable binary file: all the ELF reader uses
     candidates = device_code.candidates if device_code is not None else []
     try:
-        return read_facts_from(ELFFile(stream), stream, shown_as, candidates)
+        return read_facts_from(stream, shown_as, candidates)
     except (NotCaptured, TvmFfiWheelError, *ELF_READ_ERRORS) as err:
         if sparse.missed:
             return None

@@ -6,8 +6,11 @@ every `.cubin`, `.fatbin` and `.ptx` file, and every member's hash.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import itertools
+import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -116,60 +119,103 @@ def _is_device_file(name: str, first: bytes) -> bool:
     return cubin_image(first[:CUBIN_HEADER], "file") is not None or name.endswith(DEVICE_FILE_SUFFIXES)
 
 
+@dataclasses.dataclass(frozen=True)
+class _MemberReading:
+    """What reading one member found: its digest, and what it is."""
+
+    digest: Digest
+    binary: WheelBinary | None = None
+    device_file: DeviceFile | None = None
+    debug_file: DebugFile | None = None
+    unreadable: str | None = None  # it claims to be a binary, and no reader reads it
+
+
+def _read_member(archive: WheelArchive, member: zipfile.ZipInfo, hashed: bool, unpacker: Unpacker) -> _MemberReading:
+    """Stream one member once: hash it, and read its facts if it is a binary or device code."""
+    hasher = Hasher()
+    chunks = hasher.wrap(archive.stream(member, hashed=hashed))
+    first = next(chunks, b"")
+    name = member.filename
+    facts = debug_file = device_file = unreadable = None
+    file_format = None
+    if is_debug_companion(name, first):
+        debug_file = DebugFile(name, member.file_size)
+    elif _is_device_file(name, first):
+        device_file = DeviceFile(name, read_device_file(itertools.chain([first], chunks), name, member.file_size))
+    elif (file_format := binary_format(first)) == "elf":
+        facts = read_streamed_facts(itertools.chain([first], chunks), name)
+    elif file_format is None:
+        unreadable = unreadable_binary(name, first)
+    for _ in chunks:  # hash whatever the reader did not need
+        pass
+    binary = None
+    if file_format is not None:
+        if facts is None:  # not ELF, or a layout the streamed reader does not keep enough of
+            facts = read_binary_facts(unpacker.unpack(name), name)
+        binary = WheelBinary(name, facts, unpacker)
+    return _MemberReading(hasher.result(), binary, device_file, debug_file, unreadable)
+
+
+def reading_threads() -> int:
+    """How many members are read at once: one a core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) -> Inspection:
     """Stream every member once, hash it against RECORD, read the facts of binaries.
 
     Nothing is unpacked: elf_stream keeps the few byte ranges the facts need. Only a binary
-    the streamed reader cannot read (an ELF file with an unusual layout) is unpacked under
-    ``scratch`` and read whole; a later stage unpacks a binary there when it needs the file
-    (to patch it, say). A RECORD that does not match the content is an error when ``strict``, else listed in the result.
+    the streamed reader cannot read (an ELF file with an unusual layout, Mach-O, PE) is
+    unpacked under ``scratch`` and read whole; a later stage unpacks a binary there when it
+    needs the file (to patch it, say). Members are read on one thread a core: inflating and
+    hashing, most of the work, release the GIL. A RECORD that does not match the content is
+    an error when ``strict``, else listed in the result.
     """
     unpacker = Unpacker(archive, scratch)
     recorded = archive.record_rows()
+    members = [m for m in archive.members if not m.is_dir() and m.filename != archive.record_name]
+    readings = _read_all(archive, members, recorded, unpacker)
     binaries: list[WheelBinary] = []
     device_files: list[DeviceFile] = []
     debug_files: list[DebugFile] = []
     unreadable: list[str] = []
     digests: dict[str, Digest] = {}
     problems: list[str] = []
-    for member in archive.members:
-        if member.is_dir() or member.filename == archive.record_name:
-            continue
-        hasher = Hasher()
-        chunks = hasher.wrap(archive.stream(member, hashed=member.filename in recorded))
-        first = next(chunks, b"")
-        facts = None
-        debug_file = is_debug_companion(member.filename, first)
-        device_file = not debug_file and _is_device_file(member.filename, first)
-        file_format = None if debug_file or device_file else binary_format(first)
-        if debug_file:
-            debug_files.append(DebugFile(member.filename, member.file_size))
-        elif device_file:
-            images = read_device_file(itertools.chain([first], chunks), member.filename, member.file_size)
-            device_files.append(DeviceFile(member.filename, images))
-        elif file_format == "elf":
-            facts = read_streamed_facts(itertools.chain([first], chunks), member.filename)
-        elif file_format is None and (claim := unreadable_binary(member.filename, first)) is not None:
-            unreadable.append(claim)
-        for _ in chunks:  # hash whatever the reader did not need
-            pass
-        digest = hasher.result()
+    for member, reading in zip(members, readings):
         listed = recorded.get(member.filename)
         if listed is None:
             problems.append(f"{member.filename} is not listed in RECORD")
-        elif listed != (digest.hash, str(digest.size)):
+        elif listed != (reading.digest.hash, str(reading.digest.size)):
             problems.append(f"{member.filename} does not match its RECORD hash and size")
-        digests[member.filename] = digest
-        if file_format is not None:
-            if facts is None:
-                facts = read_binary_facts(unpacker.unpack(member.filename), member.filename)
-            binaries.append(WheelBinary(member.filename, facts, unpacker))
+        digests[member.filename] = reading.digest
+        if reading.binary is not None:
+            binaries.append(reading.binary)
+        if reading.device_file is not None:
+            device_files.append(reading.device_file)
+        if reading.debug_file is not None:
+            debug_files.append(reading.debug_file)
+        if reading.unreadable is not None:
+            unreadable.append(reading.unreadable)
     present = set(digests) | {archive.record_name}
     problems += [f"RECORD lists {name}, which the wheel lacks" for name in recorded if name not in present]
     problems += [f"RECORD lists {name} more than once" for name in archive.record_repeats()]
     if strict:
         _refuse_damage(archive.path.name, problems, unreadable)
     return Inspection(binaries, digests, problems, device_files, debug_files, unreadable)
+
+
+def _read_all(archive: WheelArchive, members: list[zipfile.ZipInfo], recorded: Mapping[str, object],
+              unpacker: Unpacker) -> list[_MemberReading]:
+    """Every member read, in the archive's order, on up to one thread a core."""
+    threads = min(reading_threads(), len(members))
+    if threads <= 1:
+        return [_read_member(archive, m, m.filename in recorded, unpacker) for m in members]
+    pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="tvmffi-wheel-read")
+    try:
+        futures = [pool.submit(_read_member, archive, m, m.filename in recorded, unpacker) for m in members]
+        return [future.result() for future in futures]
+    finally:  # on an error or Ctrl-C, what has not started never starts
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _refuse_damage(wheel: str, problems: list[str], unreadable: list[str]) -> None:

@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import io
 import queue
-import shutil
 import stat
 import threading
 import zipfile
@@ -119,6 +118,7 @@ class WheelArchive:
         self.name = WheelName.parse(path.name)
         with damage_reported(path):
             self._zip = zipfile.ZipFile(path)
+        self._other_compression = threading.Lock()
         self.members = self._zip.infolist()
         names = [m.filename for m in self.members]
         for name in names:
@@ -226,23 +226,28 @@ class WheelArchive:
     def stream(self, info: zipfile.ZipInfo, *, hashed: bool = False) -> Iterator[bytes]:
         """The member's content in chunks, inflated in order.
 
-        A large deflated member is inflated on a second thread while the caller hashes
-        and reads the chunks: zlib and hashlib both release the GIL, so the two overlap.
-        Its CRC is checked unless ``hashed``: the caller compares a SHA-256 of the content
-        with RECORD, which catches more than the CRC would.
+        Each call reads through a file handle of its own, so several threads can stream
+        members at once (zipfile shares one handle, and counts its users without a lock).
+        A large deflated member is inflated on a further thread while the caller hashes and
+        reads the chunks: zlib and hashlib both release the GIL, so the two overlap. Its CRC
+        is checked unless ``hashed``: the caller compares a SHA-256 of the content with
+        RECORD, which catches more than the CRC would.
         """
         with damage_reported(self.path):
-            if info.file_size < _READ_AHEAD_FROM or info.compress_type != zipfile.ZIP_DEFLATED:
-                with self._zip.open(info) as source:
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                with self._other_compression, self._zip.open(info) as source:  # rare in wheels
                     yield from iter(lambda: source.read(CHUNK), b"")
+            elif info.file_size < _READ_AHEAD_FROM or info.compress_type != zipfile.ZIP_DEFLATED:
+                yield from _member_chunks(self.path, info, check_crc=not hashed)
             else:
-                yield from _read_ahead(lambda: _inflate(self.path, info, check_crc=not hashed))
+                yield from _read_ahead(lambda: _member_chunks(self.path, info, check_crc=not hashed))
 
     def extract(self, info: zipfile.ZipInfo, root: Path) -> Path:
         target = root / info.filename
         target.parent.mkdir(parents=True, exist_ok=True)
-        with damage_reported(self.path), self._zip.open(info) as source, target.open("wb") as sink:
-            shutil.copyfileobj(source, sink, CHUNK)
+        with target.open("wb") as sink:
+            for chunk in self.stream(info):
+                sink.write(chunk)
         return target
 
     def info(self, member: str) -> zipfile.ZipInfo:
@@ -256,26 +261,24 @@ _READ_AHEAD_FROM = 8 << 20
 _READ_AHEAD_DEPTH = 4  # chunks in flight: bounds the memory a large member costs
 
 
-def _inflate(path: Path, info: zipfile.ZipInfo, *, check_crc: bool) -> Iterator[bytes]:
-    """Inflate a deflated member straight from the file, checking its size (and CRC).
-
-    The same work zipfile does, without its per-read overhead on large members.
-    """
+def _member_chunks(path: Path, info: zipfile.ZipInfo, *, check_crc: bool) -> Iterator[bytes]:
+    """A stored or deflated member's content, read straight from the file, its size (and
+    CRC) checked: the same work zipfile does, without its per-read overhead and shared handle."""
     with path.open("rb") as stream:
         stream.seek(data_offset(stream, info))
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS) if info.compress_type == zipfile.ZIP_DEFLATED else None
         remaining, crc, size = info.compress_size, 0, 0
         while remaining:
-            compressed = stream.read(min(CHUNK, remaining))
-            if not compressed:
+            stored = stream.read(min(CHUNK, remaining))
+            if not stored:
                 raise zipfile.BadZipFile(f"{info.filename} is cut short")
-            remaining -= len(compressed)
-            block = inflater.decompress(compressed)
+            remaining -= len(stored)
+            block = inflater.decompress(stored) if inflater is not None else stored
             size += len(block)
             if check_crc:
                 crc = zlib.crc32(block, crc)
             yield block
-        block = inflater.flush()
+        block = inflater.flush() if inflater is not None else b""
         size += len(block)
         if check_crc:
             crc = zlib.crc32(block, crc)

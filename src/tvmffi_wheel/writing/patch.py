@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tvmffi_wheel.common.grouping import alike_count, groups
 from tvmffi_wheel.deciding.plan import RepairPlan
 from tvmffi_wheel.errors import TvmFfiWheelError, info
 from tvmffi_wheel.inspecting.facts import BinaryFacts
@@ -123,10 +124,9 @@ def apply_plan(
         added[library.path] = target
         info(f"vendored {library.soname} ({library.source}) as {library.path}")
     for binary in binaries:
-        if not patcher.patch(plan, binary.on_disk, binary.path, binary.facts, None):
-            continue
-        replaced[binary.path] = binary.on_disk()
-        if binary.path in plan.run_paths:
-            shown = ":".join(plan.run_paths[binary.path]) or "(none)"
-            info(f"run path of {binary.path} set to {shown}")
+        if patcher.patch(plan, binary.on_disk, binary.path, binary.facts, None):
+            replaced[binary.path] = binary.on_disk()
+    run_paths_set = [(path, ":".join(plan.run_paths[path]) or "(none)") for path in replaced if path in plan.run_paths]
+    for group in groups(run_paths_set, key=lambda pair: pair[1]):
+        info(f"run path of {alike_count(len(group), group[0][0], 'binaries')} set to {group[0][1]}")
     return replaced, added
