@@ -27,7 +27,7 @@ def pyelftools_facts(path: Path) -> dict:
         for tag in dynamic.iter_tags() if dynamic is not None else ():
             if tag.entry.d_tag in tags:
                 tags[tag.entry.d_tag].append(str(getattr(tag, tag.entry.d_tag[3:].lower())))
-        versions: dict[int, tuple[str, str, list[str]]] = {}
+        versions: dict[int, tuple[str | None, str, list[str]]] = {}
         verneed = next((s for s in elf.iter_sections() if isinstance(s, GNUVerNeedSection)), None)
         for entry, aux_entries in verneed.iter_versions() if verneed is not None else ():
             for aux in aux_entries:
