@@ -44,7 +44,7 @@ def main() -> None:
         print(f"input: {args.libraries} libraries, {unpacked / 1e6:.0f} MB unpacked, "
               f"{wheel.stat().st_size / 1e6:.0f} MB zipped, run paths {'set' if args.run_path else 'not set'}")
         out = work / "out"
-        commands = {
+        commands: dict[str, list[str | Path]] = {
             "auditwheel repair": [BIN / "python", "-m", "auditwheel", "repair", "--exclude", "libtvm_ffi.so*",
                                   "-w", out, wheel],
             "tvmffi-wheel repair": [BIN / "tvmffi-wheel", "repair", "-w", out, wheel],

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 import sccache_cluster
-from conftest import EXAMPLE, copy_project, only_wheel, pip_wheel
+from conftest import EXAMPLE, assert_refused, copy_project, only_wheel, pip_wheel
 from tvmffi_wheel.compiling.cuda import find_nvcc
 
 WHY_NO_CLUSTER = sccache_cluster.why_no_cluster()
-pytestmark = pytest.mark.skipif(WHY_NO_CLUSTER is not None, reason=WHY_NO_CLUSTER or "")
+needs_cluster = pytest.mark.skipif(WHY_NO_CLUSTER is not None, reason=WHY_NO_CLUSTER or "")
 
 CUDA = ("-C", "cmake.define.EXAMPLE_KERNELS_CUDA=ON", "-C", "tvmffi-wheel.cuda.architectures=75-real;80-real;90-real",
         "-C", "tvmffi-wheel.cache=sccache")
@@ -46,6 +46,7 @@ def build(tmp_path: Path, build_env, config: Path | None, *options: str, name: s
         return result.stdout, wheel.read(LIBRARY)
 
 
+@needs_cluster
 @needs_nvcc
 def test_cuda_compiles_run_on_the_build_servers_and_give_the_local_library(loopback_cluster, tmp_path, build_env):
     jobs_before = loopback_cluster.jobs()
@@ -59,6 +60,7 @@ def test_cuda_compiles_run_on_the_build_servers_and_give_the_local_library(loopb
     assert distributed == local
 
 
+@needs_cluster
 @needs_nvcc
 def test_a_build_server_killed_before_the_build_leaves_its_compiles_to_the_others(tmp_path, build_env):
     with sccache_cluster.cluster(tmp_path / "cluster") as cluster:
@@ -79,6 +81,7 @@ def test_a_scheduler_that_refuses_connections_leaves_every_compile_here(tmp_path
     assert "compiled on build servers" not in log
 
 
+@needs_cluster
 def test_a_token_the_scheduler_refuses_leaves_every_compile_here(loopback_cluster, tmp_path, build_env):
     config = sccache_cluster.write_client_config(tmp_path / "client.conf", loopback_cluster.scheduler_url,
                                                  token="not-the-token")
@@ -86,3 +89,12 @@ def test_a_token_the_scheduler_refuses_leaves_every_compile_here(loopback_cluste
     lines = [line for line in log.splitlines() if "sccache-dist:" in line]
     assert len(lines) == 1 and "refused a compile" in lines[0] and "401" in lines[0], log[-3000:]
     assert "every compile of this build runs here" in lines[0]
+
+
+def test_a_client_configuration_that_is_not_toml_stops_the_build_with_one_message(tmp_path, build_env):
+    config = tmp_path / "client.conf"
+    config.write_text('[dist\nscheduler_url = "http://127.0.0.1:10600"\n')
+    out = tmp_path / "dist"
+    result = pip_wheel(copy_project(EXAMPLE, tmp_path / "project"), out, {**build_env, "SCCACHE_CONF": str(config)},
+                       "-C", "tvmffi-wheel.cache=sccache", ok=False)
+    assert_refused(result, out, f"sccache's client configuration {config} is not TOML", "fix the file")

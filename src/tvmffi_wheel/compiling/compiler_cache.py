@@ -122,7 +122,8 @@ def sccache_config_file(environ: Mapping[str, str]) -> Path:
     user's configuration folder (as the `directories` crate finds it on Linux)."""
     if environ.get("SCCACHE_CONF"):
         return Path(environ["SCCACHE_CONF"])
-    return Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "sccache" / "config"
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "sccache" / "config"
 
 
 def read_distribution(environ: Mapping[str, str]) -> Distribution | None:
