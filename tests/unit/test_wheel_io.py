@@ -2,7 +2,9 @@
 
 import csv
 import io
+import os
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -196,3 +198,54 @@ def test_aborted_writer_leaves_nothing(tmp_path):
         writer.copy_ahead()
         writer.abort()
     assert list(out.iterdir()) == []
+
+
+def _replacements(folder, count):
+    """Members and new content for them, more than the deflater runs ahead, some compressible."""
+    folder.mkdir()
+    replaced = {}
+    for index in range(count):
+        path = folder / f"data{index}.bin"
+        path.write_bytes(os.urandom(300_000) + bytes(index * 50_000))
+        replaced[f"demo/data{index}.bin"] = path
+    return replaced
+
+
+def test_new_members_deflated_ahead_read_back_as_zipfile_writes_them(tmp_path):
+    replaced = _replacements(tmp_path / "new", 12)
+    source = make_wheel(tmp_path, members={member: b"old" for member in replaced})
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "demo-1.0-cp311-cp311-linux_x86_64.whl"
+    with WheelArchive(source) as archive:
+        digests = inspect_wheel(archive, tmp_path / "scratch", strict=False).digests
+        write_wheel(archive, target, WheelChanges(digests=digests, replaced=replaced))
+    verify_record(target)
+    reference = tmp_path / "reference.zip"
+    with zipfile.ZipFile(reference, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for member, path in replaced.items():
+            zipped.writestr(member, path.read_bytes())
+    with zipfile.ZipFile(target) as written, zipfile.ZipFile(reference) as expected:
+        assert written.testzip() is None
+        assert [n for n in written.namelist() if n in replaced] == list(replaced)  # in the archive's order
+        for member, path in replaced.items():
+            assert written.read(member) == path.read_bytes()
+            ours, theirs = written.getinfo(member), expected.getinfo(member)
+            assert (ours.CRC, ours.compress_size) == (theirs.CRC, theirs.compress_size)
+    assert [p.name for p in out.iterdir()] == [target.name]
+
+
+def test_a_new_member_that_cannot_be_read_stops_the_deflater_and_leaves_nothing(tmp_path):
+    replaced = _replacements(tmp_path / "new", 12)
+    replaced["demo/data5.bin"].unlink()
+    source = make_wheel(tmp_path, members={member: b"old" for member in replaced})
+    out = tmp_path / "out"
+    out.mkdir()
+    threads_before = threading.active_count()
+    with WheelArchive(source) as archive:
+        digests = inspect_wheel(archive, tmp_path / "scratch", strict=False).digests
+        with pytest.raises(FileNotFoundError, match="data5.bin"):
+            write_wheel(archive, out / "demo-1.0-cp311-cp311-linux_x86_64.whl",
+                        WheelChanges(digests=digests, replaced=replaced))
+    assert list(out.iterdir()) == []
+    assert threading.active_count() == threads_before

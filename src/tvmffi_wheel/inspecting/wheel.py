@@ -9,11 +9,11 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
-import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tvmffi_wheel.common.cores import usable_cores
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting.binary import (
     binary_format,
@@ -156,11 +156,6 @@ def _read_member(archive: WheelArchive, member: zipfile.ZipInfo, hashed: bool, u
     return _MemberReading(hasher.result(), binary, device_file, debug_file, unreadable)
 
 
-def reading_threads() -> int:
-    """How many members are read at once: one a core this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) -> Inspection:
     """Stream every member once, hash it against RECORD, read the facts of binaries.
 
@@ -207,7 +202,7 @@ def inspect_wheel(archive: WheelArchive, scratch: Path, *, strict: bool = True) 
 def _read_all(archive: WheelArchive, members: list[zipfile.ZipInfo], recorded: Mapping[str, object],
               unpacker: Unpacker) -> list[_MemberReading]:
     """Every member read, in the archive's order, on up to one thread a core."""
-    threads = min(reading_threads(), len(members))
+    threads = min(usable_cores(), len(members))
     if threads <= 1:
         return [_read_member(archive, m, m.filename in recorded, unpacker) for m in members]
     pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="tvmffi-wheel-read")

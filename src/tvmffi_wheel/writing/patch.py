@@ -8,6 +8,7 @@ writer then takes the patched files.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tvmffi_wheel.common.cores import usable_cores
 from tvmffi_wheel.common.grouping import alike_count, groups
 from tvmffi_wheel.deciding.plan import RepairPlan
 from tvmffi_wheel.errors import TvmFfiWheelError, info
@@ -98,7 +100,8 @@ class _PePlanPatcher:
 
 
 # Each platform's patcher, by the name its Platform gives (deciding/platforms).
-_PATCHERS: dict[str, type[_ElfPatcher | _MachOPlanPatcher | _PePlanPatcher]] = {
+_Patcher = _ElfPatcher | _MachOPlanPatcher | _PePlanPatcher
+_PATCHERS: dict[str, type[_Patcher]] = {
     "patchelf": _ElfPatcher, "install_name_tool": _MachOPlanPatcher, "pe": _PePlanPatcher,
 }
 
@@ -123,10 +126,23 @@ def apply_plan(
         patcher.patch(plan, functools.partial(Path, target), library.path, library.facts, new_id)
         added[library.path] = target
         info(f"vendored {library.soname} ({library.source}) as {library.path}")
-    for binary in binaries:
-        if patcher.patch(plan, binary.on_disk, binary.path, binary.facts, None):
-            replaced[binary.path] = binary.on_disk()
+    for binary in _patch_each(patcher, plan, binaries):
+        replaced[binary.path] = binary.on_disk()
     run_paths_set = [(path, ":".join(plan.run_paths[path]) or "(none)") for path in replaced if path in plan.run_paths]
     for group in groups(run_paths_set, key=lambda pair: pair[1]):
         info(f"run path of {alike_count(len(group), group[0][0], 'binaries')} set to {group[0][1]}")
     return replaced, added
+
+
+def _patch_each(patcher: _Patcher, plan: RepairPlan, binaries: list[WheelBinary]) -> list[WheelBinary]:
+    """Patch the binaries on one thread a core (unpacking inflates, the patchers run as child
+    processes: both leave the GIL free); returns the ones that changed, in their order."""
+    def patch(binary: WheelBinary) -> bool:
+        return patcher.patch(plan, binary.on_disk, binary.path, binary.facts, None)
+
+    pool = concurrent.futures.ThreadPoolExecutor(usable_cores(), thread_name_prefix="tvmffi-wheel-patch")
+    try:
+        changed = list(pool.map(patch, binaries))
+    finally:  # a failure or Ctrl-C: start nothing new, and wait for what runs
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [binary for binary, was_changed in zip(binaries, changed, strict=True) if was_changed]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import csv
 import dataclasses
@@ -9,12 +11,15 @@ import hashlib
 import io
 import os
 import secrets
+import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from tvmffi_wheel.common.cores import usable_cores
 from tvmffi_wheel.errors import TvmFfiWheelError
 from tvmffi_wheel.inspecting import _zipraw
 from tvmffi_wheel.inspecting.wheel_reader import (
@@ -73,6 +78,72 @@ def _stored_copy_info(name: str, template: zipfile.ZipInfo) -> zipfile.ZipInfo:
     return info
 
 
+@dataclasses.dataclass(frozen=True)
+class _Deflated:
+    """A file's content deflated as zipfile deflates it, in an unnamed temporary file."""
+
+    stream: BinaryIO  # the raw deflate stream; closing it removes the file
+    crc: int
+    size: int
+    compressed_size: int
+    hash: str  # RECORD's form
+
+
+def _deflate(path: Path, folder: Path) -> _Deflated:
+    # zipfile's own settings, so a member reads back the same whichever way it was written
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+    digest, crc, size = hashlib.sha256(), 0, 0
+    # Unnamed: nothing is left behind, whatever stops us. Handed to the caller, closed by it.
+    sink = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115
+    try:
+        with path.open("rb") as source:
+            for block in iter(lambda: source.read(CHUNK), b""):
+                digest.update(block)
+                crc = zlib.crc32(block, crc)
+                size += len(block)
+                sink.write(compressor.compress(block))
+        sink.write(compressor.flush())
+        compressed_size = sink.tell()
+    except BaseException:
+        sink.close()
+        raise
+    return _Deflated(sink, crc, size, compressed_size, record_hash(digest))
+
+
+class _Deflater:
+    """Deflates the new files of a wheel on one thread a core, a few ahead of the writer,
+    which takes them in its order. Compressing is most of a repair that patches hundreds
+    of binaries, and zlib leaves the GIL free while it works."""
+
+    def __init__(self, paths: list[Path], folder: Path, threads: int) -> None:
+        self._pending = collections.deque(paths)
+        self._folder = folder
+        self._ahead = 2 * threads  # bounds the temporary space: a few members' compressed bytes
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="tvmffi-wheel-deflate")
+        self._running: collections.deque[tuple[Path, concurrent.futures.Future[_Deflated]]] = collections.deque()
+        self._top_up()
+
+    def _top_up(self) -> None:
+        while self._pending and len(self._running) < self._ahead:
+            path = self._pending.popleft()
+            self._running.append((path, self._pool.submit(_deflate, path, self._folder)))
+
+    def take(self, path: Path) -> _Deflated:
+        expected, future = self._running.popleft()
+        if expected != path:
+            raise RuntimeError(f"the writer asked for {path}, the deflater made {expected} next")
+        self._top_up()
+        return future.result()
+
+    def close(self) -> None:
+        """Stop: start nothing new, wait for what runs, and drop what was not taken."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for _, future in self._running:
+            if not future.cancelled() and future.exception() is None:
+                future.result().stream.close()
+        self._running.clear()
+
+
 class _Open:
     """The files a writer holds while it writes."""
 
@@ -113,6 +184,7 @@ class WheelWriter:
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._record: list[tuple[str, str, str]] = []
+        self._deflater: _Deflater | None = None
 
     def create(self) -> None:
         """Create the temporary file. Call it where ``abort`` runs on any exception: the
@@ -168,9 +240,18 @@ class WheelWriter:
         """Write the rest and check it; returns the size of the finished file in bytes."""
         self._wait()
         kept = self._keep_copied(changes)
-        for info in self._body()[kept:]:
-            self._put_member(info, changes)
-        self._put_added(changes.added)
+        body = [info for info in self._body()[kept:] if info.filename not in changes.removed]
+        new_content = [changes.replaced[i.filename] for i in body  # in the order _put_member takes them
+                       if i.filename in changes.replaced and i.filename not in changes.dist_info_files]
+        new_content += [changes.added[name] for name in sorted(changes.added)]
+        assert self.temp_path is not None
+        self._deflater = _Deflater(new_content, self.temp_path.parent, usable_cores())
+        try:
+            for info in body:
+                self._put_member(info, changes)
+            self._put_added(changes.added)
+        finally:
+            self._deflater.close()
         self._put_new_files(changes.new_files)
         self._put_dist_info(changes)
         self._put_record()
@@ -206,8 +287,16 @@ class WheelWriter:
         self._record.append((name, record_hash(digest), str(size)))
 
     def _put_file(self, template: zipfile.ZipInfo, path: Path) -> None:
-        with path.open("rb") as stream:
-            self._put(template, stream, path.stat().st_size)
+        """A new file's content, deflated ahead by the deflater."""
+        if self._deflater is None:
+            raise RuntimeError("WheelWriter.finish() deflates new files; nothing else writes them")
+        deflated = self._deflater.take(path)
+        with deflated.stream:
+            name = self._target(template.filename)
+            info = _new_info(name, template)
+            info.CRC, info.file_size, info.compress_size = deflated.crc, deflated.size, deflated.compressed_size
+            _zipraw.append_stored(self._files().zip, info, deflated.stream, 0)
+        self._record.append((name, deflated.hash, str(deflated.size)))
 
     def _put_text(self, template: zipfile.ZipInfo, text: str) -> None:
         data = text.encode("utf-8")
