@@ -38,6 +38,7 @@ from tvmffi_wheel.compiling.project_cuda import project_cuda
 from tvmffi_wheel.compiling.project_files import check_metadata_files, read_pyproject
 from tvmffi_wheel.compiling.settings import Settings
 from tvmffi_wheel.compiling.settings_reader import load_settings, split_config_settings
+from tvmffi_wheel.compiling.tool_versions import tool_versions
 from tvmffi_wheel.compiling.toolchain import (
     RUNTIME_DESCRIPTION,
     ToolchainPlan,
@@ -248,7 +249,7 @@ def _extras(
 
     settings = context.settings
     return BuildExtras(
-        record=BuildRecord(cuda=cuda.facts, link=toolchain.link_facts()),
+        record=BuildRecord(cuda=cuda.facts, link=toolchain.link_facts(), tools=tool_versions(toolchain, cuda.facts)),
         declared_architectures=cuda.declared,
         strict_architectures=settings.cuda.strict_architectures,
         variant=variant_for(settings.cuda.variant, cuda.declared_facts),

@@ -22,6 +22,7 @@ from tvmffi_wheel.common.build_facts import BUILD_FACTS_FILE, BuildFacts, BuildR
 from tvmffi_wheel.common.cuda import Architecture
 from tvmffi_wheel.common.grouping import alike_count, groups, said_once
 from tvmffi_wheel.common.modes import RepairMode
+from tvmffi_wheel.common.sbom import SBOM_FILE, sbom_json, timestamp_from
 from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.deciding.abi import AbiRange, TvmFfiImport, tvm_ffi_imports, tvm_ffi_range
 from tvmffi_wheel.deciding.classify import Classifier, libs_folder
@@ -33,12 +34,14 @@ from tvmffi_wheel.deciding.plan import RepairPlan, plan_repair
 from tvmffi_wheel.deciding.platforms import binaries_platform, check_architecture, check_built_for, wheel_architecture
 from tvmffi_wheel.deciding.private_runtime import check_private_runtime
 from tvmffi_wheel.deciding.python_tag import choose_python_tag, python_c_api_users
-from tvmffi_wheel.deciding.requirements import pin_metadata, requirement_names
+from tvmffi_wheel.deciding.requirements import metadata_fields, pin_metadata, requirement_names, requires_dist
+from tvmffi_wheel.deciding.sbom import SbomInputs, plan_sbom
 from tvmffi_wheel.deciding.verify import verify_wheel
 from tvmffi_wheel.errors import TvmFfiWheelError, info, warnings_so_far
 from tvmffi_wheel.inspecting.binary import exports_if
 from tvmffi_wheel.inspecting.device_code import DeviceImage, bytes_by_arch, format_size
 from tvmffi_wheel.inspecting.library_finder import LibraryFinder
+from tvmffi_wheel.inspecting.sbom_files import WheelFiles, wheel_files
 from tvmffi_wheel.inspecting.wheel import Inspection, WheelBinary, all_device_code, inspect_patched, inspect_wheel
 from tvmffi_wheel.inspecting.wheel_reader import WheelArchive, WheelName
 from tvmffi_wheel.writing.dll_folders import add_dll_folders
@@ -139,8 +142,11 @@ def _stages(
         listed = "\n    ".join(said_once(problems, [b.path for b in final]))
         raise TvmFfiWheelError(f"the wheel failed verification, so it was not written:\n    {listed}")
     final_name = identity.name.with_tags(python_tag, tags)
+    contents = wheel_files(archive, final, inspection.digests, patched.replaced, patched.added,
+                           [(v.path, v.soname, v.source) for v in (plan.vendored if plan is not None else ())],
+                           libs_folder(identity.name.distribution))
     return final_name, _changes(archive, inspection, final_name, metadata, patched, left_out, previous, options,
-                                build), all_device_code(inspection.binaries, inspection.device_files)
+                                build, contents), all_device_code(inspection.binaries, inspection.device_files)
 
 
 def _left_out(archive: WheelArchive, inspection: Inspection) -> dict[str, str]:
@@ -256,6 +262,7 @@ def _patch(
 def _changes(
     archive: WheelArchive, inspection: Inspection, final_name: WheelName, metadata: str, patched: _Patched,
     left_out: Mapping[str, str], previous: BuildFacts, options: RepairOptions, build: BuildExtras | None,
+    contents: WheelFiles,
 ) -> WheelChanges:
     """What the new wheel holds instead of the old one's members."""
     binaries, dist_info = inspection.binaries, archive.dist_info
@@ -285,5 +292,15 @@ def _changes(
             f"{dist_info}/WHEEL": rewrite_wheel_file(archive.dist_info_text("WHEEL"), final_name),
             f"{dist_info}/METADATA": metadata,
             f"{dist_info}/{BUILD_FACTS_FILE}": facts.to_json(),
+            f"{dist_info}/{SBOM_FILE}": _sbom(metadata, contents, facts),
         },
     )
+
+
+def _sbom(metadata: str, contents: WheelFiles, facts: BuildFacts) -> str:
+    fields = metadata_fields(metadata)
+    return sbom_json(plan_sbom(SbomInputs(
+        name=fields.get("Name", ""), version=fields.get("Version", ""), vendored=contents.vendored,
+        binaries=contents.binaries, record=facts.build, requires_dist=tuple(requires_dist(metadata)),
+        generator=facts.generator, timestamp=timestamp_from(os.environ),
+    )))

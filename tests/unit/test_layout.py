@@ -1,7 +1,7 @@
 """The package's layout keeps the pipeline's order: a stage imports only from itself and
 the stages before it, no module imports itself back through others, a platform's rules
-live in its own module, the decide stage touches no file, and no module or function grows
-past the size a reader can hold."""
+live in its own module, the decide stage touches no file, a fenced library is imported by
+its one module only, and no module or function grows past the size a reader can hold."""
 
 from __future__ import annotations
 
@@ -89,6 +89,38 @@ def test_no_import_circle():
 
     for module in sorted(graph):
         visit(module, [])
+
+
+# Libraries without a stable API (or optional ones), each fenced in the one module that may
+# import it (docs/architecture.md says why for each).
+FENCES = {
+    "scikit_build_core": "tvmffi_wheel.compiling._skbuild",
+    "auditwheel": "tvmffi_wheel.common._auditwheel",
+    "delvewheel": "tvmffi_wheel.writing._delvewheel",
+    "cyclonedx": "tvmffi_wheel.inspecting._cyclonedx",
+}
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_a_fenced_library_is_imported_only_by_its_module(module):
+    trespassing = sorted(name for name in _third_party_imports(MODULES[module]) & FENCES.keys()
+                         if FENCES[name] != module)
+    assert not trespassing, f"{module} imports {trespassing}; only {[FENCES[n] for n in trespassing]} may"
+
+
+def test_each_fence_is_where_it_says():
+    for library, module in FENCES.items():
+        assert library in _third_party_imports(MODULES[module]), f"{module} no longer imports {library}"
 
 
 def test_top_level_holds_only_the_faces_and_the_pipeline():

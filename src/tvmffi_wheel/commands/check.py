@@ -19,15 +19,18 @@ from tvmffi_wheel.common.build_facts import BuildFacts
 from tvmffi_wheel.common.cuda import Architecture, parse_architectures
 from tvmffi_wheel.common.dll_folders import has_dll_folders
 from tvmffi_wheel.common.grouping import alike_count, groups, said_once
+from tvmffi_wheel.common.sbom import SBOM_FILE, SPEC_VERSION
 from tvmffi_wheel.common.tvm_ffi import TVM_FFI_DISTRIBUTION
 from tvmffi_wheel.common.tvm_ffi_releases import load_table
 from tvmffi_wheel.deciding.abi import ReleaseCheck, tvm_ffi_imports
-from tvmffi_wheel.deciding.classify import Classifier, Kind
+from tvmffi_wheel.deciding.classify import Classifier, Kind, libs_folder
 from tvmffi_wheel.deciding.device_checks import device_code_findings
 from tvmffi_wheel.deciding.platforms import binaries_platform, check_architecture, wheel_architecture
 from tvmffi_wheel.deciding.requirements import tvm_ffi_requirement
+from tvmffi_wheel.deciding.sbom import SbomReport, SbomText, judge_sbom
 from tvmffi_wheel.deciding.verify import leaked_exports, verify_wheel
 from tvmffi_wheel.errors import TvmFfiWheelError
+from tvmffi_wheel.inspecting._cyclonedx import schema_problem
 from tvmffi_wheel.inspecting.device_code import (
     bytes_by_arch,
     describe_totals,
@@ -45,7 +48,7 @@ from tvmffi_wheel.inspecting.wheel import (
     all_device_code,
     inspect_wheel,
 )
-from tvmffi_wheel.inspecting.wheel_reader import WheelArchive, WheelName
+from tvmffi_wheel.inspecting.wheel_reader import WheelArchive, WheelName, record_hash_hex
 
 JSON_SCHEMA_VERSION = 2
 _FLOOR_FAMILIES = ("GLIBC", "GLIBCXX", "CXXABI", "GCC")
@@ -88,6 +91,7 @@ class WheelReport:
     wheel_bytes: int = 0
     link: dict[str, str] = dataclasses.field(default_factory=dict)  # how the build linked it (build facts)
     debug_files: tuple[tuple[str, int], ...] = ()  # (path, bytes): debug symbols beside the binaries
+    sbom: SbomReport | None = None  # our SBOM; None: the wheel carries none
 
     @property
     def sound(self) -> bool:
@@ -128,6 +132,8 @@ class WheelContents:
     unreadable: list[str] = dataclasses.field(default_factory=list)  # files claiming to be binaries
     debug_files: list[DebugFile] = dataclasses.field(default_factory=list)
     dll_folder_packages: tuple[str, ...] = ()  # packages whose __init__.py adds the DLL folders
+    sbom: SbomText | None = None  # our SBOM (dist-info/sboms/tvmffi-wheel.cdx.json); None: the wheel has none
+    digests: dict[str, str] = dataclasses.field(default_factory=dict)  # member -> hex SHA-256 of its content
 
 
 def _version_key(text: str) -> tuple[int, ...]:
@@ -184,6 +190,17 @@ def _dll_folder_packages(archive: WheelArchive) -> tuple[str, ...]:
     return tuple(m.split("/")[0] for m in inits if has_dll_folders(archive.read_text(m)))
 
 
+def _read_sbom(archive: WheelArchive) -> SbomText | None:
+    member = f"{archive.dist_info}/{SBOM_FILE}"
+    if member not in archive.member_names:
+        return None
+    text = archive.read_text(member)
+    try:
+        return SbomText(text, schema_problem(text, SPEC_VERSION), schema_checked=True)
+    except ImportError:  # the optional validator is not installed
+        return SbomText(text, None, schema_checked=False)
+
+
 def read_wheel(path: Path) -> WheelContents:
     with WheelArchive(path) as archive, tempfile.TemporaryDirectory(prefix="tvmffi-check-") as tmp:
         inspection = inspect_wheel(archive, Path(tmp), strict=False)
@@ -200,6 +217,8 @@ def read_wheel(path: Path) -> WheelContents:
             unreadable=inspection.unreadable,
             debug_files=inspection.debug_files,
             dll_folder_packages=_dll_folder_packages(archive),
+            sbom=_read_sbom(archive),
+            digests={member: record_hash_hex(digest.hash) for member, digest in inspection.digests.items()},
         )
 
 
@@ -323,6 +342,8 @@ def judge_wheel(
     if over_pypi is not None:
         warnings.append(over_pypi)
     warnings += [f"the build warned: {warning}" for warning in facts.warnings]
+    sbom = judge_sbom(contents.sbom, contents.members, contents.digests, [b.path for b in contents.binaries],
+                      libs_folder(contents.name.distribution), problems)
     interpreter, abi = contents.name.python_tag
     if abi not in ("none", "abi3") and reports and not any(r.python_c_api for r in reports):
         warnings.append(f"tagged {interpreter}-{abi}, but no binary uses the Python C API: "
@@ -341,6 +362,7 @@ def judge_wheel(
         wheel_bytes=contents.wheel_bytes,
         link=dict(facts.build.link) if facts.build is not None else {},
         debug_files=tuple((f.path, f.size) for f in contents.debug_files),
+        sbom=sbom,
     )
 
 
@@ -365,6 +387,11 @@ def render_text(report: WheelReport) -> str:
         lines.append(f"  debug     {debug_size} of debug symbols, not loaded: {report.debug_files[0][0]}"
                      + (f" and {len(report.debug_files) - 1} more" if len(report.debug_files) > 1 else ""))
     lines.append(f"  size      {format_size(report.wheel_bytes)}")
+    if report.sbom is not None:
+        components = report.sbom.components
+        listed = f"{len(components)} component{'s' if len(components) != 1 else ''}"
+        lines.append(f"  sbom      {listed}" + (f": {', '.join(components)}" if components else "")
+                     + f"; schema {report.sbom.schema}")
     if report.device_code_by_arch:
         total = sum(report.device_code_by_arch.values())
         lines.append(f"  device    {format_size(total)} of device code in all")

@@ -26,6 +26,9 @@ class BuildRecord:
 
     cuda: CudaFacts | None  # the CUDA build, with the architectures its device code has when undeclared
     link: Mapping[str, str]  # how the binaries were linked (toolchain.py's link_facts)
+    # The tools' versions, for the SBOM: scikit-build-core, cmake, zig, gcc (whose libstdc++.a zig
+    # links in), nvidia-cuda-runtime (the wheel a PyPI toolkit came with)
+    tools: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +60,8 @@ class BuildFacts:
         if self.build is not None:
             document["cuda"] = self.build.cuda.to_json() if self.build.cuda is not None else None
             document["link"] = dict(self.build.link)
+            if self.build.tools:
+                document["tools"] = dict(self.build.tools)
         return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -75,7 +80,7 @@ class BuildFacts:
 
 
 _KNOWN = {"warnings", "generator", "tvm_ffi_version", "platform", "compilers", "device_code", "device_code_by_arch",
-          "install_dir", "cuda", "link"}
+          "install_dir", "cuda", "link", "tools"}
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -102,7 +107,9 @@ def build_facts_from_json(text: str) -> BuildFacts | None:
     build = None
     if "cuda" in document or "link" in document:
         link_facts = {str(k): str(v) for k, v in link.items()} if isinstance(link, dict) else {}
-        build = BuildRecord(_cuda_from_json(document.get("cuda")), link_facts)
+        tools = document.get("tools")
+        tool_versions = {str(k): str(v) for k, v in tools.items()} if isinstance(tools, dict) else {}
+        build = BuildRecord(_cuda_from_json(document.get("cuda")), link_facts, tool_versions)
     return BuildFacts(
         generator=str(document.get("generator", "")),
         tvm_ffi_version=str(document.get("tvm_ffi_version", "")),

@@ -65,6 +65,18 @@ def _hooks() -> ModuleType:
     return scikit_build_core.build
 
 
+def tool_versions() -> dict[str, str]:
+    """scikit-build-core's version, and the CMake's it builds with (found as it finds it)."""
+    from packaging.specifiers import SpecifierSet
+    from scikit_build_core.program_search import best_program, get_cmake_programs
+
+    versions = {"scikit-build-core": importlib_metadata.version("scikit-build-core")}
+    cmake = best_program(get_cmake_programs(), version=SpecifierSet(">=3.15"))
+    if cmake is not None and cmake.version is not None:
+        versions["cmake"] = str(cmake.version)
+    return versions
+
+
 def call(hook_name: str, *args: Any) -> Any:
     """Run scikit-build-core's PEP 517 hook ``hook_name``."""
     hook: Callable[..., Any] = getattr(_hooks(), hook_name)

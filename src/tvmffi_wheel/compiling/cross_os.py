@@ -54,6 +54,11 @@ class OsTarget:
         return f"{self.arch}-windows-gnu"
 
     @property
+    def links_libunwind(self) -> bool:
+        """zig links its libunwind in beside libc++; macOS unwinds with libSystem's own."""
+        return self.os != "macos"
+
+    @property
     def facts_arch(self) -> str:
         """The architecture as the binaries' facts and the wheel tag spell it."""
         return _FACTS_ARCH[(self.os, self.arch)]

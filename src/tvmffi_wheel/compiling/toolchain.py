@@ -95,6 +95,8 @@ class ToolchainPlan:
             return {"linker": "the system compiler's"}
         assert self.cxx_runtime is not None
         facts = {"linker": "zig", "target": self.target, "cxx_runtime": RUNTIME_DESCRIPTION[self.cxx_runtime]}
+        if self.os_target is None or self.os_target.links_libunwind:
+            facts["unwinder"] = "zig's libunwind"
         if self.cxx_runtime == "libstdc++":
             assert self.compilers is not None
             facts |= {"compilers": f"{self.compilers[0]}, {self.compilers[1]}",

@@ -119,6 +119,16 @@ def as_tvm_ffi_requirement(text: str) -> Requirement | None:
     return None
 
 
+def metadata_fields(metadata: str) -> dict[str, str]:
+    """The single-valued header fields of a METADATA text (the first of each name)."""
+    fields: dict[str, str] = {}
+    for line in metadata.partition("\n\n")[0].splitlines():
+        name, colon, value = line.partition(":")
+        if colon and not line[:1].isspace():
+            fields.setdefault(name.strip(), value.strip())
+    return fields
+
+
 def requires_dist(metadata: str) -> list[str]:
     """The Requires-Dist values of a METADATA text, in order (the lines pin_metadata edits)."""
     return [

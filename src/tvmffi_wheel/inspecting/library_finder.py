@@ -8,7 +8,6 @@ its facts, and its content's hash (which names the vendored copy). Each is read 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from tvmffi_wheel.common._auditwheel import system_library_dirs
 from tvmffi_wheel.inspecting.binary import read_binary_facts
 from tvmffi_wheel.inspecting.facts import BinaryFacts
+from tvmffi_wheel.inspecting.wheel_reader import file_sha256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,14 +23,6 @@ class FoundLibrary:
     path: Path  # resolved
     facts: BinaryFacts
     digest: str  # SHA-256 of its content, hexadecimal
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _case_insensitive(candidate: Path) -> Path:
@@ -78,7 +70,7 @@ class LibraryFinder:
             facts = self.read(path)
             if (facts.format, facts.architecture) == (file_format, architecture):
                 if path not in self._digests:  # only what is vendored is hashed
-                    self._digests[path] = _sha256(path)
+                    self._digests[path] = file_sha256(path)
                 return FoundLibrary(path, facts, self._digests[path])
         return None
 

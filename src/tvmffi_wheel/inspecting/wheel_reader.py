@@ -37,6 +37,18 @@ def record_hash(digest: hashlib._Hash) -> str:
     return "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
+def record_hash_hex(value: str) -> str:
+    """RECORD's `sha256=<urlsafe base64>` as the hex digest an SBOM gives."""
+    encoded = value.partition("=")[2]
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).hex()
+
+
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file, read in chunks."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
 @dataclasses.dataclass(frozen=True)
 class WheelName:
     distribution: str  # as in the file name, e.g. "example_kernels"
