@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import json
 import os
@@ -377,8 +378,38 @@ def _glibc_of_tag(wheel: Path) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+def sbom_of(wheel: Path) -> dict:
+    """Our SBOM in ``wheel``, judged by tools we did not write: cyclonedx-python-lib's strict
+    validator of the CycloneDX 1.6 schema, and hashlib for every vendored file it must list."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (dist_info,) = {n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")}
+        text = archive.read(f"{dist_info}/sboms/tvmffi-wheel.cdx.json").decode()
+        distribution = dist_info.removesuffix(".dist-info").rsplit("-", 1)[0]
+        vendored = {n: hashlib.sha256(archive.read(n)).hexdigest() for n in names
+                    if n.startswith(f"{distribution}.libs/") and not n.endswith("/")}
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    assert error is None, f"{wheel.name}: {getattr(error, 'data', error)}"
+    document = json.loads(text)
+    listed = {c["evidence"]["occurrences"][0]["location"]: c["hashes"][0]["content"]
+              for c in document.get("components", []) if c.get("evidence") and not c.get("components")}
+    assert listed == vendored, f"{wheel.name}: the SBOM lists {listed}, the wheel vendors {vendored}"
+    return document
+
+
+def linked_runtimes(document: dict) -> set[tuple[str, str]]:
+    """(name, version) of each runtime the SBOM says a binary has linked in."""
+    return {(inner["name"], inner.get("version", "")) for c in document.get("components", [])
+            for inner in c.get("components", [])}
+
+
 def assert_independently_valid(wheel: Path, scratch: Path) -> None:
-    """The wheel passes tools we did not write: twine, check-wheel-contents, pip, objdump."""
+    """The wheel passes tools we did not write: twine, check-wheel-contents, pip, objdump, and
+    cyclonedx-python-lib for its SBOM."""
+    sbom_of(wheel)
     tools = Path(sys.executable).parent
     run([tools / "twine", "check", "--strict", wheel])
     with zipfile.ZipFile(wheel) as archive:

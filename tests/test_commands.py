@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import deserved_platform, elf_members, only_wheel, version_references
+from conftest import (
+    PROJECTS,
+    copy_project,
+    deserved_platform,
+    elf_members,
+    only_wheel,
+    pip_wheel,
+    run,
+    sbom_of,
+    version_references,
+)
 
 
 def repaired(command, wheel: Path, dest: Path) -> Path:
@@ -138,3 +151,31 @@ def test_repair_output_folder_that_is_a_file(command, example_wheel, tmp_path):
     assert f"the output folder {out} cannot be created" in result.stdout
     assert "Traceback" not in result.stdout
     assert out.read_text() == ""
+
+
+def test_an_sbom_auditwheel_wrote_is_kept_beside_ours_and_ours_lists_what_it_grafted(command, build_env, tmp_path):
+    """cibuildwheel's default: the backend builds with repair = skip, auditwheel grafts libgomp
+    and writes its SBOM; ours, written before the graft, no longer tells the truth until our
+    repair writes it anew beside auditwheel's."""
+    project = copy_project(PROJECTS / "openmp", tmp_path / "openmp")
+    pip_wheel(project, tmp_path / "built", build_env, "-C", "tvmffi-wheel.repair=skip")
+    env = {**build_env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{build_env['PATH']}"}
+    run([sys.executable, "-m", "auditwheel", "repair", "--exclude", "libtvm_ffi.so*", "-w", tmp_path / "audited",
+         only_wheel(tmp_path / "built")], env=env)
+    audited = only_wheel(tmp_path / "audited")
+    theirs = "openmp_kernels-1.0.0.dist-info/sboms/auditwheel.cdx.json"
+    with zipfile.ZipFile(audited) as archive:
+        their_sbom = archive.read(theirs)
+        (grafted,) = [n for n in archive.namelist() if n.startswith("openmp_kernels.libs/libgomp")]
+    stale = command("check", audited, ok=False).stdout
+    assert f"{grafted} is vendored, but sboms/tvmffi-wheel.cdx.json does not list it" in stale
+    wheel = repaired(command, audited, tmp_path / "ours")
+    with zipfile.ZipFile(wheel) as archive:
+        sboms = sorted(n for n in archive.namelist() if "/sboms/" in n)
+        assert archive.read(theirs) == their_sbom
+    assert sboms == [theirs, "openmp_kernels-1.0.0.dist-info/sboms/tvmffi-wheel.cdx.json"]
+    (gomp,) = [c for c in sbom_of(wheel)["components"] if c.get("evidence")]  # hashes checked by sbom_of
+    assert gomp["name"] == "libgomp" and gomp["evidence"]["occurrences"] == [{"location": grafted}]
+    assert "\n  sound" in command("check", wheel).stdout
+    again = repaired(command, wheel, tmp_path / "again")
+    assert again.read_bytes() == wheel.read_bytes()  # one SBOM of ours, the same bytes

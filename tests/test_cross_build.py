@@ -12,7 +12,7 @@ import zipfile
 import pefile
 import pytest
 
-from conftest import EXAMPLE, assert_refused, copy_project, only_wheel, run, zig_venv_build
+from conftest import EXAMPLE, assert_refused, copy_project, linked_runtimes, only_wheel, run, sbom_of, zig_venv_build
 from macho_tools import linked_libraries, llvm_tool, load_commands, rpaths, signature_is_valid, undefined_symbols
 from windows_python import DLPACK_HELPERS, requires_wine, windows_python
 
@@ -55,6 +55,7 @@ def test_macos_wheel(command, macos_wheel, tmp_path):
     assert exports == {f"___tvm_ffi_{k}" for k in KERNELS} | {"___dso_handle", "__mh_dylib_header"}
     report = json.loads(command("check", "--json", macos_wheel).stdout)["wheels"][0]
     assert report["sound"], report["problems"]
+    assert {name for name, _ in linked_runtimes(sbom_of(macos_wheel))} == {"libc++"}
 
 
 def _exports(library) -> list[str]:
@@ -77,6 +78,7 @@ def test_windows_wheel(command, windows_wheel, tmp_path):
     assert exports == {f"__tvm_ffi_{k}" for k in KERNELS}
     report = json.loads(command("check", "--json", windows_wheel).stdout)["wheels"][0]
     assert report["sound"], report["problems"]
+    assert {name for name, _ in linked_runtimes(sbom_of(windows_wheel))} == {"libc++", "libunwind"}
 
 
 RUN_KERNELS = DLPACK_HELPERS + r'''

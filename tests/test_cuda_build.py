@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -17,10 +19,12 @@ from conftest import (
     assert_refused,
     copy_project,
     cuda_example,
+    linked_runtimes,
     only_wheel,
     pip_wheel,
     requires_dist,
     run,
+    sbom_of,
     wheel_text,
 )
 from tvmffi_wheel.compiling.cuda import find_nvcc
@@ -160,6 +164,26 @@ def test_pip_toolkit_builds_without_the_systems_cuda(tmp_path, build_env):
 @pytest.mark.parametrize("fixture", ["static_build", "shared_build"])
 def test_cuda_wheels_pass_independent_validators(request, tmp_path, fixture):
     assert_independently_valid(request.getfixturevalue(fixture)[0], tmp_path)
+
+
+def test_the_sbom_lists_the_static_cuda_runtime_with_the_toolkit_nvcc_reports(static_build, shared_build,
+                                                                                  backend_venv):
+    release = re.search(r"release (\d+\.\d+)", run([find_nvcc(os.environ), "--version"]).stdout)
+    assert release is not None
+    static = sbom_of(static_build[0])
+    assert linked_runtimes(static) == {("CUDA runtime", release.group(1))}
+    (binary,) = [c for c in static["components"] if c.get("components")]
+    assert binary["evidence"]["occurrences"] == [{"location": LIBRARY}]
+    with zipfile.ZipFile(static_build[0]) as archive:
+        assert binary["hashes"][0]["content"] == hashlib.sha256(archive.read(LIBRARY)).hexdigest()
+    tools = {t["name"]: t.get("version") for t in static["metadata"]["tools"]["components"]}
+    assert tools["nvcc"] == release.group(1)
+    # The shared runtime is NVIDIA's wheel: a dependency, not something the wheel carries.
+    shared = sbom_of(shared_build[0])
+    assert linked_runtimes(shared) == set()
+    assert "nvidia-cuda-runtime" in {c["name"] for c in shared["components"] if c.get("scope") == "required"}
+    checked = run([backend_venv.path / "bin" / "tvmffi-wheel", "check", static_build[0]], env=backend_venv.env)
+    assert f"  sbom      1 component: CUDA runtime {release.group(1)} (static); schema" in checked.stdout
 
 
 def test_cuda_settings_are_what_scikit_build_core_passes_to_cmake(tmp_path, build_env):

@@ -68,6 +68,7 @@ def test_a_build_server_killed_before_the_build_leaves_its_compiles_to_the_other
         log, distributed = build(tmp_path, build_env, cluster.client_config, *CUDA, name="one-dead")
     found = DISTRIBUTED.search(log)
     assert found, log[-3000:]
+    print(found.group(0))  # where the compiles went: the live server, or here after the dead one failed them
     _, local = build(tmp_path, build_env, None, *CUDA, name="local")
     assert distributed == local
 

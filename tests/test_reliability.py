@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ def test_same_source_gives_byte_identical_wheels(tmp_path, build_env, project):
         wheels.append(only_wheel(tmp_path / place / "dist"))
     assert wheels[0].name == wheels[1].name
     assert wheels[0].read_bytes() == wheels[1].read_bytes()
+    with zipfile.ZipFile(wheels[0]) as archive:  # the SBOM is among the bytes compared
+        assert any(n.endswith(".dist-info/sboms/tvmffi-wheel.cdx.json") for n in archive.namelist())
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -18,9 +18,11 @@ from conftest import (
     copy_project,
     deserved_platform,
     elf_members,
+    linked_runtimes,
     only_wheel,
     pip_wheel,
     run,
+    sbom_of,
     version_references,
     wheel_text,
     zig_venv_build,
@@ -87,6 +89,20 @@ def test_zig_wheel_exports_nothing_of_its_cxx_runtime_and_is_pinned(zig_wheel, c
     assert {d["soname"] for d in binary["needed"]} >= {"libtvm_ffi.so"}
     assert binary["run_paths"] == ["$ORIGIN/../../tvm_ffi/lib"]
     assert report["tvm_ffi_requirement"].startswith("apache-tvm-ffi<0.2,>=")
+
+
+def test_zig_wheels_list_the_runtime_their_link_put_in(zig_wheel, zig_venv, tmp_path):
+    """The example has CUDA sources, so its default zig link takes GCC's runtime (nvcc's host
+    compiler probe needs it); asking for libc++ gives zig's runtimes and no shim."""
+    zig_version = run([zig_venv.python, "-m", "ziglang", "version"]).stdout.strip()
+    gcc = run(["gcc", "-dumpfullversion"]).stdout.strip()
+    shim_version = run([zig_venv.python, "-c", "import tvmffi_wheel; print(tvmffi_wheel.__version__)"]).stdout.strip()
+    assert linked_runtimes(sbom_of(zig_wheel[0])) == {
+        ("libstdc++", gcc), ("libunwind", zig_version), ("tvmffi-wheel glibc shim", shim_version)}
+    project = copy_project(EXAMPLE, tmp_path / "example_project")
+    zig_venv_build(zig_venv, project, tmp_path / "dist", *LIBCXX_RUNTIME)
+    assert linked_runtimes(sbom_of(only_wheel(tmp_path / "dist"))) == {
+        ("libc++", zig_version), ("libunwind", zig_version)}
 
 
 def test_zig_wheel_passes_the_example_tests_in_a_fresh_venv(zig_wheel, fresh_venv, tmp_path):
