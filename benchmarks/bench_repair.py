@@ -8,6 +8,10 @@ what any tool that checks the wheel against its RECORD must do. Prints the times
 memory of each run, the median ratios, and checks that both outputs hold the same files.
 
     python benchmarks/bench_repair.py [--blob-mb 300] [--rounds 3]
+        [--old-tvmffi-wheel OTHER_VENV/bin/tvmffi-wheel]
+
+`--old-tvmffi-wheel` adds another installation's repair to each round (an older commit, to
+measure what a change bought).
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def contents(wheel: Path) -> dict[str, str]:
         return {
             name: hashlib.sha256(archive.read(name)).hexdigest()
             for name in archive.namelist()
-            if not name.endswith(skip) and not name.endswith("/")
+            if not name.endswith(skip) and not name.endswith("/") and "/sboms/" not in name
         }
 
 
@@ -104,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blob-mb", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--old-tvmffi-wheel", type=Path)
     args = parser.parse_args()
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     with tempfile.TemporaryDirectory(prefix="bench-repair-") as tmp:
@@ -118,18 +123,21 @@ def main() -> None:
             "tvmffi-wheel repair": lambda out: [BIN / "tvmffi-wheel", "repair", "-w", out, wheel],
             "floor": lambda out: [BIN / "python", REPO / "benchmarks" / "floor.py", "--largest", wheel],
         }
+        if args.old_tvmffi_wheel is not None:
+            old = args.old_tvmffi_wheel
+            tools["old tvmffi-wheel repair"] = lambda out: [old, "repair", "-w", out, wheel]
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in tools}
         outputs: dict[str, Path] = {}
         for round_index in range(args.rounds):
             for name, command in tools.items():  # alternate, so drift hits both alike
-                out = work / f"out-{round_index}-{name.split()[0]}"
+                out = work / f"out-{round_index}-{name.replace(' ', '-')}"
                 out.mkdir()
                 seconds, peak_mb, _ = run_measured(command(out), env=env)
                 results[name].append((seconds, peak_mb))
                 made = next(out.glob("*.whl"), None)
                 if made is not None:
                     outputs[name] = made
-                print(f"round {round_index + 1}: {name:<20} {seconds:6.2f} s  {peak_mb:7.1f} MB peak"
+                print(f"round {round_index + 1}: {name:<24} {seconds:6.2f} s  {peak_mb:7.1f} MB peak"
                       + (f"  -> {made.name}" if made is not None else ""))
                 if round_index < args.rounds - 1:
                     shutil.rmtree(out)
@@ -140,6 +148,9 @@ def main() -> None:
               f"speed-up {slow / fast:.1f}x, tvmffi-wheel / floor {fast / floor:.2f}x")
         print(f"peak memory: auditwheel {max(m for _, m in results['auditwheel repair']):.0f} MB, "
               f"tvmffi-wheel {max(m for _, m in results['tvmffi-wheel repair']):.0f} MB")
+        if args.old_tvmffi_wheel is not None:
+            old_median = median([s for s, _ in results["old tvmffi-wheel repair"]])
+            print(f"old / new repair: {old_median / fast:.2f}x")
         same = contents(outputs["auditwheel repair"]) == contents(outputs["tvmffi-wheel repair"])
         print(f"same files and METADATA in both outputs: {same}")
         if not same:
