@@ -100,7 +100,7 @@ def contents(wheel: Path) -> dict[str, str]:
         return {
             name: hashlib.sha256(archive.read(name)).hexdigest()
             for name in archive.namelist()
-            if not name.endswith(skip) and not name.endswith("/") and "/sboms/" not in name
+            if not name.endswith(skip) and not name.endswith("/") and ".dist-info/sboms/" not in name
         }
 
 
